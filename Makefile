@@ -1,0 +1,60 @@
+# fraised: `make run` starts the server on the example schema; `make test`
+# runs every check CI runs. Only Go (and Node/npm for the graphql-ws client
+# test) are needed.
+
+GO       ?= go
+BIN      := bin/fraised
+SCHEMA   ?= examples/schema.graphql
+SOCK     ?= /tmp/fraised.sock
+GOFILES  := $(shell find . -name '*.go' -not -path './perf/gqlgen/*' -not -path '*/node_modules/*')
+
+.PHONY: all build run test fmt-check vet unit e2e-npm fuzz bench clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GOFILES) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/fraised
+
+run: build
+	@echo "fraised: ws://127.0.0.1:4000/graphql (graphql-transport-ws), publish on 127.0.0.1:4001 and $(SOCK)"
+	@echo "  publish:   redis-cli -p 4001 PUBLISH events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
+	@echo "         or  $(BIN) publish events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
+	@echo "  subscribe: node examples/subscribe.mjs events.demo   (after: npm ci --prefix e2e/npm)"
+	@echo "         or  any graphql-ws client: subscription { events(topic: \"events.demo\") { seq body } }"
+	$(BIN) --schema $(SCHEMA) --publish-unix $(SOCK)
+
+test: fmt-check vet unit e2e-npm
+
+fmt-check:
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path '*/node_modules/*'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The real npm graphql-ws client against the real binary.
+e2e-npm: build
+	cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run NPM ./e2e/
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./codec -run XXX -fuzz FuzzParseHeader -fuzztime $(FUZZTIME)
+	$(GO) test ./proto -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./resp -run XXX -fuzz FuzzParser -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server
+
+clean:
+	rm -rf bin
+
+-include perf.mk

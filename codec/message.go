@@ -1,0 +1,112 @@
+package codec
+
+import (
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Static server frames, compiled once and shared read-only.
+var (
+	// FrameAck is the connection_ack message.
+	FrameAck = AppendFrame(nil, ws.OpText, []byte(`{"type":"connection_ack"}`))
+	// FramePong is the pong message answering a client ping message.
+	FramePong = AppendFrame(nil, ws.OpText, []byte(`{"type":"pong"}`))
+	// FrameControlPing is a WebSocket ping control frame used for keep-alive.
+	FrameControlPing = AppendFrame(nil, ws.OpPing, nil)
+)
+
+const (
+	nextPrefix     = `{"id":`
+	nextMiddle     = `,"type":"next","payload":`
+	errorMiddle    = `,"type":"error","payload":`
+	completeSuffix = `,"type":"complete"}`
+)
+
+// NextLen returns the length of the whole next frame for an id (JSON
+// encoded, with quotes) and a payload, so callers can reserve room once.
+func NextLen(id, payload []byte) int {
+	n := len(nextPrefix) + len(id) + len(nextMiddle) + len(payload) + 1
+	return HeaderLen(n) + n
+}
+
+// AppendNext appends a whole text frame holding the next message
+// {"id":<id>,"type":"next","payload":<payload>}. id must be a JSON string
+// literal (quotes included) and payload a JSON value; both are copied as
+// is. It allocates only when dst lacks capacity.
+func AppendNext(dst, id, payload []byte) []byte {
+	return appendIDMessage(dst, id, nextMiddle, payload)
+}
+
+// AppendError appends a text frame holding the error message for id with
+// errs, a JSON array of GraphQL errors.
+func AppendError(dst, id, errs []byte) []byte {
+	return appendIDMessage(dst, id, errorMiddle, errs)
+}
+
+func appendIDMessage(dst, id []byte, middle string, payload []byte) []byte {
+	n := len(nextPrefix) + len(id) + len(middle) + len(payload) + 1
+	dst = AppendHeader(dst, true, ws.OpText, n)
+	dst = append(dst, nextPrefix...)
+	dst = append(dst, id...)
+	dst = append(dst, middle...)
+	dst = append(dst, payload...)
+	return append(dst, '}')
+}
+
+// AppendComplete appends a text frame holding the complete message for id.
+func AppendComplete(dst, id []byte) []byte {
+	n := len(nextPrefix) + len(id) + len(completeSuffix)
+	dst = AppendHeader(dst, true, ws.OpText, n)
+	dst = append(dst, nextPrefix...)
+	dst = append(dst, id...)
+	return append(dst, completeSuffix...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string literal, escaping quotes,
+// backslashes, control characters and invalid UTF-8 (as U+FFFD).
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			dst = appendEscaped(dst, c)
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendEscaped(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}

@@ -1,0 +1,198 @@
+// Package registry maps topics to subscription groups and groups to their
+// subscribers.
+//
+// A group is the set of subscriptions that produce identical bytes for
+// every event (same topic, document, variables and filter values), so the
+// dispatcher projects and encodes each event once per group and only
+// splices in each subscriber's id. Topics are keyed on the xxhash of their
+// name.
+//
+// A Registry is owned by one goroutine (the dispatcher): it takes no locks
+// and is not safe for concurrent use. Other goroutines hand it changes
+// through the dispatcher's control queue, which is what keeps the delivery
+// path free of locks.
+package registry
+
+import (
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Registry holds topics, their groups and their subscribers. The zero
+// value is not usable; call New. G is the group's shared data (the compiled
+// operation), S a subscriber's data.
+type Registry[G, S any] struct {
+	topics map[uint64]*Topic[G, S]
+	subs   int
+	groups int
+}
+
+// Topic is one topic with at least one group.
+type Topic[G, S any] struct {
+	Name   string
+	hash   uint64
+	next   *Topic[G, S] // next topic with the same hash
+	groups []*Group[G, S]
+	byKey  map[uint64]*Group[G, S] // built once a topic has many groups
+}
+
+// groupIndexAt is the group count from which a topic indexes its groups
+// by key instead of scanning them.
+const groupIndexAt = 16
+
+// Group is the set of subscriptions of a topic that share a key.
+type Group[G, S any] struct {
+	Key   uint64
+	Data  G
+	topic *Topic[G, S]
+	subs  []*Sub[G, S]
+	idx   int32 // position in topic.groups
+}
+
+// Sub is one subscription. Its handle stays valid until Remove.
+type Sub[G, S any] struct {
+	Data  S
+	group *Group[G, S]
+	idx   int32 // position in group.subs
+}
+
+// New returns an empty registry.
+func New[G, S any]() *Registry[G, S] {
+	return &Registry[G, S]{topics: make(map[uint64]*Topic[G, S])}
+}
+
+// Add subscribes data to topic within the group key, creating the topic
+// and the group as needed; newGroup is called only when the group is new
+// and supplies its shared data.
+func (r *Registry[G, S]) Add(topic string, key uint64, newGroup func() G, data S) *Sub[G, S] {
+	t := r.topic(topic)
+	if t == nil {
+		t = r.addTopic(topic)
+	}
+	g := t.group(key)
+	if g == nil {
+		g = &Group[G, S]{Key: key, Data: newGroup(), topic: t, idx: int32(len(t.groups))}
+		t.addGroup(g)
+		r.groups++
+	}
+	s := &Sub[G, S]{Data: data, group: g, idx: int32(len(g.subs))}
+	g.subs = append(g.subs, s)
+	r.subs++
+	return s
+}
+
+// Remove unsubscribes s, dropping its group and topic when they empty.
+// Removing a handle twice is a no-op.
+func (r *Registry[G, S]) Remove(s *Sub[G, S]) {
+	g := s.group
+	if g == nil {
+		return
+	}
+	s.group = nil
+	last := g.subs[len(g.subs)-1]
+	g.subs[s.idx] = last
+	last.idx = s.idx
+	g.subs[len(g.subs)-1] = nil
+	g.subs = g.subs[:len(g.subs)-1]
+	r.subs--
+	if len(g.subs) == 0 {
+		r.removeGroup(g)
+	}
+}
+
+func (r *Registry[G, S]) removeGroup(g *Group[G, S]) {
+	t := g.topic
+	last := t.groups[len(t.groups)-1]
+	t.groups[g.idx] = last
+	last.idx = g.idx
+	t.groups[len(t.groups)-1] = nil
+	t.groups = t.groups[:len(t.groups)-1]
+	if t.byKey != nil {
+		delete(t.byKey, g.Key)
+	}
+	r.groups--
+	if len(t.groups) == 0 {
+		r.removeTopic(t)
+	}
+}
+
+// Lookup returns the topic named name, or nil. It does not allocate.
+func (r *Registry[G, S]) Lookup(name []byte) *Topic[G, S] {
+	return r.topic(unsafe.String(unsafe.SliceData(name), len(name)))
+}
+
+func (r *Registry[G, S]) topic(name string) *Topic[G, S] {
+	for t := r.topics[xxhash.Sum64String(name)]; t != nil; t = t.next {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func (r *Registry[G, S]) addTopic(name string) *Topic[G, S] {
+	h := xxhash.Sum64String(name)
+	t := &Topic[G, S]{Name: name, hash: h, next: r.topics[h]}
+	r.topics[h] = t
+	return t
+}
+
+func (r *Registry[G, S]) removeTopic(t *Topic[G, S]) {
+	head := r.topics[t.hash]
+	if head == t {
+		if t.next == nil {
+			delete(r.topics, t.hash)
+		} else {
+			r.topics[t.hash] = t.next
+		}
+		return
+	}
+	for p := head; p != nil; p = p.next {
+		if p.next == t {
+			p.next = t.next
+			return
+		}
+	}
+}
+
+// Len returns the number of subscriptions, groups and topics.
+func (r *Registry[G, S]) Len() (subs, groups, topics int) {
+	return r.subs, r.groups, len(r.topics)
+}
+
+func (t *Topic[G, S]) addGroup(g *Group[G, S]) {
+	t.groups = append(t.groups, g)
+	switch {
+	case t.byKey != nil:
+		t.byKey[g.Key] = g
+	case len(t.groups) >= groupIndexAt:
+		t.byKey = make(map[uint64]*Group[G, S], len(t.groups))
+		for _, g := range t.groups {
+			t.byKey[g.Key] = g
+		}
+	}
+}
+
+func (t *Topic[G, S]) group(key uint64) *Group[G, S] {
+	if t.byKey != nil {
+		return t.byKey[key]
+	}
+	for _, g := range t.groups {
+		if g.Key == key {
+			return g
+		}
+	}
+	return nil
+}
+
+// Groups returns the topic's groups. The slice is valid until the next
+// Add or Remove.
+func (t *Topic[G, S]) Groups() []*Group[G, S] { return t.groups }
+
+// Subs returns the group's subscribers. The slice is valid until the next
+// Add or Remove.
+func (g *Group[G, S]) Subs() []*Sub[G, S] { return g.subs }
+
+// Group returns the group s belongs to, or nil after Remove.
+func (s *Sub[G, S]) Group() *Group[G, S] { return s.group }

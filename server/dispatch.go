@@ -1,0 +1,334 @@
+package server
+
+import (
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/registry"
+	"github.com/fraised/fraised/resp"
+	"github.com/fraised/fraised/ring"
+)
+
+// group is the data a registry group shares: the operation every member
+// compiled to (they are interchangeable by construction of the group key).
+type group struct {
+	op *gql.Operation
+}
+
+// member is a subscriber's entry in a group.
+type member struct {
+	conn *wsConn
+	id   []byte // JSON string literal
+}
+
+type subRegistry = registry.Registry[group, member]
+
+// control is a change to the registry, applied by the dispatcher in the
+// order it was queued.
+type control struct {
+	add bool
+	sub *subscription
+}
+
+// dispatcher owns the registry and fans events out. It runs on its own
+// goroutine, never on an event loop; resolvers run here too.
+//
+// Publishers push events into the ring; connections queue registry
+// changes on the control queue. The dispatcher pops a batch of events,
+// applies queued changes, dispatches the batch (appending each
+// subscriber's frame to its outbox), then flushes every outbox it touched
+// once: one write per connection per batch.
+type dispatcher struct {
+	ring        *ring.Ring[*event]
+	reg         *subRegistry
+	w           *writer
+	log         *slog.Logger
+	maxOutbound int
+
+	ctlMu sync.Mutex
+	ctl   []control
+	ctlN  atomic.Int32
+
+	pausedMu sync.Mutex
+	paused   []*publisher
+	pausedN  atomic.Int32
+
+	sleeping atomic.Bool
+	wake     chan struct{}
+	stopped  chan struct{}
+	stopping atomic.Bool
+
+	batch   []*event
+	ctlWork []control
+	dirty   []*outbox
+	slow    []*wsConn
+	scratch []byte
+	reply   []byte
+
+	// Stats, written by the dispatcher only.
+	delivered atomic.Uint64
+	published atomic.Uint64
+	subs      atomic.Int64
+	groups    atomic.Int64
+	topics    atomic.Int64
+}
+
+// dispatchBatch is the most events popped at once: enough to amortise the
+// flush across a burst, small enough to keep the first event's latency low.
+const dispatchBatch = 256
+
+func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
+	return &dispatcher{
+		ring:        ring.New[*event](ringSize),
+		reg:         registry.New[group, member](),
+		w:           w,
+		log:         log,
+		maxOutbound: maxOutbound,
+		wake:        make(chan struct{}, 1),
+		stopped:     make(chan struct{}),
+		batch:       make([]*event, dispatchBatch),
+		scratch:     make([]byte, 0, 4096),
+	}
+}
+
+// push offers ev to the ring; false means the ring is full and the
+// caller must hold the event back (backpressure). Safe for concurrent use.
+func (d *dispatcher) push(ev *event) bool {
+	if !d.ring.TryPush(ev) {
+		return false
+	}
+	d.notify()
+	return true
+}
+
+// queue appends a registry change. Safe for concurrent use.
+func (d *dispatcher) queue(c control) {
+	d.ctlMu.Lock()
+	d.ctl = append(d.ctl, c)
+	d.ctlN.Store(int32(len(d.ctl)))
+	d.ctlMu.Unlock()
+	d.notify()
+}
+
+// pause records a publisher waiting for ring space; the dispatcher wakes
+// it after the next batch. Safe for concurrent use.
+func (d *dispatcher) pause(p *publisher) {
+	d.pausedMu.Lock()
+	d.paused = append(d.paused, p)
+	d.pausedN.Store(int32(len(d.paused)))
+	d.pausedMu.Unlock()
+	d.notify()
+}
+
+func (d *dispatcher) notify() {
+	if d.sleeping.Load() {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run is the dispatcher's loop; it returns after stop once the ring is empty.
+func (d *dispatcher) run() {
+	defer close(d.stopped)
+	for {
+		n := d.ring.PopBatch(d.batch)
+		d.applyControl()
+		for _, ev := range d.batch[:n] {
+			d.dispatch(ev)
+		}
+		clear(d.batch[:n])
+		d.flushDirty()
+		d.resumePaused()
+		if n == 0 && d.idle() {
+			return
+		}
+	}
+}
+
+// idle sleeps until there is work; it reports true when the dispatcher
+// should exit.
+func (d *dispatcher) idle() bool {
+	d.sleeping.Store(true)
+	defer d.sleeping.Store(false)
+	if d.ring.Len() > 0 || d.ctlN.Load() > 0 || d.pausedN.Load() > 0 {
+		return false
+	}
+	if d.stopping.Load() {
+		return true
+	}
+	<-d.wake
+	return false
+}
+
+// stop makes run return once the ring is drained, and waits for it.
+func (d *dispatcher) stop() {
+	d.stopping.Store(true)
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	<-d.stopped
+}
+
+func (d *dispatcher) applyControl() {
+	if d.ctlN.Load() == 0 {
+		return
+	}
+	d.ctlMu.Lock()
+	d.ctlWork, d.ctl = d.ctl, d.ctlWork[:0]
+	d.ctlN.Store(0)
+	d.ctlMu.Unlock()
+	for i, c := range d.ctlWork {
+		if c.add {
+			d.subscribe(c.sub)
+		} else if c.sub.handle != nil {
+			d.reg.Remove(c.sub.handle)
+			c.sub.handle = nil
+		}
+		d.ctlWork[i] = control{}
+	}
+	subs, groups, topics := d.reg.Len()
+	d.subs.Store(int64(subs))
+	d.groups.Store(int64(groups))
+	d.topics.Store(int64(topics))
+}
+
+func (d *dispatcher) subscribe(s *subscription) {
+	if s.removed.Load() {
+		return
+	}
+	op := s.op
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
+	s.op = nil // the group keeps the operation it needs
+}
+
+func (d *dispatcher) dispatch(ev *event) {
+	switch ev.kind {
+	case evPublish:
+		n := d.fanOut(ev.topic, ev.payload)
+		d.published.Add(1)
+		if ev.from != nil {
+			d.replyCount(ev.from, ev.replyKind, n)
+		}
+	case evReply:
+		d.queueReply(ev.from, ev.reply)
+	}
+	ev.release()
+}
+
+// fanOut delivers payload to every matching subscriber of topic and
+// returns how many subscriptions it reached.
+func (d *dispatcher) fanOut(topic, payload []byte) int {
+	t := d.reg.Lookup(topic)
+	if t == nil {
+		return 0
+	}
+	count := 0
+	for _, g := range t.Groups() {
+		op := g.Data.op
+		if !op.Match(payload) {
+			continue
+		}
+		d.scratch = op.AppendResult(d.scratch[:0], payload)
+		for _, s := range g.Subs() {
+			if d.deliver(s.Data.conn, s.Data.id, d.scratch) {
+				count++
+			}
+		}
+	}
+	d.delivered.Add(uint64(count))
+	return count
+}
+
+// deliver appends one next frame to c's outbox.
+func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
+	o := &c.out
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	buf := o.appendLocked(codec.NextLen(id, payload))
+	o.pending = codec.AppendNext(buf, id, payload)
+	over := len(o.pending) > d.maxOutbound
+	o.mu.Unlock()
+	if over {
+		d.slow = append(d.slow, c)
+		return true
+	}
+	if !o.dirty {
+		o.dirty = true
+		d.dirty = append(d.dirty, o)
+	}
+	return true
+}
+
+func (d *dispatcher) replyCount(p *publisher, rk replyKind, n int) {
+	switch rk {
+	case replyRESP:
+		d.reply = resp.AppendInt(d.reply[:0], int64(n))
+	case replyHTTP:
+		d.reply = appendHTTPDelivered(d.reply[:0], n)
+	default:
+		return
+	}
+	d.queueReply(p, d.reply)
+}
+
+func (d *dispatcher) queueReply(p *publisher, b []byte) {
+	o := p.out
+	o.mu.Lock()
+	if !o.closed {
+		o.pending = append(o.appendLocked(len(b)), b...)
+	}
+	o.mu.Unlock()
+	p.inflight.Add(-1)
+	if !o.dirty {
+		o.dirty = true
+		d.dirty = append(d.dirty, o)
+	}
+}
+
+func (d *dispatcher) flushDirty() {
+	for i, o := range d.dirty {
+		o.dirty = false
+		o.flush(d.w)
+		d.dirty[i] = nil
+	}
+	d.dirty = d.dirty[:0]
+	for i, c := range d.slow {
+		c.cutSlow()
+		d.slow[i] = nil
+	}
+	d.slow = d.slow[:0]
+}
+
+func (d *dispatcher) resumePaused() {
+	if d.pausedN.Load() == 0 {
+		return
+	}
+	d.pausedMu.Lock()
+	paused := d.paused
+	d.paused = nil
+	d.pausedN.Store(0)
+	d.pausedMu.Unlock()
+	for _, p := range paused {
+		p.resume()
+	}
+}
+
+func appendHTTPDelivered(dst []byte, n int) []byte {
+	var num [20]byte
+	body := strconv.AppendInt(num[:0], int64(n), 10)
+	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)+len(`{"delivered":}`)), 10)
+	dst = append(dst, "\r\n\r\n{\"delivered\":"...)
+	dst = append(dst, body...)
+	return append(dst, '}')
+}

@@ -1,0 +1,72 @@
+package server
+
+import "sync"
+
+// eventKind says what the dispatcher does with an event.
+type eventKind uint8
+
+const (
+	// evPublish dispatches payload to topic's subscribers and replies with
+	// the delivery count.
+	evPublish eventKind = iota
+	// evReply only writes reply bytes to the publisher, keeping replies in
+	// command order behind publishes still in flight.
+	evReply
+)
+
+// replyKind is how a publish's delivery count is answered.
+type replyKind uint8
+
+const (
+	replyNone replyKind = iota
+	replyRESP
+	replyHTTP
+)
+
+// event is one item of the ring. Events are pooled: the dispatcher puts
+// them back after use, and nothing may hold one afterwards.
+type event struct {
+	kind      eventKind
+	replyKind replyKind
+	topic     []byte // sub-slice of data
+	payload   []byte // sub-slice of data
+	data      []byte // owned storage
+	from      *publisher
+	reply     []byte // evReply: static bytes to send
+}
+
+var eventPool = sync.Pool{New: func() any { return new(event) }}
+
+// maxPooledEvent is the largest event buffer kept for reuse; bigger
+// payloads are rare and left to the GC.
+const maxPooledEvent = 64 << 10
+
+func newPublishEvent(topic, payload []byte, from *publisher, rk replyKind) *event {
+	ev := eventPool.Get().(*event)
+	ev.kind, ev.replyKind, ev.from = evPublish, rk, from
+	n := len(topic) + len(payload)
+	if cap(ev.data) < n {
+		ev.data = make([]byte, 0, max(n, 512))
+	}
+	ev.data = append(append(ev.data[:0], topic...), payload...)
+	ev.topic = ev.data[:len(topic):len(topic)]
+	ev.payload = ev.data[len(topic):]
+	return ev
+}
+
+// newReplyEvent returns a reply-only event holding a copy of reply.
+func newReplyEvent(reply []byte, from *publisher) *event {
+	ev := eventPool.Get().(*event)
+	ev.kind, ev.from = evReply, from
+	ev.data = append(ev.data[:0], reply...)
+	ev.reply = ev.data
+	return ev
+}
+
+func (ev *event) release() {
+	ev.topic, ev.payload, ev.from, ev.reply = nil, nil, nil, nil
+	if cap(ev.data) > maxPooledEvent {
+		ev.data = nil
+	}
+	eventPool.Put(ev)
+}

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/fraised/fraised/proto"
+)
+
+// maxHeaderBytes bounds an HTTP request head; browsers send a few KiB.
+const maxHeaderBytes = 16 << 10
+
+// GraphQLPath is the WebSocket endpoint.
+const GraphQLPath = "/graphql"
+
+var headEnd = []byte("\r\n\r\n")
+
+// onHTTP serves HTTP requests until the connection upgrades. A request
+// whose body has not fully arrived stays in the inbound buffer.
+func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
+	buf, _ := gc.Peek(-1)
+	off := 0
+	for off < len(buf) && c.phase == phaseHTTP {
+		n, ok := c.serveRequest(buf[off:])
+		if !ok {
+			break
+		}
+		off += n
+	}
+	_, _ = gc.Discard(off)
+	return gnet.None
+}
+
+// serveRequest handles one request at the start of b. It returns the bytes
+// consumed and false when the request is incomplete (or must wait for ring
+// space).
+func (c *wsConn) serveRequest(b []byte) (int, bool) {
+	end := bytes.Index(b, headEnd)
+	if end < 0 {
+		if len(b) > maxHeaderBytes {
+			c.respondClose(http.StatusRequestHeaderFieldsTooLarge, "request head too large\n")
+		}
+		return 0, false
+	}
+	head := b[:end+4]
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	if err != nil {
+		c.respondClose(http.StatusBadRequest, "malformed HTTP request\n")
+		return len(b), true
+	}
+	if strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		c.upgrade(head, req)
+		return len(head), true
+	}
+	bodyLen := 0
+	if req.Method == http.MethodPost {
+		if req.ContentLength < 0 {
+			c.respondClose(http.StatusLengthRequired, "Content-Length required\n")
+			return len(b), true
+		}
+		if req.ContentLength > int64(c.srv.opts.MaxPayload) {
+			c.respondClose(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload too large (limit %d bytes)\n", c.srv.opts.MaxPayload))
+			return len(b), true
+		}
+		bodyLen = int(req.ContentLength)
+		if len(b) < len(head)+bodyLen {
+			return 0, false
+		}
+	}
+	if !c.route(req, b[len(head):len(head)+bodyLen]) {
+		return 0, false
+	}
+	if req.Close {
+		c.phase = phaseClosing
+		_ = c.gc.Close()
+	}
+	return len(head) + bodyLen, true
+}
+
+// route answers a plain HTTP request; false means retry later (ring full).
+func (c *wsConn) route(req *http.Request, body []byte) bool {
+	path := req.URL.Path
+	switch {
+	case path == "/healthz" || path == "/readyz":
+		if c.srv.draining.Load() {
+			return c.respond(http.StatusServiceUnavailable, "draining\n")
+		}
+		return c.respond(http.StatusOK, "ok\n")
+	case strings.HasPrefix(path, "/publish/"):
+		return c.routePublish(req, strings.TrimPrefix(path, "/publish/"), body)
+	case path == GraphQLPath:
+		return c.respond(http.StatusUpgradeRequired, "use a WebSocket with subprotocol "+proto.Subprotocol+"\n")
+	}
+	return c.respond(http.StatusNotFound, "not found\n")
+}
+
+func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool {
+	token := c.srv.opts.PublishToken
+	switch {
+	case token == "":
+		return c.respond(http.StatusNotFound, "HTTP publishing is disabled (set --publish-token)\n")
+	case req.Method != http.MethodPost:
+		return c.respond(http.StatusMethodNotAllowed, "use POST\n")
+	case !bearerMatches(req.Header.Get("Authorization"), token):
+		return c.respond(http.StatusUnauthorized, "missing or wrong bearer token\n")
+	}
+	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
+		return c.respond(http.StatusBadRequest, err.Error()+"\n")
+	}
+	return c.publisher().publish([]byte(topic), body, replyHTTP)
+}
+
+func bearerMatches(header, token string) bool {
+	const prefix = "bearer "
+	if len(header) < len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(header[len(prefix):]), []byte(token)) == 1
+}
+
+func (c *wsConn) publisher() *publisher {
+	if c.pub == nil {
+		c.pub = &publisher{out: &c.out, gc: c.gc, d: c.srv.d, w: c.srv.w}
+	}
+	return c.pub
+}
+
+// respond answers with a plain-text response, in order behind any
+// publish replies still in flight.
+func (c *wsConn) respond(status int, body string) bool {
+	r := appendResponse(nil, status, body)
+	if c.pub != nil {
+		return c.pub.reply(r)
+	}
+	c.send(r)
+	return true
+}
+
+// respondClose answers and closes the connection.
+func (c *wsConn) respondClose(status int, body string) {
+	c.send(appendResponse(nil, status, body))
+	c.phase = phaseClosing
+	_ = c.gc.Close()
+}
+
+func appendResponse(dst []byte, status int, body string) []byte {
+	dst = fmt.Appendf(dst, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ", status, http.StatusText(status))
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if status == http.StatusUnauthorized {
+		dst = append(dst, "\r\nWWW-Authenticate: Bearer"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+// upgrade switches the connection to WebSocket. A client that does not
+// offer graphql-transport-ws is upgraded and then closed with 4406, as the
+// protocol asks.
+func (c *wsConn) upgrade(head []byte, req *http.Request) {
+	if req.URL.Path != GraphQLPath {
+		c.respondClose(http.StatusNotFound, "WebSocket endpoint is "+GraphQLPath+"\n")
+		return
+	}
+	if c.srv.draining.Load() {
+		c.respondClose(http.StatusServiceUnavailable, "draining\n")
+		return
+	}
+	var out bytes.Buffer
+	u := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == proto.Subprotocol }}
+	hs, err := u.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(head), &out})
+	c.send(out.Bytes())
+	if err != nil {
+		c.phase = phaseClosing
+		_ = c.gc.Close()
+		return
+	}
+	c.phase = phaseWS
+	c.out.mu.Lock()
+	c.out.framed = true
+	c.out.mu.Unlock()
+	if hs.Protocol != proto.Subprotocol {
+		c.closeWith(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
+		return
+	}
+	c.srv.conns.add(c)
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// writer finishes writes that the kernel refused with EAGAIN: it watches
+// blocked sockets with its own epoll instance (EPOLLOUT, one-shot) and
+// flushes them when they drain. Only blocked connections are registered,
+// so the common path never touches it.
+type writer struct {
+	epfd    int
+	wakefd  int // eventfd to stop run
+	mu      sync.Mutex
+	watched map[int32]*outbox
+	log     *slog.Logger
+}
+
+func newWriter(log *slog.Logger) (*writer, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the writer epoll: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("cannot create the writer eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("cannot register the writer eventfd: %w", err)
+	}
+	return &writer{epfd: epfd, wakefd: wakefd, watched: make(map[int32]*outbox), log: log}, nil
+}
+
+// watch arms EPOLLOUT for o. The caller holds o.mu.
+func (w *writer) watch(o *outbox) {
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(o.fd)}
+	op := unix.EPOLL_CTL_MOD
+	if !o.watched {
+		op = unix.EPOLL_CTL_ADD
+		w.mu.Lock()
+		w.watched[int32(o.fd)] = o
+		w.mu.Unlock()
+		o.watched = true
+	}
+	if err := unix.EpollCtl(w.epfd, op, o.fd, &ev); err != nil {
+		w.log.Warn("cannot watch a blocked connection; dropping its output", "fd", o.fd, "err", err)
+		o.dropLocked()
+		o.blocked = false
+	}
+}
+
+// unwatch removes o from the poller. The caller holds o.mu.
+func (w *writer) unwatch(o *outbox) {
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, o.fd, nil)
+	w.mu.Lock()
+	if w.watched[int32(o.fd)] == o {
+		delete(w.watched, int32(o.fd))
+	}
+	w.mu.Unlock()
+	o.watched = false
+}
+
+// run flushes blocked connections as they become writable, until stop.
+func (w *writer) run() {
+	events := make([]unix.EpollEvent, 128)
+	for {
+		n, err := unix.EpollWait(w.epfd, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			w.log.Error("writer epoll failed", "err", err)
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(w.wakefd) {
+				return
+			}
+			w.mu.Lock()
+			o := w.watched[ev.Fd]
+			w.mu.Unlock()
+			if o != nil {
+				o.resume(w)
+			}
+		}
+	}
+}
+
+// resume retries a blocked outbox after EPOLLOUT.
+func (o *outbox) resume(w *writer) {
+	o.mu.Lock()
+	o.blocked = false
+	o.flushLocked(w)
+	o.mu.Unlock()
+}
+
+// stop ends run and releases the epoll instance.
+func (w *writer) stop() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(w.wakefd, one[:])
+}

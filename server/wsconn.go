@@ -1,0 +1,244 @@
+package server
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/registry"
+)
+
+// Connection phases.
+const (
+	phaseHTTP    uint8 = iota // reading HTTP requests (upgrade, publish, health)
+	phaseWS                   // a graphql-transport-ws WebSocket
+	phaseClosing              // a close frame was sent; input is ignored
+)
+
+// Initialisation states (graphql-transport-ws connection_init).
+const (
+	initNone uint32 = iota
+	initAcked
+)
+
+// wsConn is a client connection on the main listener: HTTP first, then a
+// WebSocket speaking graphql-transport-ws. It is owned by its gnet event
+// loop; fields other code touches are atomics or live in out.
+type wsConn struct {
+	out  outbox
+	srv  *Server
+	gc   gnet.Conn
+	pub  *publisher // set when the connection POSTs events
+	subs []*subscription
+
+	initPayload []byte
+	frag        []byte // a fragmented message being reassembled
+	fragging    bool
+	phase       uint8
+
+	init     atomic.Uint32
+	lastRead atomic.Int64 // unix nanoseconds of the last inbound frame
+	openedAt int64
+}
+
+// subscription is one active operation of a connection.
+type subscription struct {
+	conn    *wsConn
+	id      []byte        // JSON string literal, owned
+	key     string        // unescaped id
+	op      *gqlOperation // until the dispatcher registers it
+	query   bool
+	handle  *registry.Sub[group, member] // dispatcher-owned
+	removed atomic.Bool
+}
+
+func newWSConn(s *Server, gc gnet.Conn) *wsConn {
+	c := &wsConn{srv: s, gc: gc, openedAt: time.Now().UnixNano()}
+	c.out.fd = gc.Fd()
+	c.lastRead.Store(c.openedAt)
+	return c
+}
+
+// onTraffic handles inbound bytes on the connection's event loop.
+func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
+	switch c.phase {
+	case phaseHTTP:
+		return c.onHTTP(gc)
+	case phaseWS:
+		return c.onFrames(gc)
+	default:
+		n := gc.InboundBuffered()
+		_, _ = gc.Discard(n)
+		return gnet.None
+	}
+}
+
+// onFrames parses every complete frame in the inbound buffer.
+func (c *wsConn) onFrames(gc gnet.Conn) gnet.Action {
+	buf, _ := gc.Peek(-1)
+	off := 0
+	for off < len(buf) && c.phase == phaseWS {
+		h, n, err := codec.ParseHeader(buf[off:])
+		if err != nil {
+			c.closeWith(proto.CloseProtocolError, err.Error())
+			break
+		}
+		if n == 0 {
+			break
+		}
+		if h.Length > int64(c.srv.opts.MaxMessage) {
+			c.closeWith(proto.CloseMessageTooBig, "message too big")
+			break
+		}
+		end := off + n + int(h.Length)
+		if end > len(buf) {
+			break
+		}
+		if !h.Masked {
+			c.closeWith(proto.CloseProtocolError, "client frames must be masked")
+			break
+		}
+		payload := buf[off+n : end]
+		codec.Unmask(payload, h.Mask, 0)
+		off = end
+		c.lastRead.Store(time.Now().UnixNano())
+		c.onFrame(h, payload)
+	}
+	_, _ = gc.Discard(off)
+	return gnet.None
+}
+
+// onFrame handles one frame; payload is valid until it returns.
+func (c *wsConn) onFrame(h ws.Header, payload []byte) {
+	switch h.OpCode {
+	case ws.OpText:
+		if c.fragging {
+			c.closeWith(proto.CloseProtocolError, "new message inside a fragmented message")
+			return
+		}
+		if h.Fin {
+			c.onMessage(payload)
+			return
+		}
+		c.fragging = true
+		c.frag = append(c.frag[:0], payload...)
+	case ws.OpContinuation:
+		if !c.fragging {
+			c.closeWith(proto.CloseProtocolError, "continuation frame without a message")
+			return
+		}
+		if len(c.frag)+len(payload) > c.srv.opts.MaxMessage {
+			c.closeWith(proto.CloseMessageTooBig, "message too big")
+			return
+		}
+		c.frag = append(c.frag, payload...)
+		if h.Fin {
+			c.fragging = false
+			c.onMessage(c.frag)
+			c.frag = nil
+		}
+	case ws.OpBinary:
+		c.closeWith(proto.CloseUnsupportedData, "binary messages are not supported: graphql-transport-ws messages are text")
+	case ws.OpPing:
+		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
+	case ws.OpPong:
+	case ws.OpClose:
+		c.onClientClose(payload)
+	}
+}
+
+// onClientClose echoes the client's close code and closes the connection.
+func (c *wsConn) onClientClose(payload []byte) {
+	code := proto.CloseNormal
+	if len(payload) >= 2 {
+		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
+	}
+	if len(payload) == 1 || (len(payload) >= 2 && !validCloseCode(code)) {
+		c.closeWith(proto.CloseProtocolError, "invalid close frame")
+		return
+	}
+	c.closeWith(code, "")
+}
+
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 3000 && code <= 4999:
+		return true
+	case code >= 1000 && code <= 1014:
+		return code != 1004 && code != 1005 && code != 1006
+	}
+	return false
+}
+
+// send writes b to the client. Safe for concurrent use.
+func (c *wsConn) send(b []byte) {
+	c.out.send(b, c.srv.w)
+}
+
+// closeWith sends a close frame, stops reading and closes the connection.
+// Called on the event loop.
+func (c *wsConn) closeWith(code ws.StatusCode, reason string) {
+	c.phase = phaseClosing
+	c.sendClose(code, reason)
+}
+
+// sendClose sends a close frame and closes the connection. Safe for
+// concurrent use; later calls are no-ops.
+func (c *wsConn) sendClose(code ws.StatusCode, reason string) {
+	c.out.mu.Lock()
+	if c.out.closed || c.out.slow {
+		c.out.mu.Unlock()
+		return
+	}
+	c.out.pending = codec.AppendClose(c.out.appendLocked(2+len(reason)), code, reason)
+	c.out.flushLocked(c.srv.w)
+	c.out.slow = true // no more output after the close frame
+	c.out.mu.Unlock()
+	_ = c.gc.Close()
+}
+
+// cutSlow disconnects a slow consumer: the partly sent frame is finished,
+// queued frames are dropped, a close frame says why. Called by the
+// dispatcher.
+func (c *wsConn) cutSlow() {
+	o := &c.out
+	o.mu.Lock()
+	if o.closed || o.slow {
+		o.mu.Unlock()
+		return
+	}
+	o.slow = true
+	keep := min(o.headRemain, len(o.pending))
+	o.pending = codec.AppendClose(o.appendLocked(0)[:keep], proto.ClosePolicyViolation, "slow consumer: outbound buffer cap exceeded")
+	o.headRemain = keep
+	o.blocked = false
+	o.flushLocked(c.srv.w)
+	o.mu.Unlock()
+	c.srv.stats.slowConsumers.Add(1)
+	c.srv.log.Warn("slow consumer disconnected", "remote", c.remote(), "cap", c.srv.opts.MaxOutbound)
+	_ = c.gc.Close()
+}
+
+func (c *wsConn) remote() string {
+	if a := c.gc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// onClose releases the connection: output, subscriptions, bookkeeping.
+// Called on the event loop before gnet closes the socket.
+func (c *wsConn) onClose() {
+	c.out.mu.Lock()
+	c.out.closeLocked(c.srv.w)
+	c.out.mu.Unlock()
+	for _, s := range c.subs {
+		c.unsubscribe(s)
+	}
+	c.subs = nil
+	c.srv.conns.remove(c)
+}
