@@ -1,0 +1,114 @@
+package audit
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Event names. Records may use others; these are the ones fraised writes.
+const (
+	EventConnAccepted      = "conn.accepted"
+	EventConnRefused       = "conn.refused"
+	EventAuthOK            = "auth.ok"
+	EventAuthFailed        = "auth.failed"
+	EventSubscribeAccepted = "subscribe.accepted"
+	EventSubscribeRefused  = "subscribe.refused"
+	EventRateLimit         = "ratelimit"
+	EventSlowConsumer      = "slow_consumer"
+	EventTokenExpired      = "token.expired"
+	EventTokenRenewed      = "token.renewed"
+)
+
+// Record is one audit event. Empty fields are left out of the JSON line.
+// Never put a token, a password or an event payload in a Record.
+type Record struct {
+	Time      time.Time // zero: filled in by Write
+	Event     string
+	Remote    string // client address
+	Subject   string // identity subject
+	Reason    string // why something was refused or closed
+	Operation string // GraphQL operation name
+	Field     string // subscription root field
+	DocHash   string // hash of the GraphQL document
+	Topic     string
+	ConnID    uint64
+}
+
+// AppendJSON appends r as one JSON line ({"time":...}\n) to dst and returns
+// the extended buffer: "time" in RFC3339Nano UTC, then event, conn_id,
+// remote, subject, reason, operation, field, doc_hash, topic, each left out
+// when empty. Invalid UTF-8 becomes U+FFFD, so every line parses. Safe for
+// concurrent use; allocates only to grow dst.
+func (r *Record) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"time":"`...)
+	dst = r.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, '"')
+	dst = appendField(dst, "event", r.Event)
+	if r.ConnID != 0 {
+		dst = append(dst, `,"conn_id":`...)
+		dst = strconv.AppendUint(dst, r.ConnID, 10)
+	}
+	dst = appendField(dst, "remote", r.Remote)
+	dst = appendField(dst, "subject", r.Subject)
+	dst = appendField(dst, "reason", r.Reason)
+	dst = appendField(dst, "operation", r.Operation)
+	dst = appendField(dst, "field", r.Field)
+	dst = appendField(dst, "doc_hash", r.DocHash)
+	dst = appendField(dst, "topic", r.Topic)
+	return append(dst, "}\n"...)
+}
+
+// appendField appends ,"name":"value" unless value is empty.
+func appendField(dst []byte, name, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":`...)
+	return appendString(dst, value)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Control characters, quotes and
+// backslashes are escaped (so attacker-chosen text cannot forge a line),
+// as are U+2028 and U+2029; invalid UTF-8 becomes \ufffd.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				dst = append(dst, `\ufffd`...)
+			case r == '\u2028' || r == '\u2029':
+				dst = append(dst, `\u202`...)
+				dst = append(dst, hexDigits[r&0xf])
+			default:
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, `\n`...)
+		case c == '\r':
+			dst = append(dst, `\r`...)
+		case c == '\t':
+			dst = append(dst, `\t`...)
+		case c < 0x20:
+			dst = append(dst, `\u00`...)
+			dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+		i++
+	}
+	return append(dst, '"')
+}
