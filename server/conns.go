@@ -97,7 +97,7 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 	tick := time.NewTicker(min(srv.opts.InitTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	var scratch []*wsConn
-	lastPing := time.Now()
+	lastPing, lastSweep := time.Now(), time.Now()
 	for {
 		select {
 		case <-done:
@@ -107,6 +107,12 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
 				lastPing = now
+			}
+			if now.Sub(lastSweep) >= time.Second {
+				scratch = srv.expireTokens(scratch[:0], now)
+				srv.guard.connsPerIP.Sweep(now.UnixNano())
+				srv.guard.subsPerIdent.Sweep(now.UnixNano())
+				lastSweep = now
 			}
 			clear(scratch)
 		}

@@ -81,6 +81,12 @@ type dispatcher struct {
 // flush across a burst, small enough to keep the first event's latency low.
 const dispatchBatch = 256
 
+// flushAt is the pending size at which the dispatcher writes a connection
+// mid-batch: large enough that a write carries many frames, small enough
+// that a burst never counts against the slow-consumer cap before the
+// socket had a chance to take it.
+const flushAt = 32 << 10
+
 func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
 	return &dispatcher{
 		ring:        ring.New[*event](ringSize),
@@ -256,6 +262,9 @@ func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
 	}
 	buf := o.appendLocked(codec.NextLen(id, payload))
 	o.pending = codec.AppendNext(buf, id, payload)
+	if len(o.pending) >= flushAt {
+		o.flushLocked(d.w)
+	}
 	over := len(o.pending) > d.maxOutbound
 	o.mu.Unlock()
 	if over {

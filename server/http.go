@@ -13,6 +13,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -36,7 +38,7 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 		}
 		off += n
 	}
-	_, _ = gc.Discard(off)
+	discard(gc, off)
 	return gnet.None
 }
 
@@ -175,6 +177,18 @@ func (c *wsConn) upgrade(head []byte, req *http.Request) {
 		return
 	}
 	var out bytes.Buffer
+	g := c.srv.guard
+	origin := req.Header.Get("Origin")
+	if !g.originAllowed(origin, req.Host) {
+		g.audit(audit.EventConnRefused, c, audit.Record{Reason: "origin not allowed: " + truncate(origin, 128)})
+		c.respondClose(http.StatusForbidden, "origin not allowed\n")
+		return
+	}
+	if t, ok := auth.TokenFromHeader(req.Header.Get("Authorization")); ok {
+		c.upgradeToken = t
+	} else if t, ok := auth.TokenFromCookie(req.Header.Get("Cookie"), g.Cookie); ok {
+		c.upgradeToken = t
+	}
 	u := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == proto.Subprotocol }}
 	hs, err := u.Upgrade(struct {
 		io.Reader
@@ -195,4 +209,5 @@ func (c *wsConn) upgrade(head []byte, req *http.Request) {
 		return
 	}
 	c.srv.conns.add(c)
+	g.audit(audit.EventConnAccepted, c, audit.Record{})
 }

@@ -44,6 +44,10 @@ type Options struct {
 	EventLoops int
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
+	// Security configures authentication, authorization, rate limits,
+	// audit and the Origin allowlist. The zero value: auth off, no
+	// limits, no audit, same-origin browsers and non-browser clients.
+	Security Security
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }

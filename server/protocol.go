@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/proto"
@@ -16,6 +20,17 @@ type gqlOperation = gql.Operation
 // onMessage runs one graphql-transport-ws message; b is valid until it
 // returns. This is the protocol's state machine.
 func (c *wsConn) onMessage(b []byte) {
+	defer c.recoverInternal()
+	if testHookMessage != nil {
+		testHookMessage()
+	}
+	g := c.srv.guard
+	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) {
+		g.rateTrips.Add(1)
+		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many messages"})
+		c.closeWith(proto.CloseTooManyInitRequests, "Too many messages")
+		return
+	}
 	m, err := proto.Decode(b)
 	if err != nil {
 		c.closeWith(proto.CloseBadRequest, err.Error())
@@ -25,7 +40,7 @@ func (c *wsConn) onMessage(b []byte) {
 	case proto.TypeConnectionInit:
 		c.onInit(m)
 	case proto.TypePing:
-		c.send(codec.FramePong)
+		c.onPing(m)
 	case proto.TypePong:
 	case proto.TypeSubscribe:
 		c.onSubscribe(m)
@@ -34,18 +49,67 @@ func (c *wsConn) onMessage(b []byte) {
 	}
 }
 
+// testHookMessage, when set by a test, runs at the start of every message
+// (to exercise the internal-error path).
+var testHookMessage func()
+
+// recoverInternal turns a panic while handling a message into close 4500,
+// so one bad message costs one connection, never the server.
+func (c *wsConn) recoverInternal() {
+	if r := recover(); r != nil {
+		c.srv.log.Error("BUG: panic while handling a message", "panic", r, "remote", c.remoteAddr)
+		c.closeWith(proto.CloseInternalError, "Internal server error")
+	}
+}
+
 func (c *wsConn) onInit(m proto.Message) {
-	if c.initPayload != nil || c.init.Load() != initNone {
+	if c.initSeen {
 		c.closeWith(proto.CloseTooManyInitRequests, "Too many initialisation requests")
 		return
 	}
+	c.initSeen = true
 	c.initPayload = append([]byte{}, m.Payload...)
 	if len(c.initPayload) == 0 {
 		c.initPayload = []byte("{}")
 	}
+	g := c.srv.guard
+	if g.Auth == auth.ModeOff {
+		c.ackInit()
+		return
+	}
+	token := g.tokenFor(c, c.initPayload)
+	if token == "" {
+		if g.Auth == auth.ModeRequired {
+			g.authFailures.Add(1)
+			g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "no token"})
+			c.closeWith(proto.CloseForbidden, "Forbidden")
+			return
+		}
+		g.audit(audit.EventAuthOK, c, audit.Record{Reason: "anonymous"})
+		c.ackInit()
+		return
+	}
+	go c.authenticate(token)
+}
+
+// ackInit completes initialisation. Safe for concurrent use.
+func (c *wsConn) ackInit() {
 	c.init.Store(initAcked)
 	c.srv.conns.acked(c)
 	c.send(codec.FrameAck)
+}
+
+// onPing answers a ping; a ping whose payload carries a token renews the
+// connection's identity without reconnecting.
+func (c *wsConn) onPing(m proto.Message) {
+	c.send(codec.FramePong)
+	g := c.srv.guard
+	if g.Auth == auth.ModeOff || m.Payload == nil || c.identity.Load() == nil {
+		return
+	}
+	if token, ok := auth.TokenFromInitPayload(m.Payload, g.InitKey); ok {
+		go c.renew(token)
+	}
 }
 
 func (c *wsConn) onSubscribe(m proto.Message) {
@@ -57,8 +121,8 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		c.closeWith(proto.CloseSubscriberExists, "Subscriber for "+truncate(m.IDString, 64)+" already exists")
 		return
 	}
-	if len(c.subs) >= c.srv.opts.MaxSubscriptionsPerConn {
-		c.sendErrors(m.ID, tooManySubscriptions)
+	if reason := c.admit(); reason != "" {
+		c.refuse(m, reason, nil)
 		return
 	}
 	req := gql.Request{
@@ -68,11 +132,20 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	}
 	op, errs := c.srv.opts.Schema.Compile(req, c.env())
 	if len(errs) > 0 {
-		c.sendErrors(m.ID, gql.AppendErrors(nil, errs))
+		c.refuse(m, errs[0].Message, gql.AppendErrors(nil, errs))
 		return
 	}
 	s := &subscription{conn: c, id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString), op: op, query: op.Kind == gql.KindQuery}
+	if id := c.identity.Load(); id != nil && !s.query {
+		if !c.srv.guard.identSubs.Acquire(id.Subject) {
+			c.refuse(m, "too many active operations for this identity", nil)
+			return
+		}
+		s.subject = id.Subject
+	}
 	c.subs = append(c.subs, s)
+	c.srv.guard.audit(audit.EventSubscribeAccepted, c, audit.Record{Operation: op.OperationName, Field: op.Field,
+		DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
 	if s.query {
 		go c.runQuery(s, op)
 		return
@@ -80,9 +153,46 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	c.srv.d.queue(control{add: true, sub: s})
 }
 
+// admit applies the per-connection and per-identity subscribe limits; it
+// returns why a subscribe is refused, or "".
+func (c *wsConn) admit() string {
+	g := c.srv.guard
+	now := time.Now().UnixNano()
+	switch {
+	case len(c.subs) >= c.srv.opts.MaxSubscriptionsPerConn:
+		return "too many active operations on this connection"
+	case !c.subBucket.Allow(g.Limits.SubscribesPerConn, now):
+		g.rateTrips.Add(1)
+		return "rate limit exceeded: subscribe operations on this connection"
+	}
+	if id := c.identity.Load(); id != nil && !g.Limits.SubscribesPerIdentity.Unlimited() && !g.subsPerIdent.Allow(id.Subject, now) {
+		g.rateTrips.Add(1)
+		return "rate limit exceeded: subscribe operations for this identity"
+	}
+	return ""
+}
+
+// refuse answers a subscribe with an error message (the socket stays
+// open) and audits it. errs is a JSON array, or nil to build one from reason.
+func (c *wsConn) refuse(m proto.Message, reason string, errs []byte) {
+	if errs == nil {
+		errs = append(codec.AppendJSONString([]byte(`[{"message":`), reason), "}]"...)
+	}
+	ev := audit.EventSubscribeRefused
+	if strings.HasPrefix(reason, "rate limit") || strings.HasPrefix(reason, "too many") {
+		ev = audit.EventRateLimit
+	}
+	c.srv.guard.audit(ev, c, audit.Record{Operation: m.OperationName, Reason: reason})
+	c.sendErrors(m.ID, errs)
+}
+
 // env is what the compiler knows of the connection's identity.
 func (c *wsConn) env() gql.Env {
-	return gql.Env{InitPayload: c.initPayload}
+	env := gql.Env{InitPayload: c.initPayload}
+	if id := c.identity.Load(); id != nil {
+		env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
+	}
+	return env
 }
 
 // runQuery executes a query operation off the event loop (resolvers may
@@ -129,10 +239,14 @@ func (c *wsConn) forget(s *subscription) {
 	}
 }
 
-// unsubscribe queues s's removal from the registry.
+// unsubscribe queues s's removal from the registry and releases its
+// identity slot.
 func (c *wsConn) unsubscribe(s *subscription) {
 	if s.removed.Swap(true) {
 		return
+	}
+	if s.subject != "" {
+		c.srv.guard.identSubs.Release(s.subject)
 	}
 	if !s.query {
 		c.srv.d.queue(control{sub: s})
@@ -143,8 +257,6 @@ func (c *wsConn) unsubscribe(s *subscription) {
 func (c *wsConn) sendErrors(id, errs []byte) {
 	c.send(codec.AppendError(nil, id, errs))
 }
-
-var tooManySubscriptions = []byte(`[{"message":"too many active operations on this connection"}]`)
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/resp"
 )
 
@@ -16,7 +19,9 @@ type pubConn struct {
 	box    outbox
 	parser resp.Parser
 	srv    *Server
+	bucket ratelimit.Bucket
 	quit   bool
+	remote string
 }
 
 var (
@@ -27,6 +32,9 @@ var (
 func newPubConn(s *Server, gc gnet.Conn) *pubConn {
 	p := &pubConn{srv: s}
 	p.box.fd = gc.Fd()
+	if a := gc.RemoteAddr(); a != nil {
+		p.remote = a.String()
+	}
 	p.publisher = publisher{out: &p.box, gc: gc, d: s.d, w: s.w}
 	p.parser.MaxBulk = s.opts.MaxPayload
 	return p
@@ -52,7 +60,7 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 		}
 		off += n
 	}
-	_, _ = gc.Discard(off)
+	discard(gc, off)
 	if p.quit && p.inflight.Load() == 0 {
 		return gnet.Close
 	}
@@ -62,6 +70,12 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 // run executes one command; false means it must be retried later.
 func (p *pubConn) run(args [][]byte) bool {
 	name := args[0]
+	g := p.srv.guard
+	if !p.bucket.Allow(g.Limits.PublishesPerConn, time.Now().UnixNano()) {
+		g.rateTrips.Add(1)
+		g.audit(audit.EventRateLimit, nil, audit.Record{Reason: "publish commands per connection", Remote: p.remote})
+		return p.reply(resp.AppendError(nil, "ERR rate limit exceeded: publish commands on this connection"))
+	}
 	switch {
 	case bytes.EqualFold(name, []byte("PUBLISH")):
 		return p.runPublish(args)

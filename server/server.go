@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -40,7 +43,9 @@ type Server struct {
 	conns *connSet
 	eng   gnet.Engine
 
+	guard       *guard
 	publishPort string // port of the TCP publish listener
+	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	booted      chan struct{}
 	done        chan struct{}
@@ -51,21 +56,26 @@ type Server struct {
 
 type stats struct {
 	slowConsumers atomic.Uint64
+	badCommands   atomic.Uint64
 	deadPeers     atomic.Uint64
 	connections   atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	Published, Delivered, SlowConsumers, DeadPeers uint64
-	Connections                                    int64
-	Subscriptions, Groups, Topics                  int64
+	Published, Delivered, SlowConsumers, DeadPeers        uint64
+	RateLimited, AuthFailures, RefusedConns, AuditDropped uint64
+	Connections                                           int64
+	Subscriptions, Groups, Topics                         int64
 }
 
 // New validates opts and prepares a server.
 func New(opts Options) (*Server, error) {
 	if opts.Schema == nil {
 		return nil, errors.New("server: Options.Schema is required")
+	}
+	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
+		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
 	}
 	opts.setDefaults()
 	w, err := newWriter(opts.Logger)
@@ -80,6 +90,7 @@ func New(opts Options) (*Server, error) {
 		booted: make(chan struct{}),
 		done:   make(chan struct{}),
 		runErr: make(chan error, 1),
+		guard:  newGuard(opts.Security),
 	}
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
 	if opts.PublishListen != "-" {
@@ -164,8 +175,15 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s.stats.connections.Add(1)
 	if s.isPublishConn(gc) {
 		gc.SetContext(newPubConn(s, gc))
-	} else {
-		gc.SetContext(newWSConn(s, gc))
+		return nil, gnet.None
+	}
+	c := newWSConn(s, gc)
+	gc.SetContext(c)
+	if !s.guard.allowConn(gc.RemoteAddr()) {
+		s.guard.refusedConns.Add(1)
+		s.guard.rateTrips.Add(1)
+		s.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
+		c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
 	}
 	return nil, gnet.None
 }
@@ -248,6 +266,10 @@ func (s *Server) Stats() Stats {
 		Delivered:     s.d.delivered.Load(),
 		SlowConsumers: s.stats.slowConsumers.Load(),
 		DeadPeers:     s.stats.deadPeers.Load(),
+		RateLimited:   s.guard.rateTrips.Load(),
+		AuthFailures:  s.guard.authFailures.Load(),
+		RefusedConns:  s.guard.refusedConns.Load(),
+		AuditDropped:  s.guard.Audit.Dropped(),
 		Connections:   s.stats.connections.Load(),
 		Subscriptions: s.d.subs.Load(),
 		Groups:        s.d.groups.Load(),

@@ -7,8 +7,11 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/registry"
 )
 
@@ -35,14 +38,22 @@ type wsConn struct {
 	pub  *publisher // set when the connection POSTs events
 	subs []*subscription
 
-	initPayload []byte
-	frag        []byte // a fragmented message being reassembled
-	fragging    bool
-	phase       uint8
+	initPayload  []byte
+	frag         []byte // a fragmented message being reassembled
+	upgradeToken string // bearer token from the upgrade's header or cookie
+	remoteAddr   string
+	id           uint64
+	openedAt     int64
+	msgBucket    ratelimit.Bucket
+	subBucket    ratelimit.Bucket
+	fragging     bool
+	initSeen     bool
+	phase        uint8
 
-	init     atomic.Uint32
-	lastRead atomic.Int64 // unix nanoseconds of the last inbound frame
-	openedAt int64
+	init          atomic.Uint32
+	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame
+	identity      atomic.Pointer[auth.Identity]
+	holdsConnSlot atomic.Bool // counted against the identity's connection cap
 }
 
 // subscription is one active operation of a connection.
@@ -53,11 +64,15 @@ type subscription struct {
 	op      *gqlOperation // until the dispatcher registers it
 	query   bool
 	handle  *registry.Sub[group, member] // dispatcher-owned
+	subject string                       // identity counted against its cap, if any
 	removed atomic.Bool
 }
 
 func newWSConn(s *Server, gc gnet.Conn) *wsConn {
-	c := &wsConn{srv: s, gc: gc, openedAt: time.Now().UnixNano()}
+	c := &wsConn{srv: s, gc: gc, openedAt: time.Now().UnixNano(), id: s.nextConnID.Add(1)}
+	if a := gc.RemoteAddr(); a != nil {
+		c.remoteAddr = a.String()
+	}
 	c.out.fd = gc.Fd()
 	c.lastRead.Store(c.openedAt)
 	return c
@@ -71,8 +86,7 @@ func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
 	case phaseWS:
 		return c.onFrames(gc)
 	default:
-		n := gc.InboundBuffered()
-		_, _ = gc.Discard(n)
+		discard(gc, gc.InboundBuffered())
 		return gnet.None
 	}
 }
@@ -108,7 +122,7 @@ func (c *wsConn) onFrames(gc gnet.Conn) gnet.Action {
 		c.lastRead.Store(time.Now().UnixNano())
 		c.onFrame(h, payload)
 	}
-	_, _ = gc.Discard(off)
+	discard(gc, off)
 	return gnet.None
 }
 
@@ -219,15 +233,9 @@ func (c *wsConn) cutSlow() {
 	o.flushLocked(c.srv.w)
 	o.mu.Unlock()
 	c.srv.stats.slowConsumers.Add(1)
-	c.srv.log.Warn("slow consumer disconnected", "remote", c.remote(), "cap", c.srv.opts.MaxOutbound)
+	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: "outbound buffer cap exceeded"})
+	c.srv.log.Warn("slow consumer disconnected", "remote", c.remoteAddr, "cap", c.srv.opts.MaxOutbound)
 	_ = c.gc.Close()
-}
-
-func (c *wsConn) remote() string {
-	if a := c.gc.RemoteAddr(); a != nil {
-		return a.String()
-	}
-	return ""
 }
 
 // onClose releases the connection: output, subscriptions, bookkeeping.
@@ -241,4 +249,15 @@ func (c *wsConn) onClose() {
 	}
 	c.subs = nil
 	c.srv.conns.remove(c)
+	if c.holdsConnSlot.Swap(false) {
+		c.srv.guard.identConns.Release(c.identity.Load().Subject)
+	}
+}
+
+// discard drops n consumed inbound bytes. gnet's Discard treats n <= 0 as
+// "everything", which would lose a partly received frame, so 0 is a no-op.
+func discard(gc gnet.Conn, n int) {
+	if n > 0 {
+		_, _ = gc.Discard(n)
+	}
 }

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// bin is the fraised binary under test: $FRAISED_BIN, or built by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	bin = os.Getenv("FRAISED_BIN")
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "fraised-e2e")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		bin = filepath.Join(dir, "fraised")
+		out, err := exec.Command("go", "build", "-o", bin, "../cmd/fraised").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cannot build fraised: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a running fraised binary.
+type proc struct {
+	cmd     *exec.Cmd
+	listen  string
+	publish string
+	unix    string
+	mu      sync.Mutex
+	logs    strings.Builder
+	exited  chan error
+}
+
+// startBinary runs fraised on the example schema with free ports and waits
+// until it accepts connections.
+func startBinary(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	p := &proc{listen: freePort(t), publish: freePort(t), unix: filepath.Join(t.TempDir(), "pub.sock"), exited: make(chan error, 1)}
+	args := append([]string{"--schema", "../examples/schema.graphql", "--listen", p.listen,
+		"--publish-listen", p.publish, "--publish-unix", p.unix, "--log-level", "debug"}, extra...)
+	p.cmd = exec.Command(bin, args...)
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(s.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("fraised logs:\n%s", p.log())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", p.listen)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fraised did not start: %v\n%s", err, p.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// publish runs `fraised publish` and returns its output.
+func publish(t *testing.T, p *proc, topic, payload string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "publish", "--addr", p.publish, topic, payload).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fraised publish: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// publishUntil republishes a probe until it reaches want subscriptions.
+func publishUntil(t *testing.T, p *proc, topic, payload, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := publish(t, p, topic, payload)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish output %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+

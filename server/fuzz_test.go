@@ -1,0 +1,111 @@
+package server
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/fraised/fraised/gql"
+)
+
+// fakeConn is the part of gnet.Conn a connection handler uses, over an
+// in-memory inbound buffer; writes go to a real socketpair.
+type fakeConn struct {
+	gnet.Conn
+	in     []byte
+	fd     int
+	closed bool
+}
+
+func (f *fakeConn) Peek(n int) ([]byte, error) {
+	if n < 0 || n > len(f.in) {
+		n = len(f.in)
+	}
+	return f.in[:n], nil
+}
+func (f *fakeConn) Discard(n int) (int, error)    { f.in = f.in[n:]; return n, nil }
+func (f *fakeConn) InboundBuffered() int          { return len(f.in) }
+func (f *fakeConn) Fd() int                       { return f.fd }
+func (f *fakeConn) Close() error                  { f.closed = true; return nil }
+func (f *fakeConn) Wake(gnet.AsyncCallback) error { return nil }
+func (f *fakeConn) RemoteAddr() net.Addr          { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (f *fakeConn) LocalAddr() net.Addr           { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+
+// newFuzzServer returns a server that is configured but not serving; its
+// dispatcher is never started, so control messages are drained by hand.
+func newFuzzServer(t testing.TB) *Server {
+	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Schema: schema, MaxMessage: 4096, PublishToken: "tok", MaxPayload: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// socketpair returns a connected pair; the peer end is drained by the caller.
+func socketpair(t testing.TB) (int, *os.File) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	t.Cleanup(func() { unix.Close(fds[0]); peer.Close() })
+	return fds[0], peer
+}
+
+const upgradeRequest = "GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+
+func maskedText(msg string) []byte {
+	var b bytes.Buffer
+	_ = ws.WriteFrame(&b, ws.MaskFrame(ws.NewTextFrame([]byte(msg))))
+	return b.Bytes()
+}
+
+// FuzzConnInput feeds arbitrary bytes to a client connection, in two
+// reads, either as the HTTP request or as WebSocket frames after a valid
+// upgrade: nothing may panic or hang, whatever arrives.
+func FuzzConnInput(f *testing.F) {
+	f.Add(false, []byte(upgradeRequest))
+	f.Add(false, []byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n{\"a\":1}"))
+	f.Add(false, []byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"))
+	f.Add(true, maskedText(`{"type":"connection_init"}`))
+	f.Add(true, append(maskedText(`{"type":"connection_init"}`), maskedText(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"x\") { seq author { name } } }"}}`)...))
+	f.Add(true, append(maskedText(`{"type":"connection_init"}`), maskedText(`{"id":"1","type":"subscribe","payload":{"query":"{ __typename }"}}`)...))
+	s := newFuzzServer(f)
+	f.Fuzz(func(t *testing.T, upgraded bool, data []byte) {
+		fd, peer := socketpair(t)
+		go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(peer) }()
+		fc := &fakeConn{fd: fd}
+		c := newWSConn(s, fc)
+		if upgraded {
+			fc.in = []byte(upgradeRequest)
+			c.onTraffic(fc)
+			if c.phase != phaseWS {
+				t.Fatal("valid upgrade refused")
+			}
+		}
+		half := len(data) / 2
+		fc.in = append(fc.in, data[:half]...)
+		c.onTraffic(fc)
+		fc.in = append(fc.in, data[half:]...)
+		c.onTraffic(fc)
+		c.onClose()
+		s.d.ctl = s.d.ctl[:0]
+		for {
+			ev, ok := s.d.ring.TryPop()
+			if !ok {
+				break
+			}
+			ev.release()
+		}
+	})
+}
