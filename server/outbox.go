@@ -24,7 +24,8 @@ import (
 type outbox struct {
 	mu      sync.Mutex
 	fd      int
-	pending []byte // bytes not yet written; nil when idle
+	pending []byte  // bytes not yet written; nil when idle
+	pooled  *[]byte // pool handle of pending's buffer
 	closed  bool   // no more writes: the connection is closing
 	blocked bool   // the kernel buffer is full; the poller owns the flush
 	watched bool   // registered with the writer poller
@@ -40,7 +41,8 @@ type outbox struct {
 // buffer to append to. The caller holds o.mu and stores the result back.
 func (o *outbox) appendLocked(n int) []byte {
 	if o.pending == nil {
-		o.pending = getBuf(n)
+		o.pooled = getBuf(n)
+		o.pending = *o.pooled
 	}
 	return o.pending
 }
@@ -75,9 +77,7 @@ func (o *outbox) flushLocked(w *writer) {
 	}
 	n, err := writeAll(o.fd, o.pending)
 	if n == len(o.pending) {
-		putBuf(o.pending)
-		o.pending = nil
-		o.headRemain = 0
+		o.dropLocked()
 		return
 	}
 	if o.framed {
@@ -121,10 +121,12 @@ func writeAll(fd int, b []byte) (int, error) {
 
 // dropLocked discards pending output. The caller holds o.mu.
 func (o *outbox) dropLocked() {
-	if o.pending != nil {
-		putBuf(o.pending)
-		o.pending = nil
+	if o.pooled != nil {
+		*o.pooled = o.pending // keep the buffer if append grew it
+		putBuf(o.pooled)
+		o.pooled = nil
 	}
+	o.pending = nil
 	o.headRemain = 0
 }
 

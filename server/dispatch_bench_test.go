@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fraised/fraised/gql"
+)
+
+// benchDispatcher registers subs subscriptions on topic "t", spread over
+// groups distinct documents, each on its own connection whose socket is
+// /dev/null (so a flush is a real, cheap write syscall).
+func benchDispatcher(b *testing.B, subs, groups int) (*dispatcher, []byte) {
+	b.Helper()
+	s := newFuzzServer(b)
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { null.Close() })
+	d := s.d
+	ops := make([]*gql.Operation, groups)
+	for g := range ops {
+		q := fmt.Sprintf(`subscription { events(topic: "t") { a%d: seq ts body author { name } tags } }`, g)
+		op, errs := s.opts.Schema.Compile(gql.Request{Query: q}, gql.Env{})
+		if len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		ops[g] = op
+	}
+	for i := 0; i < subs; i++ {
+		c := newWSConn(s, &fakeConn{fd: int(null.Fd())})
+		c.out.framed = true
+		sub := &subscription{conn: c, id: []byte(fmt.Sprintf(`"%d"`, i)), op: ops[i%groups]}
+		d.subscribe(sub)
+	}
+	if n, g, _ := d.reg.Len(); n != subs || g != groups {
+		b.Fatalf("registered %d subs in %d groups", n, g)
+	}
+	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + strings.Repeat("x", 120) +
+		`","kind":"note","author":{"id":"a1","name":"Ann"},"tags":["a","b"]}`)
+	return d, payload
+}
+
+// BenchmarkDispatch measures one event fanned out and flushed: projection
+// once per group, one frame per subscriber, one write per connection.
+func BenchmarkDispatch(b *testing.B) {
+	for _, tc := range []struct{ subs, groups int }{{100, 1}, {10000, 1}, {100, 100}, {10000, 100}} {
+		b.Run(fmt.Sprintf("subs=%d/groups=%d", tc.subs, tc.groups), func(b *testing.B) {
+			d, payload := benchDispatcher(b, tc.subs, tc.groups)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if n := d.fanOut([]byte("t"), payload); n != tc.subs {
+					b.Fatalf("delivered %d", n)
+				}
+				d.flushDirty()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.subs), "ns/delivery")
+		})
+	}
+}
+
+// BenchmarkFanOutNoFlush isolates the dispatcher's own work (lookup,
+// projection, frame building) from the write syscalls.
+func BenchmarkFanOutNoFlush(b *testing.B) {
+	for _, tc := range []struct{ subs, groups int }{{100, 1}, {10000, 1}, {10000, 100}} {
+		b.Run(fmt.Sprintf("subs=%d/groups=%d", tc.subs, tc.groups), func(b *testing.B) {
+			d, payload := benchDispatcher(b, tc.subs, tc.groups)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d.fanOut([]byte("t"), payload)
+				for _, o := range d.dirty {
+					o.pending = o.pending[:0]
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.subs), "ns/delivery")
+		})
+	}
+}
