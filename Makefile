@@ -21,7 +21,7 @@ run: build
 	@echo "fraised: ws://127.0.0.1:4000/graphql (graphql-transport-ws), publish on 127.0.0.1:4001 and $(SOCK)"
 	@echo "  publish:   redis-cli -p 4001 PUBLISH events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
 	@echo "         or  $(BIN) publish events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
-	@echo "  subscribe: node examples/subscribe.mjs events.demo   (after: npm ci --prefix e2e/npm)"
+	@echo "  subscribe: npm ci --prefix e2e/npm && node e2e/npm/subscribe.mjs events.demo"
 	@echo "         or  any graphql-ws client: subscription { events(topic: \"events.demo\") { seq body } }"
 	$(BIN) --schema $(SCHEMA) --publish-unix $(SOCK)
 
