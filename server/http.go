@@ -63,20 +63,17 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		c.upgrade(head, req)
 		return len(head), true
 	}
-	bodyLen := 0
-	if req.Method == http.MethodPost {
-		if req.ContentLength < 0 {
-			c.respondClose(http.StatusLengthRequired, "Content-Length required\n")
-			return len(b), true
-		}
-		if req.ContentLength > int64(c.srv.opts.MaxPayload) {
-			c.respondClose(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload too large (limit %d bytes)\n", c.srv.opts.MaxPayload))
-			return len(b), true
-		}
-		bodyLen = int(req.ContentLength)
-		if len(b) < len(head)+bodyLen {
-			return 0, false
-		}
+	if req.ContentLength < 0 && (req.Method == http.MethodPost || len(req.TransferEncoding) > 0) {
+		c.respondClose(http.StatusLengthRequired, "Content-Length required\n")
+		return len(b), true
+	}
+	if req.ContentLength > int64(c.srv.opts.MaxPayload) {
+		c.respondClose(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload too large (limit %d bytes)\n", c.srv.opts.MaxPayload))
+		return len(b), true
+	}
+	bodyLen := int(max(req.ContentLength, 0))
+	if len(b) < len(head)+bodyLen {
+		return 0, false
 	}
 	if !c.route(req, b[len(head):len(head)+bodyLen]) {
 		return 0, false

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/audit"
@@ -182,7 +183,8 @@ func (c *wsConn) refuse(m proto.Message, reason string, errs []byte) {
 	if strings.HasPrefix(reason, "rate limit") || strings.HasPrefix(reason, "too many") {
 		ev = audit.EventRateLimit
 	}
-	c.srv.guard.audit(ev, c, audit.Record{Operation: m.OperationName, Reason: reason})
+	c.srv.guard.audit(ev, c, audit.Record{Operation: m.OperationName, Reason: reason,
+		DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
 	c.sendErrors(m.ID, errs)
 }
 

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"strings"
@@ -225,5 +227,38 @@ func TestTooManySubscriptions(t *testing.T) {
 	c.subscribe("3", eventsQuery, map[string]any{"t": "x"})
 	if m := c.next(); !strings.Contains(m, `"id":"3","type":"error"`) {
 		t.Fatalf("want error for a third subscription, got %s", m)
+	}
+}
+
+// TestUpgradeAndInitInOneWrite: frames that arrive with the upgrade
+// request are handled without waiting for more input.
+func TestUpgradeAndInitInOneWrite(t *testing.T) {
+	s := startServer(t, nil)
+	conn, err := net.Dial("tcp", s.opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+	var frame bytes.Buffer
+	_ = ws.WriteFrame(&frame, ws.MaskFrame(ws.NewTextFrame([]byte(`{"type":"connection_init"}`))))
+	if _, err := conn.Write(append([]byte(req), frame.Bytes()...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	msgs, err := wsutil.ReadServerMessage(r, nil)
+	if err != nil || len(msgs) == 0 || string(msgs[0].Payload) != `{"type":"connection_ack"}` {
+		t.Fatalf("want connection_ack, got %v %v", msgs, err)
 	}
 }

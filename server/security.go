@@ -29,6 +29,11 @@ type Security struct {
 	InitKey string
 	// Cookie is the name of a cookie holding the token; empty disables.
 	Cookie string
+	// Leeway is how long past its token's exp an open connection is
+	// closed (4403). Set it to the verifier's clock-skew leeway, so a token
+	// the verifier just accepted within its leeway is not cut at once.
+	// Default 0: closed at exp.
+	Leeway time.Duration
 	// AllowedOrigins lists the Origin values a browser may connect from;
 	// "*" allows any. Empty (default): requests without Origin (non-browser
 	// clients) and same-origin requests (Origin host == Host) only.
@@ -163,8 +168,26 @@ func (c *wsConn) authenticate(token string) {
 	}
 	c.identity.Store(id)
 	c.holdsConnSlot.Store(true)
+	if c.releaseIfClosed() {
+		return
+	}
 	g.audit(audit.EventAuthOK, c, audit.Record{})
 	c.ackInit()
+}
+
+// releaseIfClosed gives back the identity's connection slot when the
+// connection closed while its token was being verified: onClose ran
+// before the slot was taken and could not release it. onClose marks the
+// outbox closed before it swaps holdsConnSlot, and this runs after the
+// slot is marked held, so exactly one of them releases it.
+func (c *wsConn) releaseIfClosed() bool {
+	c.out.mu.Lock()
+	closed := c.out.closed
+	c.out.mu.Unlock()
+	if closed && c.holdsConnSlot.Swap(false) {
+		c.srv.guard.identConns.Release(c.identity.Load().Subject)
+	}
+	return closed
 }
 
 // renew replaces the connection's token after a ping carrying a new one.
@@ -191,7 +214,7 @@ func (srv *Server) expireTokens(scratch []*wsConn, now time.Time) []*wsConn {
 	scratch = srv.conns.snapshot(scratch, false)
 	for _, c := range scratch {
 		id := c.identity.Load()
-		if id == nil || id.Expiry.IsZero() || now.Before(id.Expiry) {
+		if id == nil || id.Expiry.IsZero() || now.Before(id.Expiry.Add(srv.guard.Leeway)) {
 			continue
 		}
 		srv.guard.audit(audit.EventTokenExpired, c, audit.Record{})

@@ -80,15 +80,18 @@ func newWSConn(s *Server, gc gnet.Conn) *wsConn {
 
 // onTraffic handles inbound bytes on the connection's event loop.
 func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
-	switch c.phase {
-	case phaseHTTP:
-		return c.onHTTP(gc)
-	case phaseWS:
-		return c.onFrames(gc)
-	default:
-		discard(gc, gc.InboundBuffered())
-		return gnet.None
+	if c.phase == phaseHTTP {
+		c.onHTTP(gc)
+		// Frames may follow the upgrade request in the same read.
+		if c.phase != phaseWS || gc.InboundBuffered() == 0 {
+			return gnet.None
+		}
 	}
+	if c.phase == phaseWS {
+		return c.onFrames(gc)
+	}
+	discard(gc, gc.InboundBuffered())
+	return gnet.None
 }
 
 // onFrames parses every complete frame in the inbound buffer.
