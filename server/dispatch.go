@@ -102,13 +102,12 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 }
 
 // push offers ev to the ring; false means the ring is full and the
-// caller must hold the event back (backpressure). Safe for concurrent use.
+// caller must hold the event back (backpressure). The caller calls notify
+// after its last push of a read, so a pipelined burst reaches the
+// dispatcher as one batch (one write per subscriber for the whole burst).
+// Safe for concurrent use.
 func (d *dispatcher) push(ev *event) bool {
-	if !d.ring.TryPush(ev) {
-		return false
-	}
-	d.notify()
-	return true
+	return d.ring.TryPush(ev)
 }
 
 // queue appends a registry change. Safe for concurrent use.

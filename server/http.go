@@ -39,6 +39,9 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 		off += n
 	}
 	discard(gc, off)
+	if c.pub != nil {
+		c.pub.d.notify()
+	}
 	return gnet.None
 }
 

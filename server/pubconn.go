@@ -61,6 +61,7 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 		off += n
 	}
 	discard(gc, off)
+	p.d.notify()
 	if p.quit && p.inflight.Load() == 0 {
 		return gnet.Close
 	}

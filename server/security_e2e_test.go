@@ -639,7 +639,12 @@ func TestLargeNumericClaimsDoNotShareAGroup(t *testing.T) {
 		t.Fatalf("publish reached %s, want :1", got)
 	}
 	b.expect(`{"id":"1","type":"next","payload":{"data":{"accountEvents":{"seq":1}}}}`)
+	if got := p.publish("account.events", `{"seq":2,"account":9007199254740992}`); got != ":1" {
+		t.Fatalf("publish reached %s, want :1", got)
+	}
+	a.expect(`{"id":"1","type":"next","payload":{"data":{"accountEvents":{"seq":2}}}}`)
 	a.pingPong()
+	b.pingPong()
 }
 
 // gqlGroupKeyIgnoresIntegerPrecision reports whether gql still gives two
