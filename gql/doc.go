@@ -1,0 +1,15 @@
+// Package gql is the GraphQL half of fraised: it loads an SDL schema with
+// fraised's directives (@topic, @filter, @auth), compiles each client
+// document once into an Operation, and at event time filters events
+// (Operation.Match) and projects the event JSON through the selection set
+// straight into output bytes (Operation.AppendResult) without decoding it.
+//
+// Parsing and validation use github.com/vektah/gqlparser/v2 with its
+// standard rules. Execution follows graphql-js: CollectFields with
+// @skip/@include and fragment type conditions, result coercion of the
+// built-in scalars, and null propagation with errors at their paths.
+//
+// The event path (Match, AppendResult with the default resolver) reads the
+// event with an allocation-free JSON scanner (scan.go) and does not
+// allocate unless a field fails.
+package gql

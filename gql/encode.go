@@ -1,0 +1,255 @@
+package gql
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Control characters are escaped
+// and invalid UTF-8 is replaced by U+FFFD, so the result is always valid
+// JSON and valid UTF-8 (a WebSocket text frame must be).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || n != 1 {
+				i += n
+				continue
+			}
+		}
+		dst = append(dst, s[start:i]...)
+		dst = appendEscapedByte(dst, c)
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendEscapedByte appends the JSON escape for c, which is a quote, a
+// backslash, a control character or an invalid UTF-8 byte (U+FFFD).
+func appendEscapedByte(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	if c >= utf8.RuneSelf {
+		return append(dst, `\ufffd`...)
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+}
+
+// rawStringClean reports whether the raw string content s (between quotes)
+// can be copied to the output as is: valid escapes, no control characters,
+// valid UTF-8.
+func rawStringClean(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			_, next, ok := nextRune(s, i)
+			if !ok {
+				return false
+			}
+			i = next
+		case c < 0x20:
+			return false
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n
+		}
+	}
+	return true
+}
+
+// appendRawString appends the raw JSON string content s (between quotes,
+// still escaped) as a JSON string: copied as is when clean, else repaired
+// (a bad escape's backslash is taken literally, control characters escaped,
+// invalid UTF-8 replaced). It never allocates beyond growing dst.
+func appendRawString(dst []byte, s string) []byte {
+	if rawStringClean(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == '\\' {
+			if _, next, ok := nextRune(s, i); ok {
+				dst = append(dst, s[i:next]...)
+				i = next
+				continue
+			}
+			dst = append(dst, '\\', '\\')
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || n != 1 {
+				dst = append(dst, s[i:i+n]...)
+				i += n
+				continue
+			}
+		}
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' {
+			dst = appendEscapedByte(dst, c)
+		} else {
+			dst = append(dst, c)
+		}
+		i++
+	}
+	return append(dst, '"')
+}
+
+// appendJSNumber appends f formatted as JavaScript's Number.prototype.toString
+// does (shortest round-trip digits; exponent form outside [1e-6, 1e21)).
+// f must be finite.
+func appendJSNumber(dst []byte, f float64) []byte {
+	if f == 0 {
+		return append(dst, '0')
+	}
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, 'e', -1, 64)
+	// Go pads the exponent to two digits ("1e-07"); JavaScript does not.
+	for k := start; k+3 < len(dst); k++ {
+		if dst[k] == 'e' && dst[k+2] == '0' {
+			return append(dst[:k+2], dst[k+3:]...)
+		}
+	}
+	return dst
+}
+
+// isJSSpace reports whether c is whitespace that JavaScript's Number()
+// trims (the ASCII subset; other Unicode spaces are rare in events).
+func isJSSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
+}
+
+// jsNumber converts s as JavaScript's Number(s) does for the common forms:
+// surrounding whitespace, decimal with optional exponent, Infinity, and
+// 0x/0o/0b integers. ok is false where JavaScript yields NaN.
+func jsNumber(s string) (float64, bool) {
+	for len(s) > 0 && isJSSpace(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isJSSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	switch s {
+	case "":
+		return 0, true
+	case "Infinity", "+Infinity":
+		return math.Inf(1), true
+	case "-Infinity":
+		return math.Inf(-1), true
+	}
+	if len(s) > 2 && s[0] == '0' {
+		if base := radix(s[1]); base != 0 {
+			u, err := strconv.ParseUint(s[2:], base, 64)
+			return float64(u), err == nil && s[2] != '_' && !hasByte(s, '_')
+		}
+	}
+	if !jsDecimal(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && !math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// radix returns the base named by the prefix letter of a JavaScript numeric
+// literal, or 0.
+func radix(c byte) int {
+	switch c {
+	case 'x', 'X':
+		return 16
+	case 'o', 'O':
+		return 8
+	case 'b', 'B':
+		return 2
+	}
+	return 0
+}
+
+// hasByte reports whether s contains c.
+func hasByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+// jsDecimal reports whether s is a JavaScript StrDecimalLiteral:
+// [+-] (digits [. [digits]] | . digits) [(e|E) [+-] digits].
+func jsDecimal(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	d := digitsEnd(s, i)
+	n := d - i
+	i = d
+	if i < len(s) && s[i] == '.' {
+		d = digitsEnd(s, i+1)
+		n += d - i - 1
+		i = d
+	}
+	if n == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		d = digitsEnd(s, i)
+		if d == i {
+			return false
+		}
+		i = d
+	}
+	return i == len(s)
+}
+
+// inspect returns raw JSON shortened for an error message.
+func inspect(raw string) string {
+	const max = 64
+	if len(raw) <= max {
+		return raw
+	}
+	return raw[:max] + "..."
+}

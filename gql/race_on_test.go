@@ -1,0 +1,5 @@
+//go:build race
+
+package gql
+
+const raceEnabled = true

@@ -1,0 +1,454 @@
+package gql
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// This file is an allocation-free reader of raw JSON text. Values are
+// returned as sub-strings of the input ("raw" values, strings still quoted and
+// escaped) and are never decoded: projection copies them. gjson is not used
+// on the event path because every gjson.Result it builds for an escaped
+// string carries an unescaped copy, one allocation per such string; this
+// reader never needs one.
+//
+// The reader validates what it returns: strings end at an unescaped quote,
+// numbers follow the JSON grammar, literals are exact. Containers are skipped
+// by bracket counting; their members are only checked when iterated. Input
+// that stops being JSON ends an iteration as if the container ended there.
+
+// bytesView returns b as a string without copying; the string is valid only
+// while b is not modified.
+func bytesView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// skipWS returns the index of the first byte at or after i that is not JSON
+// whitespace.
+func skipWS(s string, i int) int {
+	for i < len(s) {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the closing quote of the string that
+// opens at s[i] and whether the string holds escapes, or -1 if it is not
+// terminated. It looks at eight bytes at a time.
+func stringEnd(s string, i int) (int, bool) {
+	esc := false
+	j := i + 1
+	for j+8 <= len(s) {
+		m := quoteOrBackslash(s, j)
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) >> 3
+		if s[j] == '"' {
+			return j + 1, esc
+		}
+		esc = true
+		j += 2
+	}
+	for ; j < len(s); j++ {
+		switch s[j] {
+		case '"':
+			return j + 1, esc
+		case '\\':
+			esc = true
+			j++
+		}
+	}
+	return -1, esc
+}
+
+// quoteOrBackslash returns a mask with the high bit set in each byte of
+// s[j:j+8] that may be '"' or '\\'; the lowest set byte is always a real
+// one (the classic has-zero-byte test, whose false positives only follow a
+// true match).
+func quoteOrBackslash(s string, j int) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[j:]), 8))
+	q := x ^ (lo * '"')
+	b := x ^ (lo * '\\')
+	return ((q-lo)&^q | (b-lo)&^b) & hi
+}
+
+// digitsEnd returns the index of the first non-digit at or after i.
+func digitsEnd(s string, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// numberEnd returns the end of the JSON number that starts at s[i], or -1 if
+// the text there is not a JSON number.
+func numberEnd(s string, i int) int {
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(s):
+		return -1
+	case s[i] == '0':
+		i++
+	case s[i] >= '1' && s[i] <= '9':
+		i = digitsEnd(s, i)
+	default:
+		return -1
+	}
+	if i < len(s) && s[i] == '.' {
+		j := digitsEnd(s, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := digitsEnd(s, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+// literalEnd returns the end of lit if s continues with it at i, else -1.
+func literalEnd(s string, i int, lit string) int {
+	if strings.HasPrefix(s[i:], lit) {
+		return i + len(lit)
+	}
+	return -1
+}
+
+// structural marks the bytes containerEnd must look at.
+var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, '"': true}
+
+// containerEnd returns the end of the object or array that opens at s[i], or
+// -1 if it is not closed. Only brackets and strings are looked at.
+func containerEnd(s string, i int) int {
+	depth := 0
+	for j := i; j < len(s); j++ {
+		if !structural[s[j]] {
+			continue
+		}
+		switch s[j] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1
+			}
+		case '"':
+			e, _ := stringEnd(s, j)
+			if e < 0 {
+				return -1
+			}
+			j = e - 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the end of the JSON value that starts at s[i], or -1.
+func valueEnd(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		e, _ := stringEnd(s, i)
+		return e
+	case '{', '[':
+		return containerEnd(s, i)
+	case 't':
+		return literalEnd(s, i, "true")
+	case 'f':
+		return literalEnd(s, i, "false")
+	case 'n':
+		return literalEnd(s, i, "null")
+	default:
+		return numberEnd(s, i)
+	}
+}
+
+// rootValue returns the first JSON value of s (surrounding whitespace and
+// anything after it ignored), or "" if s does not start with one. An
+// unclosed object or array runs to the end of s, so its members up to the
+// first syntax error are still read; an object or array is not scanned to
+// its end here at all.
+func rootValue(s string) string {
+	i := skipWS(s, 0)
+	if i < len(s) && (s[i] == '{' || s[i] == '[') {
+		return s[i:] // iteration stops at the closing bracket
+	}
+	e := valueEnd(s, i)
+	if e < 0 {
+		return ""
+	}
+	return s[i:e]
+}
+
+// isNull reports whether raw is absent ("") or the JSON null.
+func isNull(raw string) bool {
+	return raw == "" || raw[0] == 'n'
+}
+
+// members iterates over the members of a raw JSON object. The zero value is
+// an empty iteration.
+type members struct {
+	s string
+	i int
+	n int
+}
+
+// newMembers returns an iterator over raw, which must start with '{'.
+func newMembers(raw string) members {
+	return members{s: raw, i: 1}
+}
+
+// next returns the next member: the key's raw text between its quotes,
+// whether that text holds escapes, and the raw value. ok is false at the end
+// of the object or at the first syntax error.
+func (m *members) next() (key string, esc bool, val string, ok bool) {
+	s := m.s
+	i := skipWS(s, m.i)
+	if m.n > 0 {
+		if i >= len(s) || s[i] != ',' {
+			return "", false, "", false
+		}
+		i = skipWS(s, i+1)
+	}
+	if i >= len(s) || s[i] != '"' {
+		return "", false, "", false
+	}
+	ke, esc := stringEnd(s, i)
+	if ke < 0 {
+		return "", false, "", false
+	}
+	key = s[i+1 : ke-1]
+	i = skipWS(s, ke)
+	if i >= len(s) || s[i] != ':' {
+		return "", false, "", false
+	}
+	i = skipWS(s, i+1)
+	ve := valueEnd(s, i)
+	if ve < 0 {
+		return "", false, "", false
+	}
+	m.i, m.n = ve, m.n+1
+	return key, esc, s[i:ve], true
+}
+
+// elements iterates over the elements of a raw JSON array.
+type elements struct {
+	s string
+	i int
+	n int
+}
+
+// newElements returns an iterator over raw, which must start with '['.
+func newElements(raw string) elements {
+	return elements{s: raw, i: 1}
+}
+
+// next returns the next raw element; ok is false at the end of the array or
+// at the first syntax error.
+func (e *elements) next() (string, bool) {
+	s := e.s
+	i := skipWS(s, e.i)
+	if e.n > 0 {
+		if i >= len(s) || s[i] != ',' {
+			return "", false
+		}
+		i = skipWS(s, i+1)
+	}
+	if i >= len(s) || s[i] == ']' {
+		return "", false
+	}
+	ve := valueEnd(s, i)
+	if ve < 0 {
+		return "", false
+	}
+	e.i, e.n = ve, e.n+1
+	return s[i:ve], true
+}
+
+// keyIs reports whether the raw key text (between quotes, escaped if esc)
+// equals name.
+func keyIs(key string, esc bool, name string) bool {
+	if !esc {
+		return key == name
+	}
+	return contentEquals(key, name)
+}
+
+// member returns the raw value of the first member of obj named name.
+func member(obj, name string) (string, bool) {
+	if obj == "" || obj[0] != '{' {
+		return "", false
+	}
+	m := newMembers(obj)
+	for {
+		k, esc, v, ok := m.next()
+		if !ok {
+			return "", false
+		}
+		if keyIs(k, esc, name) {
+			return v, true
+		}
+	}
+}
+
+// element returns the raw value of the n-th element of arr.
+func element(arr string, n int) (string, bool) {
+	if arr == "" || arr[0] != '[' {
+		return "", false
+	}
+	e := newElements(arr)
+	for i := 0; ; i++ {
+		v, ok := e.next()
+		if !ok {
+			return "", false
+		}
+		if i == n {
+			return v, true
+		}
+	}
+}
+
+// nextRune decodes the character of the raw string content s at i: an escape
+// sequence or one UTF-8 sequence (an invalid byte decodes as RuneError of
+// size 1). It returns the rune and the index after it; ok is false for an
+// invalid escape.
+func nextRune(s string, i int) (r rune, next int, ok bool) {
+	if s[i] != '\\' {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		return r, i + n, true
+	}
+	if i+1 >= len(s) {
+		return 0, i + 1, false
+	}
+	switch s[i+1] {
+	case '"', '\\', '/':
+		return rune(s[i+1]), i + 2, true
+	case 'b':
+		return '\b', i + 2, true
+	case 'f':
+		return '\f', i + 2, true
+	case 'n':
+		return '\n', i + 2, true
+	case 'r':
+		return '\r', i + 2, true
+	case 't':
+		return '\t', i + 2, true
+	case 'u':
+		return unicodeEscape(s, i)
+	}
+	return 0, i + 1, false
+}
+
+// unicodeEscape decodes \uXXXX at s[i], joining a surrogate pair.
+func unicodeEscape(s string, i int) (rune, int, bool) {
+	r, ok := hex4(s, i+2)
+	if !ok {
+		return 0, i + 1, false
+	}
+	if r < 0xD800 || r >= 0xDC00 {
+		return r, i + 6, true
+	}
+	if i+12 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+		if lo, ok := hex4(s, i+8); ok && lo >= 0xDC00 && lo < 0xE000 {
+			return (r-0xD800)<<10 + (lo - 0xDC00) + 0x10000, i + 12, true
+		}
+	}
+	return utf8.RuneError, i + 6, true
+}
+
+// hex4 parses four hex digits at s[i].
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// contentEquals reports whether the raw string content s, once unescaped,
+// equals want. It does not allocate.
+func contentEquals(s, want string) bool {
+	j := 0
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			if j >= len(want) || s[i] != want[j] {
+				return false
+			}
+			i, j = i+1, j+1
+			continue
+		}
+		r, next, ok := nextRune(s, i)
+		if !ok {
+			return false
+		}
+		var buf [utf8.UTFMax]byte
+		n := utf8.EncodeRune(buf[:], r)
+		if len(want)-j < n {
+			return false
+		}
+		for k := 0; k < n; k++ {
+			if want[j+k] != buf[k] {
+				return false
+			}
+		}
+		i, j = next, j+n
+	}
+	return j == len(want)
+}
+
+// unescapeSmall writes the unescaped raw string content s into buf and
+// returns the decoded text as a view of buf; ok is false if s has an invalid
+// escape or does not fit.
+func unescapeSmall(s string, buf []byte) ([]byte, bool) {
+	n := 0
+	for i := 0; i < len(s); {
+		r, next, ok := nextRune(s, i)
+		if !ok || n+utf8.RuneLen(r) > len(buf) {
+			return nil, false
+		}
+		if s[i] != '\\' {
+			n += copy(buf[n:], s[i:next])
+		} else {
+			n += utf8.EncodeRune(buf[n:], r)
+		}
+		i = next
+	}
+	return buf[:n], true
+}

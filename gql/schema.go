@@ -1,0 +1,259 @@
+package gql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+)
+
+// directivesSDL declares fraised's directives. It is loaded as its own
+// source ahead of the user's file, so positions in the user's file stay
+// right and users need not declare them.
+const directivesSDL = `directive @topic(name: String!) on FIELD_DEFINITION
+directive @filter(field: String!, arg: String, claim: String) repeatable on FIELD_DEFINITION
+directive @auth(requires: [String!]!) on FIELD_DEFINITION | OBJECT
+`
+
+var directivesSource = &ast.Source{Name: "fraised-directives.graphql", Input: directivesSDL, BuiltIn: true}
+
+// ErrSchema is wrapped by every schema load error other than a failure to
+// read the file.
+var ErrSchema = errors.New("gql: invalid schema")
+
+// ResolveParams is what a ResolverFunc gets. A resolver must not modify Args,
+// Claims or the byte slices, and must not keep Event after it returns.
+type ResolveParams struct {
+	Event       []byte         // event JSON (subscriptions), nil for queries; valid only during the call
+	Args        map[string]any // the field's coerced arguments
+	InitPayload []byte         // raw connection_init payload JSON, or nil
+	Claims      map[string]any // verified identity claims, nil when anonymous
+}
+
+// ResolverFunc is a compiled-in resolver; it returns the value to project
+// through the selection set: []byte / json.RawMessage are taken as raw JSON
+// (read only during the projection), anything else is encoded with sonic
+// (map keys sorted). It is called from many goroutines at
+// once and must be safe for that.
+//
+// Coerced argument values are int64 (Int), float64 (Float), string (String,
+// ID, enums), bool, []any, map[string]any (input objects), and for custom
+// scalars the decoded JSON (json.Number for numbers).
+type ResolverFunc func(ctx context.Context, p ResolveParams) (any, error)
+
+// Options configures LoadSchema. The zero value is valid.
+type Options struct {
+	Resolvers map[string]ResolverFunc // keys "Subscription.orderUpdated", "Query.serverTime"; unknown key = load error
+	Limits    Limits
+	Logger    *slog.Logger // resolver panics are logged here (nil = slog.Default())
+}
+
+// Schema is a loaded schema with fraised's directives resolved. It is
+// immutable after loading and safe for concurrent use.
+type Schema struct {
+	ast       *ast.Schema
+	limits    Limits
+	logger    *slog.Logger
+	roots     map[string]*rootInfo // "Subscription.x", "Query.x"
+	fieldAuth map[*ast.FieldDefinition][]requirement
+	typeAuth  map[string][]requirement
+	enums     map[string]map[string]struct{}
+	rules     *rules.Rules
+	cache     *docCache
+	ops       *interner
+	seed      uint64 // separates group keys of different schemas
+}
+
+// rootInfo is what the directives and options say about one root field.
+type rootInfo struct {
+	key      string // "Subscription.orderUpdated"
+	topic    []topicPart
+	filters  []filterSpec
+	resolver ResolverFunc
+}
+
+// LoadSchemaFile reads and loads the SDL file at path; errors name the path
+// with line and column. It may be called from several goroutines.
+func LoadSchemaFile(path string, opts Options) (*Schema, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read schema: %w", err)
+	}
+	return LoadSchema(path, string(b), opts)
+}
+
+// LoadSchema loads the SDL src; name is used in error positions
+// ("name:line:col: ..."). A schema without a query type gets a minimal one
+// so that { __typename } works. Load errors wrap ErrSchema. It may be
+// called from several goroutines.
+func LoadSchema(name, src string, opts Options) (*Schema, error) {
+	sch, err := validator.LoadSchema(validator.Prelude, directivesSource, &ast.Source{Name: name, Input: src})
+	if err != nil {
+		return nil, schemaError(err)
+	}
+	s := &Schema{
+		ast:       sch,
+		limits:    opts.Limits.withDefaults(),
+		logger:    opts.Logger,
+		roots:     map[string]*rootInfo{},
+		fieldAuth: map[*ast.FieldDefinition][]requirement{},
+		typeAuth:  map[string][]requirement{},
+		enums:     map[string]map[string]struct{}{},
+		rules:     rules.NewDefaultRules(),
+		cache:     newDocCache(),
+		ops:       newInterner(),
+		seed:      xxhash.Sum64String(name + "\x00" + src),
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if err := s.init(opts.Resolvers); err != nil {
+		return nil, schemaError(err)
+	}
+	return s, nil
+}
+
+// schemaError wraps a load error so its text keeps file:line:col.
+func schemaError(err error) error {
+	return fmt.Errorf("%w: %w", ErrSchema, err)
+}
+
+// init checks the schema against fraised's rules and indexes directives.
+func (s *Schema) init(resolvers map[string]ResolverFunc) error {
+	if err := s.ensureQuery(); err != nil {
+		return err
+	}
+	for _, name := range sortedTypeNames(s.ast) {
+		if err := s.indexType(s.ast.Types[name]); err != nil {
+			return err
+		}
+	}
+	return s.bindResolvers(resolvers)
+}
+
+// sortedTypeNames returns the user-defined type names in order, so errors
+// are reported deterministically.
+func sortedTypeNames(sch *ast.Schema) []string {
+	names := make([]string, 0, len(sch.Types))
+	for name, def := range sch.Types {
+		if !def.BuiltIn {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ensureQuery adds an empty Query root when the schema has none.
+func (s *Schema) ensureQuery() error {
+	if s.ast.Query != nil {
+		return nil
+	}
+	if def := s.ast.Types["Query"]; def != nil {
+		return gqlerror.ErrorPosf(def.Position, "the schema definition names no query root type; add \"query: Query\"")
+	}
+	def := &ast.Definition{Kind: ast.Object, Name: "Query", Fields: validator.QueryIntrospectionFields()}
+	s.ast.Types["Query"] = def
+	s.ast.Query = def
+	s.ast.AddPossibleType("Query", def)
+	return nil
+}
+
+// indexType records the directives of def and of its fields.
+func (s *Schema) indexType(def *ast.Definition) error {
+	if def.Kind == ast.Enum {
+		set := make(map[string]struct{}, len(def.EnumValues))
+		for _, v := range def.EnumValues {
+			set[v.Name] = struct{}{}
+		}
+		s.enums[def.Name] = set
+	}
+	reqs, err := authOf(def.Directives)
+	if err != nil {
+		return err
+	}
+	if len(reqs) > 0 {
+		s.typeAuth[def.Name] = reqs
+	}
+	for _, f := range def.Fields {
+		if err := s.indexField(def, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexField records @auth, @topic and @filter of field f of def.
+func (s *Schema) indexField(def *ast.Definition, f *ast.FieldDefinition) error {
+	reqs, err := authOf(f.Directives)
+	if err != nil {
+		return err
+	}
+	if len(reqs) > 0 {
+		s.fieldAuth[f] = reqs
+	}
+	isSub := def == s.ast.Subscription
+	if !isSub {
+		for _, d := range f.Directives {
+			if d.Name == "topic" || d.Name == "filter" {
+				return gqlerror.ErrorPosf(d.Position, "@%s is only allowed on fields of the subscription type, not on %s.%s", d.Name, def.Name, f.Name)
+			}
+		}
+	}
+	if strings.HasPrefix(f.Name, "__") || (def != s.ast.Query && !isSub) {
+		return nil
+	}
+	info := &rootInfo{key: def.Name + "." + f.Name}
+	if isSub {
+		if info.topic, err = s.topicOf(f); err != nil {
+			return err
+		}
+		if info.filters, err = s.filtersOf(f); err != nil {
+			return err
+		}
+	}
+	s.roots[info.key] = info
+	return nil
+}
+
+// rootKey maps "Query.x" and "Subscription.x" to the actual root type names
+// when a schema definition renames them.
+func (s *Schema) rootKey(k string) string {
+	typ, field, _ := strings.Cut(k, ".")
+	switch {
+	case typ == "Query" && s.ast.Query != nil:
+		return s.ast.Query.Name + "." + field
+	case typ == "Subscription" && s.ast.Subscription != nil:
+		return s.ast.Subscription.Name + "." + field
+	}
+	return k
+}
+
+// bindResolvers attaches resolvers to root fields.
+func (s *Schema) bindResolvers(resolvers map[string]ResolverFunc) error {
+	keys := make([]string, 0, len(resolvers))
+	for k := range resolvers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		info := s.roots[s.rootKey(k)]
+		if info == nil {
+			return fmt.Errorf("cannot bind resolver %q: no such root field (want \"Query.field\" or \"Subscription.field\")", k)
+		}
+		if resolvers[k] == nil {
+			return fmt.Errorf("cannot bind resolver %q: the function is nil", k)
+		}
+		info.resolver = resolvers[k]
+	}
+	return nil
+}
