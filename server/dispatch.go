@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,7 +162,13 @@ func (d *dispatcher) run() {
 func (d *dispatcher) idle() bool {
 	d.sleeping.Store(true)
 	defer d.sleeping.Store(false)
-	if d.ring.Len() > 0 || d.ctlN.Load() > 0 || d.pausedN.Load() > 0 {
+	if d.ring.Len() > 0 {
+		// A producer claimed a slot but has not filled it yet; let it
+		// run (with one P it could not otherwise).
+		runtime.Gosched()
+		return false
+	}
+	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 {
 		return false
 	}
 	if d.stopping.Load() {

@@ -26,12 +26,12 @@ type outbox struct {
 	fd      int
 	pending []byte  // bytes not yet written; nil when idle
 	pooled  *[]byte // pool handle of pending's buffer
-	closed  bool   // no more writes: the connection is closing
-	blocked bool   // the kernel buffer is full; the poller owns the flush
-	watched bool   // registered with the writer poller
-	dirty   bool   // in the dispatcher's flush list; dispatcher-owned
-	slow    bool   // cut off as a slow consumer
-	framed  bool   // pending holds WebSocket frames (tracks headRemain)
+	closed  bool    // no more writes: the connection is closing
+	blocked bool    // the kernel buffer is full; the poller owns the flush
+	watched bool    // registered with the writer poller
+	dirty   bool    // in the dispatcher's flush list; dispatcher-owned
+	slow    bool    // cut off as a slow consumer
+	framed  bool    // pending holds WebSocket frames (tracks headRemain)
 	// headRemain is how many bytes at the start of pending finish a frame
 	// that was partly written; a cut-off must still send them.
 	headRemain int
@@ -139,12 +139,4 @@ func (o *outbox) closeLocked(w *writer) {
 		w.unwatch(o)
 	}
 	o.dropLocked()
-}
-
-// pendingLen returns the number of bytes waiting. Safe for concurrent use.
-func (o *outbox) pendingLen() int {
-	o.mu.Lock()
-	n := len(o.pending)
-	o.mu.Unlock()
-	return n
 }

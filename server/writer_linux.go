@@ -71,6 +71,8 @@ func (w *writer) unwatch(o *outbox) {
 
 // run flushes blocked connections as they become writable, until stop.
 func (w *writer) run() {
+	defer unix.Close(w.wakefd)
+	defer unix.Close(w.epfd)
 	events := make([]unix.EpollEvent, 128)
 	for {
 		n, err := unix.EpollWait(w.epfd, events, -1)
