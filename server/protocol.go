@@ -139,6 +139,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	s := &subscription{conn: c, id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString), op: op, query: op.Kind == gql.KindQuery}
 	if id := c.identity.Load(); id != nil && !s.query {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
+			c.srv.guard.rateTrips.Add(1)
 			c.refuse(m, "too many active operations for this identity", nil)
 			return
 		}

@@ -160,9 +160,12 @@ func TestHTTPPublishDisabledWithoutToken(t *testing.T) {
 }
 
 // TestSlowConsumerIsolation: a subscriber that stops reading is cut off
-// with a close reason; the others get every event.
+// with a close reason; the others get every event. The publisher sends in
+// chunks and waits for the fast clients after each, so they never lag
+// (the test does not depend on the machine's speed); the slow client's
+// backlog grows past the kernel's socket buffers and then the cap.
 func TestSlowConsumerIsolation(t *testing.T) {
-	s := startServer(t, func(o *server.Options) { o.MaxOutbound = 64 << 10 })
+	s := startServer(t, func(o *server.Options) { o.MaxOutbound = 256 << 10 })
 	slow := connect(t, s.opts.Listen)
 	slow.subscribe("1", eventsQuery, map[string]any{"t": "firehose"})
 	fast := make([]*client, 3)
@@ -171,14 +174,15 @@ func TestSlowConsumerIsolation(t *testing.T) {
 		fast[i].subscribe("1", eventsQuery, map[string]any{"t": "firehose"})
 	}
 	s.waitSubs(t, 4)
-	const n = 20000
-	body := strings.Repeat("x", 400)
+	const chunks, perChunk = 40, 500
+	body := strings.Repeat("x", 1000) // 40 chunks × 500 × ~1 KB = 20 MB for the slow client
+	progress := make(chan int, len(fast)*chunks)
 	var wg sync.WaitGroup
 	for _, c := range fast {
 		wg.Add(1)
 		go func(c *client) {
 			defer wg.Done()
-			for i := 0; i < n; i++ {
+			for i := 0; i < chunks*perChunk; i++ {
 				m, err := c.read()
 				if err != nil {
 					t.Errorf("fast client: %v after %d events", err, i)
@@ -188,27 +192,35 @@ func TestSlowConsumerIsolation(t *testing.T) {
 					t.Errorf("fast client got seq %d, want %d", seq, i)
 					return
 				}
+				if (i+1)%perChunk == 0 {
+					progress <- i + 1
+				}
 			}
 		}(c)
 	}
 	p := dialPublisher(t, "tcp", s.opts.PublishListen)
-	var buf bytes.Buffer
-	for i := 0; i < n; i++ {
-		buf.Write(resp.AppendArray(nil, []byte("PUBLISH"), []byte("firehose"), []byte(fmt.Sprintf(`{"seq":%d,"body":%q}`, i, body))))
-	}
-	go p.conn.Write(buf.Bytes())
-	for i := 0; i < n; i++ {
-		p.line()
+	for chunk := 0; chunk < chunks; chunk++ {
+		var buf bytes.Buffer
+		for i := chunk * perChunk; i < (chunk+1)*perChunk; i++ {
+			buf.Write(resp.AppendArray(nil, []byte("PUBLISH"), []byte("firehose"), []byte(fmt.Sprintf(`{"seq":%d,"body":%q}`, i, body))))
+		}
+		p.write(buf.Bytes())
+		for i := 0; i < perChunk; i++ {
+			p.line()
+		}
+		for range fast {
+			select {
+			case <-progress:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("fast clients stalled in chunk %d", chunk)
+			}
+		}
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().SlowConsumers == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if got := s.Stats().SlowConsumers; got != 1 {
+		t.Fatalf("slow consumers = %d, want 1", got)
 	}
-	if s.Stats().SlowConsumers != 1 {
-		t.Fatalf("slow consumers = %d, want 1", s.Stats().SlowConsumers)
-	}
-	// The slow client, reading at last, finds its stream ends with a close.
+	// The slow client, reading at last, finds its stream ends.
 	_ = slow.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.Copy(io.Discard, slow.conn); err != nil && !isClosedErr(err) {
 		t.Fatalf("slow client: %v", err)

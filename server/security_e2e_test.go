@@ -675,8 +675,9 @@ func eventually(t testing.TB, what string, try func() bool) {
 }
 
 func TestRateLimitConnectionsPerIP(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
-		o.Security.Limits.ConnsPerIP = ratelimit.Limit{Rate: 1, Burst: 2}
+		o.Security.Limits.ConnsPerIP = ratelimit.Limit{Rate: 0.5, Burst: 2}
 	})
 	dial(t, s.opts.Listen)
 	dial(t, s.opts.Listen)
@@ -693,6 +694,7 @@ func TestRateLimitConnectionsPerIP(t *testing.T) {
 // TestRateLimitMessages: a client within its burst and refill is served;
 // one that floods is closed with 4429.
 func TestRateLimitMessages(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
 		o.Security.Limits.MessagesPerConn = ratelimit.Limit{Rate: 10, Burst: 4}
 	})
@@ -715,8 +717,9 @@ func TestRateLimitMessages(t *testing.T) {
 }
 
 func TestRateLimitSubscribesPerConnection(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
-		o.Security.Limits.SubscribesPerConn = ratelimit.Limit{Rate: 2, Burst: 2}
+		o.Security.Limits.SubscribesPerConn = ratelimit.Limit{Rate: 0.5, Burst: 2}
 	})
 	c := connectAs(t, s.opts.Listen, "")
 	c.subscribe("1", eventsQuery, map[string]any{"t": "a"})
@@ -729,13 +732,15 @@ func TestRateLimitSubscribesPerConnection(t *testing.T) {
 }
 
 func TestRateLimitSubscribesPerIdentity(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeRequired, func(o *server.Options) {
-		o.Security.Limits.SubscribesPerIdentity = ratelimit.Limit{Rate: 2, Burst: 2}
+		o.Security.Limits.SubscribesPerIdentity = ratelimit.Limit{Rate: 0.5, Burst: 2}
 	})
 	tok := mint(t, jwt.MapClaims{"sub": "busy"})
 	a, b := connectAs(t, s.opts.Listen, tok), connectAs(t, s.opts.Listen, tok)
 	a.subscribe("1", eventsQuery, map[string]any{"t": "a"})
 	a.subscribe("2", eventsQuery, map[string]any{"t": "a"})
+	a.pingPong() // both accepted (an error would come before the pong)
 	b.subscribe("1", eventsQuery, map[string]any{"t": "a"})
 	b.expectError("1", "rate limit exceeded: subscribe operations for this identity")
 	sink.wait(t, audit.EventRateLimit, func(r auditRec) bool { return r.Subject == "busy" && strings.Contains(r.Reason, "for this identity") })
@@ -744,6 +749,7 @@ func TestRateLimitSubscribesPerIdentity(t *testing.T) {
 }
 
 func TestMaxSubscriptionsPerIdentity(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeRequired, func(o *server.Options) {
 		o.Security.Limits.MaxSubsPerIdentity = 2
 	})
@@ -757,12 +763,16 @@ func TestMaxSubscriptionsPerIdentity(t *testing.T) {
 	sink.wait(t, audit.EventRateLimit, func(r auditRec) bool {
 		return r.Subject == "hoarder" && strings.Contains(r.Reason, "for this identity")
 	})
+	if s.Stats().RateLimited == 0 {
+		t.Fatal("refusal not counted")
+	}
 	a.send(`{"id":"1","type":"complete"}`)
 	eventually(t, "subscriptions per identity", func() bool { return b.accepted("2", eventsQuery, map[string]any{"t": "a"}) })
 	s.waitSubs(t, 2)
 }
 
 func TestMaxConnectionsPerIdentity(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeRequired, func(o *server.Options) {
 		o.Security.Limits.MaxConnsPerIdentity = 1
 	})
@@ -787,6 +797,7 @@ func TestMaxConnectionsPerIdentity(t *testing.T) {
 // while its token is being verified does not keep its identity's
 // connection slot.
 func TestIdentitySlotFreedWhenClosedDuringVerification(t *testing.T) {
+	t.Parallel()
 	slow := verifierFunc(func(_ context.Context, token string) (*auth.Identity, error) {
 		time.Sleep(100 * time.Millisecond)
 		return &auth.Identity{Subject: token}, nil
@@ -806,8 +817,9 @@ func TestIdentitySlotFreedWhenClosedDuringVerification(t *testing.T) {
 }
 
 func TestRateLimitPublishes(t *testing.T) {
+	t.Parallel()
 	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
-		o.Security.Limits.PublishesPerConn = ratelimit.Limit{Rate: 2, Burst: 2}
+		o.Security.Limits.PublishesPerConn = ratelimit.Limit{Rate: 0.5, Burst: 2}
 	})
 	p := dialPublisher(t, "tcp", s.opts.PublishListen)
 	p.publish("t", `{"seq":1}`)
