@@ -7,6 +7,10 @@
 //			"Subscription.orderUpdated": resolveOrder,
 //		}))
 //	}
+//
+// Run takes every compiled-in hook, a custom token verifier included:
+//
+//	os.Exit(app.Run(os.Args[1:], app.Hooks{Verifier: myVerifier{}}))
 package app
 
 import (
@@ -22,6 +26,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/server"
 )
@@ -29,6 +35,23 @@ import (
 // Main runs the fraised command with args (without the program name) and
 // the compiled-in resolvers, and returns the process exit code.
 func Main(args []string, resolvers map[string]gql.ResolverFunc) int {
+	return Run(args, Hooks{Resolvers: resolvers})
+}
+
+// Hooks are the compiled-in extensions of the fraised command.
+type Hooks struct {
+	// Resolvers are the field resolvers, keyed "Subscription.orderUpdated".
+	Resolvers map[string]gql.ResolverFunc
+	// Verifier, when set, replaces the JWT verifier for --auth optional and
+	// required (the --jwt-* key flags are then not needed). It must be safe
+	// for concurrent use; if it also has a Reload() error method, SIGHUP
+	// calls it.
+	Verifier auth.Verifier
+}
+
+// Run runs the fraised command with args (without the program name) and
+// hooks, and returns the process exit code.
+func Run(args []string, hooks Hooks) int {
 	if len(args) > 0 && args[0] == "publish" {
 		return publishMain(args[1:], os.Stdout, os.Stderr)
 	}
@@ -50,7 +73,7 @@ func Main(args []string, resolvers map[string]gql.ResolverFunc) int {
 		fmt.Fprintln(os.Stderr, "fraised:", err)
 		return 2
 	}
-	if err := serve(&cfg, resolvers, log); err != nil {
+	if err := serve(&cfg, hooks, log); err != nil {
 		log.Error("fraised stopped", "err", err)
 		return 1
 	}
@@ -72,17 +95,21 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("invalid --log-format %q: use text or json", format)
 }
 
-func serve(cfg *config, resolvers map[string]gql.ResolverFunc, log *slog.Logger) error {
+func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 	if cfg.schema == "" {
 		return errors.New("--schema is required (try --schema examples/schema.graphql)")
 	}
-	schema, err := gql.LoadSchemaFile(cfg.schema, gql.Options{Resolvers: resolvers, Logger: log})
+	schema, err := gql.LoadSchemaFile(cfg.schema, gql.Options{Resolvers: hooks.Resolvers, Logger: log, Limits: cfg.sec.gqlLimits()})
 	if err != nil {
 		return err
 	}
 	opts := cfg.serverOptions()
 	opts.Schema = schema
 	opts.Logger = log
+	if opts.Security, err = cfg.sec.security(hooks.Verifier, log); err != nil {
+		return err
+	}
+	defer closeAudit(opts.Security.Audit, log)
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
@@ -98,17 +125,37 @@ func serve(cfg *config, resolvers map[string]gql.ResolverFunc, log *slog.Logger)
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case err := <-runErr:
-		return err
-	case sig := <-sigs:
-		log.Info("draining", "signal", sig.String(), "deadline", cfg.drainTimeout)
-		if err := srv.Shutdown(context.Background()); err != nil {
-			log.Warn("shutdown incomplete", "err", err)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-runErr:
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reloadKeys(opts.Security.Verifier, log)
+				continue
+			}
+			log.Info("draining", "signal", sig.String(), "deadline", cfg.drainTimeout)
+			if err := srv.Shutdown(context.Background()); err != nil {
+				log.Warn("shutdown incomplete", "err", err)
+			}
+			<-runErr
+			log.Info("stopped")
+			return nil
 		}
-		<-runErr
-		log.Info("stopped")
-		return nil
+	}
+}
+
+// closeAudit flushes and closes the audit log, reporting lost records.
+func closeAudit(l *audit.Log, log *slog.Logger) {
+	if l == nil {
+		return
+	}
+	if err := l.Close(); err != nil {
+		log.Error("cannot flush the audit log", "err", err)
+	}
+	if n := l.Dropped(); n > 0 {
+		log.Warn("audit records were dropped (queue full or write errors); raise --audit-queue or check the disk", "dropped", n)
 	}
 }

@@ -30,6 +30,7 @@ type config struct {
 	logFormat      string
 	logLevel       string
 	pprofListen    string
+	sec            securityConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -51,6 +52,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", "", "serve net/http/pprof on this `address` (empty disables; keep it on loopback)")
+	addSecurityFlags(fs, &cfg.sec)
 	return fs
 }
 

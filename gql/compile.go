@@ -231,6 +231,8 @@ func (c *compiler) identity(req Request, op *Operation) []byte {
 		b = appendCanon(b, int64(f.kind))
 		b = appendCanon(b, f.str)
 		b = appendCanon(b, f.num)
+		b = appendCanon(b, f.isInt)
+		b = appendCanon(b, f.i) // large integers differ where their float64 does not
 		b = appendCanon(b, f.b)
 	}
 	if p.hasResolver {
