@@ -1,20 +1,16 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/subtle"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/audit"
-	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -57,14 +53,14 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		return 0, false
 	}
 	head := b[:end+4]
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	if isUpgrade(head) {
+		c.upgrade(head)
+		return len(head), true
+	}
+	req, err := readRequest(head)
 	if err != nil {
 		c.respondClose(http.StatusBadRequest, "malformed HTTP request\n")
 		return len(b), true
-	}
-	if strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
-		c.upgrade(head, req)
-		return len(head), true
 	}
 	if req.ContentLength < 0 && (req.Method == http.MethodPost || len(req.TransferEncoding) > 0) {
 		c.respondClose(http.StatusLengthRequired, "Content-Length required\n")
@@ -166,36 +162,21 @@ func appendResponse(dst []byte, status int, body string) []byte {
 
 // upgrade switches the connection to WebSocket. A client that does not
 // offer graphql-transport-ws is upgraded and then closed with 4406, as the
-// protocol asks.
-func (c *wsConn) upgrade(head []byte, req *http.Request) {
-	if req.URL.Path != GraphQLPath {
-		c.respondClose(http.StatusNotFound, "WebSocket endpoint is "+GraphQLPath+"\n")
-		return
-	}
+// protocol asks. gobwas/ws parses the request through pooled state, so an
+// upgrade leaves little garbage behind.
+func (c *wsConn) upgrade(head []byte) {
 	if c.srv.draining.Load() {
 		c.respondClose(http.StatusServiceUnavailable, "draining\n")
 		return
 	}
-	var out bytes.Buffer
-	g := c.srv.guard
-	origin := req.Header.Get("Origin")
-	if !g.originAllowed(origin, req.Host) {
-		g.audit(audit.EventConnRefused, c, audit.Record{Reason: "origin not allowed: " + truncate(origin, 128)})
-		c.respondClose(http.StatusForbidden, "origin not allowed\n")
-		return
-	}
-	if t, ok := auth.TokenFromHeader(req.Header.Get("Authorization")); ok {
-		c.upgradeToken = t
-	} else if t, ok := auth.TokenFromCookie(req.Header.Get("Cookie"), g.Cookie); ok {
-		c.upgradeToken = t
-	}
-	u := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == proto.Subprotocol }}
-	hs, err := u.Upgrade(struct {
-		io.Reader
-		io.Writer
-	}{bytes.NewReader(head), &out})
-	c.send(out.Bytes())
+	u := getUpgrader(c, head)
+	defer putUpgrader(u)
+	hs, err := u.Upgrade(u)
+	c.send(u.w.Bytes())
 	if err != nil {
+		if u.refusal != "" {
+			c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: u.refusal})
+		}
 		c.phase = phaseClosing
 		_ = c.gc.Close()
 		return
@@ -209,5 +190,5 @@ func (c *wsConn) upgrade(head []byte, req *http.Request) {
 		return
 	}
 	c.srv.conns.add(c)
-	g.audit(audit.EventConnAccepted, c, audit.Record{})
+	c.srv.guard.audit(audit.EventConnAccepted, c, audit.Record{})
 }
