@@ -11,5 +11,10 @@
 //
 // The event path (Match, AppendResult with the default resolver) reads the
 // event with an allocation-free JSON scanner (scan.go) and does not
-// allocate unless a field fails.
+// allocate unless a field fails. A projection reads each object of the
+// event once, picking selected members by a precomputed key index and
+// writing their values as it meets them (fast.go); an event with a field
+// error is projected again by the general completion (project.go), which
+// records errors and propagates nulls. Match reads the objects on the
+// filter paths once for all filters.
 package gql

@@ -59,15 +59,16 @@ func appendEscapedByte(dst []byte, c byte) []byte {
 // can be copied to the output as is: valid escapes, no control characters,
 // valid UTF-8.
 func rawStringClean(s string) bool {
-	for i := 0; i < len(s); {
+	for i := plainPrefix(s); i < len(s); {
 		c := s[i]
 		switch {
 		case c == '\\':
-			_, next, ok := nextRune(s, i)
-			if !ok {
+			n := escapeLen(s, i)
+			if n == 0 {
 				return false
 			}
-			i = next
+			i += n
+			i += plainPrefix(s[i:])
 		case c < 0x20:
 			return false
 		case c < utf8.RuneSelf:
@@ -81,6 +82,41 @@ func rawStringClean(s string) bool {
 		}
 	}
 	return true
+}
+
+// plainPrefix returns a multiple of eight up to which s holds only
+// printable ASCII other than the backslash: bytes that are copied as they
+// are. It looks at eight bytes at a time.
+func plainPrefix(s string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := load64(s, i)
+		b := x ^ (lo * '\\')
+		// high bit set: non-ASCII; (x-0x20)&^x: some byte below 0x20;
+		// (b-lo)&^b: some backslash (the any-byte tests are exact).
+		if (x|(x-lo*0x20)&^x|(b-lo)&^b)&hi != 0 {
+			break
+		}
+	}
+	return i
+}
+
+// escapeLen returns the length of the valid escape sequence at s[i] (a
+// backslash), or 0: the escapes nextRune accepts, without decoding them.
+func escapeLen(s string, i int) int {
+	if i+1 >= len(s) {
+		return 0
+	}
+	switch s[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2
+	case 'u':
+		if _, ok := hex4(s, i+2); ok {
+			return 6
+		}
+	}
+	return 0
 }
 
 // appendRawString appends the raw JSON string content s (between quotes,

@@ -1,6 +1,7 @@
 package gql
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"testing"
@@ -39,10 +40,15 @@ func FuzzProject(f *testing.F) {
 	f.Fuzz(func(t *testing.T, event []byte) {
 		for _, op := range ops {
 			for _, ev := range [][]byte{event, event[:len(event)/2]} {
-				op.Match(ev)
+				if got, want := op.Match(ev), matchEach(op.plan, ev); got != want {
+					t.Fatalf("Match(%q) = %v, each filter on its own: %v", ev, got, want)
+				}
 				out := op.AppendResult(nil, ev)
 				if !json.Valid(out) || !utf8.Valid(out) {
 					t.Fatalf("invalid output for %q:\n%s", ev, out)
+				}
+				if slow := appendResultSlow(op, nil, ev); !bytes.Equal(out, slow) {
+					t.Fatalf("fast and general completions differ for %q:\n%s\n%s", ev, out, slow)
 				}
 			}
 		}
@@ -58,6 +64,7 @@ func FuzzCompile(f *testing.F) {
 	f.Add(`{ a: __typename b: __typename }`, []byte(`{"x":{"y":[1,2]}}`))
 	s := rich(f)
 	env := Env{Claims: map[string]any{"tenant_id": "t"}, Roles: []string{"admin"}}
+	events := [][]byte{[]byte(`{"seq":1,"text":"t","author":{"__typename":"Bot"}}`), loadEvent(f)}
 	f.Fuzz(func(t *testing.T, query string, vars []byte) {
 		op, errs := s.Compile(Request{Query: query, Variables: vars}, env)
 		if op == nil {
@@ -69,15 +76,21 @@ func FuzzCompile(f *testing.F) {
 			}
 			return
 		}
-		var out []byte
 		if op.Kind == KindQuery {
-			out = op.AppendQueryResult(context.Background(), nil)
-		} else {
-			op.Match([]byte(`{"seq":1}`))
-			out = op.AppendResult(nil, []byte(`{"seq":1,"text":"t","author":{"__typename":"Bot"}}`))
+			if out := op.AppendQueryResult(context.Background(), nil); !json.Valid(out) {
+				t.Fatalf("invalid output: %s", out)
+			}
+			return
 		}
-		if !json.Valid(out) {
-			t.Fatalf("invalid output: %s", out)
+		op.Match([]byte(`{"seq":1}`))
+		for _, ev := range events {
+			out := op.AppendResult(nil, ev)
+			if !json.Valid(out) {
+				t.Fatalf("invalid output: %s", out)
+			}
+			if slow := appendResultSlow(op, nil, ev); !bytes.Equal(out, slow) {
+				t.Fatalf("fast and general completions differ for %q:\n%s\n%s", ev, out, slow)
+			}
 		}
 	})
 }

@@ -53,3 +53,22 @@ type ctxT = context.Context
 
 // bg is context.Background.
 func bg() context.Context { return context.Background() }
+
+// appendResultSlow is AppendResult without the fast path (fast.go).
+func appendResultSlow(op *Operation, dst, event []byte) []byte {
+	p := projector{plan: op.plan, slow: true}
+	return p.result(context.Background(), dst, event)
+}
+
+// appendFastOnly projects event through the root field of a subscription
+// with the fast path alone; ok is false when the fast path gives up.
+func appendFastOnly(op *Operation, event []byte) (out []byte, ok bool) {
+	p := projector{plan: op.plan, fast: true}
+	for _, f := range op.plan.fields {
+		if !f.typename {
+			out, end := p.fastValue(nil, f, f.typ, rootValue(bytesView(event)), 0, true)
+			return out, end >= 0 && !p.abort
+		}
+	}
+	return nil, false
+}

@@ -52,6 +52,9 @@ func (op *Operation) Match(event []byte) bool {
 		return true
 	}
 	root := rootValue(bytesView(event))
+	if p.match != nil {
+		return p.matchAt(p.match, root)
+	}
 	for i := range p.filters {
 		if !p.filters[i].match(root) {
 			return false
@@ -64,9 +67,11 @@ func (op *Operation) Match(event []byte) bool {
 // the filter's value.
 func (f *filter) match(root string) bool {
 	v, ok := lookupPath(root, f.path)
-	if !ok || v == "" {
-		return false
-	}
+	return ok && v != "" && f.test(v)
+}
+
+// test reports whether the raw JSON value v equals the filter's value.
+func (f *filter) test(v string) bool {
 	switch f.kind {
 	case filterString:
 		return v[0] == '"' && contentEquals(v[1:len(v)-1], f.str)
@@ -81,6 +86,122 @@ func (f *filter) match(root string) bool {
 		return (v == "true" && f.b) || (v == "false" && !f.b)
 	}
 	return false
+}
+
+// matchMax is the most distinct steps one level of a match tree holds;
+// with wider filter paths each filter looks its value up on its own.
+const matchMax = 8
+
+// matchNode is one level of the tree of an operation's filter paths, so
+// that Match reads each object on the paths once for all filters: the
+// distinct steps taken from a value, and per step the filters whose path
+// ends there and the level below.
+type matchNode struct {
+	steps []string
+	tests [][]int      // per step: the filters testing the value there
+	kids  []*matchNode // per step: the level below, nil if none
+}
+
+// newMatchTree builds the tree of the paths of filters, or returns nil if
+// a level would have more than matchMax steps.
+func newMatchTree(filters []filter) *matchNode {
+	root := &matchNode{}
+	for i := range filters {
+		n := root
+		for d, seg := range filters[i].path {
+			k := n.step(seg)
+			if k >= matchMax {
+				return nil
+			}
+			if d == len(filters[i].path)-1 {
+				n.tests[k] = append(n.tests[k], i)
+				continue
+			}
+			if n.kids[k] == nil {
+				n.kids[k] = &matchNode{}
+			}
+			n = n.kids[k]
+		}
+	}
+	return root
+}
+
+// step returns the index of seg in n.steps, adding it if needed.
+func (n *matchNode) step(seg string) int {
+	for k, s := range n.steps {
+		if s == seg {
+			return k
+		}
+	}
+	n.steps = append(n.steps, seg)
+	n.tests = append(n.tests, nil)
+	n.kids = append(n.kids, nil)
+	return len(n.steps) - 1
+}
+
+// matchAt reports whether the raw JSON value v passes the filters below n.
+func (p *plan) matchAt(n *matchNode, v string) bool {
+	var vals [matchMax]string
+	if !n.collect(v, &vals) {
+		return false
+	}
+	for k := range n.steps {
+		for _, i := range n.tests[k] {
+			if !p.filters[i].test(vals[k]) {
+				return false
+			}
+		}
+		if n.kids[k] != nil && !p.matchAt(n.kids[k], vals[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// collect looks up every step of n in the raw JSON value v, reading an
+// object's members once (the first member of a name wins, as in
+// lookupPath). It reports whether all were found.
+func (n *matchNode) collect(v string, vals *[matchMax]string) bool {
+	if v == "" {
+		return false
+	}
+	switch v[0] {
+	case '{':
+		return n.members(v, vals)
+	case '[':
+		for k, s := range n.steps {
+			i := segIndex(s)
+			if i < 0 {
+				return false
+			}
+			var ok bool
+			if vals[k], ok = element(v, i); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// members collects the steps of n from the members of the object obj.
+func (n *matchNode) members(obj string, vals *[matchMax]string) bool {
+	left := len(n.steps)
+	m := newMembers(obj)
+	for left > 0 {
+		key, esc, val, ok := m.next()
+		if !ok {
+			return false
+		}
+		for k, s := range n.steps {
+			if vals[k] == "" && keyIs(key, esc, s) {
+				vals[k] = val
+				left--
+				break
+			}
+		}
+	}
+	return true
 }
 
 // numberEquals reports whether the raw JSON v is a number equal to the

@@ -2,6 +2,8 @@ package gql
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -92,5 +94,64 @@ enum E { X Y }`
 	op := mustCompile(t, s, `subscription { a(org: "o", n: -3, f: 2.50, b: true, e: Y) }`, ``, Env{})
 	if op.Topic != "o/-3/2.5/true/Y/end" {
 		t.Errorf("topic %q", op.Topic)
+	}
+}
+
+// matchEach is Match testing each filter on its own (no match tree).
+func matchEach(p *plan, event []byte) bool {
+	if p.never {
+		return false
+	}
+	root := rootValue(bytesView(event))
+	for i := range p.filters {
+		if !p.filters[i].match(root) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMatchTreeAgreesWithEachFilter(t *testing.T) {
+	str := func(path, v string) filter {
+		return filter{path: strings.Split(path, "."), kind: filterString, str: v}
+	}
+	num := func(path string, n int64) filter {
+		f := filter{path: strings.Split(path, "."), kind: filterNumber}
+		f.setInt(n)
+		return f
+	}
+	sets := [][]filter{
+		{str("a.b", "x"), num("a.c", 1), {path: []string{"d"}, kind: filterBool, b: true}},
+		{str("a.b", "x"), str("a.b", "x"), str("a", "y")},
+		{str("l.1.n", "v"), str("l.x", "v"), num("l.0", 3)},
+	}
+	events := []string{
+		`{"a":{"b":"x","c":1},"d":true}`, `{"d":true,"a":{"c":1.0,"b":"x"}}`, `{"a":{"b":"x","c":2},"d":true}`,
+		`{"a":{"b":"x","c":1}}`, `{"a":{"b":"x","b":"y","c":1},"d":true,"d":false}`, `{"a":"y"}`, `{"a":{"b":"x"}`,
+		`{"a":{"b":"x","c":1 "d":true}`, `{"l":[3,{"n":"v"}]}`, `{"l":{"1":{"n":"v"},"x":"v","0":3}}`, `[1]`, ``, `{`,
+	}
+	for i, fs := range sets {
+		p := &plan{filters: fs, match: newMatchTree(fs)}
+		if p.match == nil {
+			t.Fatalf("set %d: no match tree", i)
+		}
+		for _, ev := range events {
+			if got, want := p.matchAt(p.match, rootValue(ev)), matchEach(p, []byte(ev)); got != want {
+				t.Errorf("set %d, %s: tree says %v, each filter %v", i, ev, got, want)
+			}
+		}
+	}
+}
+
+func TestMatchTreeTooWide(t *testing.T) {
+	var fs []filter
+	for i := 0; i <= matchMax; i++ {
+		fs = append(fs, filter{path: []string{fmt.Sprint("k", i)}, kind: filterBool, b: true})
+	}
+	if newMatchTree(fs) != nil {
+		t.Errorf("a tree with %d steps on one level was built", len(fs))
+	}
+	if newMatchTree(fs[:matchMax]) == nil {
+		t.Errorf("no tree for %d steps", matchMax)
 	}
 }

@@ -191,6 +191,9 @@ func (c *compiler) filters(p *plan, info *rootInfo, f *field) {
 		}
 		p.filters = append(p.filters, fl)
 	}
+	if len(p.filters) > 0 {
+		p.match = newMatchTree(p.filters)
+	}
 }
 
 // newFilter builds a filter comparing the event value at path with v. ok is

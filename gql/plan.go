@@ -77,6 +77,16 @@ type selection struct {
 	typeName string // "" for the fallback selection of an abstract type
 	typeJSON string // `"TypeName"`
 	fields   []*field
+	fast     *fastPlan // nil when the selection is not projected in one pass
+}
+
+// fastPlan says which fields of a selection read each event property, for
+// projecting an object in one pass over its members (fast.go).
+type fastPlan struct {
+	bySrc     [][]uint8 // per index in objPlan.names: the fields reading it, ascending
+	nsrc      int       // how many distinct properties the fields read
+	typenames uint32    // bit i: field i is __typename
+	nonNull   uint32    // bit i: field i reads a property and is non-null
 }
 
 // objPlan is the plan for a value of a composite type.
@@ -87,6 +97,7 @@ type objPlan struct {
 	typeSrc  int      // index of "__typename" in names; -1 for object types
 	sels     []*selection
 	fallback *selection // abstract types: used when the type is unknown
+	keys     keyIndex   // finds an event key in names
 }
 
 // plan is the compiled operation.
@@ -95,7 +106,8 @@ type plan struct {
 	fields      []*field // root fields
 	rootJSON    string   // `"Subscription"`, `"Query"`
 	filters     []filter
-	never       bool // a claim filter without its claim: nothing matches
+	match       *matchNode // the filter paths as a tree; nil: test each filter alone
+	never       bool       // a claim filter without its claim: nothing matches
 	hasResolver bool
 	initPayload []byte
 	claims      map[string]any
@@ -318,6 +330,37 @@ func (o *objPlan) index() {
 	if o.abstract {
 		o.typeSrc = idx("__typename")
 	}
+	o.keys = newKeyIndex(o.names)
+	for _, sel := range all {
+		sel.fast = newFastPlan(sel, len(o.names))
+	}
+}
+
+// newFastPlan indexes the fields of sel by the property they read, or
+// returns nil when sel is too large for one pass (fastMaxFields fields,
+// 64 properties) or needs a runtime type it cannot know.
+func newFastPlan(sel *selection, names int) *fastPlan {
+	if len(sel.fields) > fastMaxFields || names > 64 {
+		return nil
+	}
+	fp := &fastPlan{bySrc: make([][]uint8, names)}
+	for i, f := range sel.fields {
+		switch {
+		case f.typename && sel.typeName == "":
+			return nil
+		case f.typename:
+			fp.typenames |= 1 << i
+		default:
+			if f.typ.NonNull {
+				fp.nonNull |= 1 << i
+			}
+			if fp.bySrc[f.src] == nil {
+				fp.nsrc++
+			}
+			fp.bySrc[f.src] = append(fp.bySrc[f.src], uint8(i))
+		}
+	}
+	return fp
 }
 
 // authorize records a "forbidden" error for what unless env meets every

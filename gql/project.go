@@ -35,6 +35,9 @@ type pathSeg struct {
 // the call that projects and is used by one goroutine.
 type projector struct {
 	plan  *plan
+	slow  bool // never take the fast path (tests compare both)
+	fast  bool // in the fast path (fast.go): a failure sets abort instead
+	abort bool
 	errs  gqlerror.List
 	n     int
 	path  [pathStack]pathSeg
@@ -123,7 +126,7 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		p.fail(f, "field \""+f.rkey+"\" has no resolver")
 		return p.thrown(dst, f.typ)
 	}
-	return p.caught(dst, f, f.typ, raw)
+	return p.complete(dst, f, raw)
 }
 
 // thrown finishes a position whose value threw: null if t is nullable,
@@ -242,7 +245,11 @@ func (p *projector) object(dst []byte, f *field, raw string) ([]byte, bool) {
 		pr.obj = raw
 	}
 	pr.gather()
-	sel, ok := p.selectionFor(f, o, &pr)
+	tn := ""
+	if o.abstract {
+		tn = pr.get(o.typeSrc)
+	}
+	sel, ok := p.selectionFor(f, o, tn)
 	if !ok {
 		return dst, false
 	}
@@ -268,12 +275,12 @@ func (p *projector) object(dst []byte, f *field, raw string) ([]byte, bool) {
 
 // selectionFor picks the selection for the runtime type of an object: the
 // only one for object types; for abstract types the one named by the
-// event's "__typename", else the only possible type, else the fallback.
-func (p *projector) selectionFor(f *field, o *objPlan, pr *props) (*selection, bool) {
+// event's "__typename" (raw tn, "" when absent), else the only possible
+// type, else the fallback.
+func (p *projector) selectionFor(f *field, o *objPlan, tn string) (*selection, bool) {
 	if !o.abstract {
 		return o.sels[0], true
 	}
-	tn := pr.get(o.typeSrc)
 	if isNull(tn) {
 		if len(o.sels) == 1 {
 			return o.sels[0], true
@@ -322,8 +329,13 @@ func (p *projector) pop() {
 	}
 }
 
-// fail records a field error at the current path.
+// fail records a field error at the current path; in the fast path it
+// only ends that path.
 func (p *projector) fail(f *field, msg string) {
+	if p.fast {
+		p.abort = true
+		return
+	}
 	path := make(ast.Path, 0, p.n)
 	for i := 0; i < p.n; i++ {
 		s := p.extraOr(i)

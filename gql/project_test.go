@@ -291,6 +291,9 @@ func TestProjection(t *testing.T) {
 			if !json.Valid([]byte(got[len("prefix:"):])) {
 				t.Errorf("output is not valid JSON")
 			}
+			if slow := string(appendResultSlow(op, []byte("prefix:"), []byte(tt.event))); slow != got {
+				t.Errorf("the general completion gives %s", slow[len("prefix:"):])
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package gql
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"strings"
 	"unicode/utf8"
@@ -29,7 +30,7 @@ func bytesView(b []byte) string {
 // skipWS returns the index of the first byte at or after i that is not JSON
 // whitespace.
 func skipWS(s string, i int) int {
-	for i < len(s) {
+	for i < len(s) && s[i] <= ' ' {
 		switch s[i] {
 		case ' ', '\t', '\n', '\r':
 			i++
@@ -71,16 +72,115 @@ func stringEnd(s string, i int) (int, bool) {
 	return -1, esc
 }
 
+// load64 returns s[j:j+8] as a little-endian word; j+8 <= len(s) must
+// hold (it is not checked).
+func load64(s string, j int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), j)), 8))
+}
+
 // quoteOrBackslash returns a mask with the high bit set in each byte of
 // s[j:j+8] that may be '"' or '\\'; the lowest set byte is always a real
 // one (the classic has-zero-byte test, whose false positives only follow a
 // true match).
 func quoteOrBackslash(s string, j int) uint64 {
+	return quoteOrBackslashIn(load64(s, j))
+}
+
+// quoteOrBackslashIn is quoteOrBackslash for the eight bytes x.
+func quoteOrBackslashIn(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	x := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[j:]), 8))
 	q := x ^ (lo * '"')
 	b := x ^ (lo * '\\')
 	return ((q-lo)&^q | (b-lo)&^b) & hi
+}
+
+// plainStringEnd returns the index just past the closing quote of the
+// string that opens at s[i] if it holds only printable ASCII other than
+// the backslash (so it can be copied as it is), else -1. It looks at eight
+// bytes at a time.
+func plainStringEnd(s string, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	j := i + 1
+	for ; j+8 <= len(s); j += 8 {
+		x := load64(s, j)
+		// A byte at or above 0x80 is flagged by x itself, so the
+		// zero-byte and below-0x20 tests need no "&^ x": below the first
+		// byte that stops the string nothing borrows and nothing is
+		// flagged, and that byte is flagged.
+		q, b := x^(lo*'"'), x^(lo*'\\')
+		stop := ((q - lo) | (b - lo) | (x - lo*0x20) | x) & hi
+		if stop == 0 {
+			continue
+		}
+		j += bits.TrailingZeros64(stop) >> 3
+		if s[j] == '"' {
+			return j + 1
+		}
+		return -1
+	}
+	for ; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '"':
+			return j + 1
+		case c < 0x20 || c == '\\' || c >= utf8.RuneSelf:
+			return -1
+		}
+	}
+	return -1
+}
+
+// int32End returns the end of the JSON number at s[i] if it is an integer
+// in 32 bits written without fraction, exponent or "-0", else -1.
+func int32End(s string, i int) int {
+	j, neg := i, s[i] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	n := int64(0)
+	for j < len(s) && j-start <= 10 && s[j]-'0' <= 9 {
+		n = n*10 + int64(s[j]-'0')
+		j++
+	}
+	switch digits := j - start; {
+	case digits == 0 || digits > 10 || (s[start] == '0' && (digits > 1 || neg)):
+		return -1
+	case j < len(s) && (s[j] == '.' || s[j] == 'e' || s[j] == 'E'):
+		return -1
+	case n > math.MaxInt32+1 || (n == math.MaxInt32+1 && !neg):
+		return -1
+	}
+	return j
+}
+
+// plainFloatEnd returns the end of the JSON number at s[i] if it has no
+// exponent and few enough digits to be finite, else -1.
+func plainFloatEnd(s string, i int) int {
+	j := i
+	if s[j] == '-' {
+		j++
+	}
+	switch {
+	case j >= len(s):
+		return -1
+	case s[j] == '0':
+		j++
+	case s[j] >= '1' && s[j] <= '9':
+		j = digitsEnd(s, j)
+	default:
+		return -1
+	}
+	if j < len(s) && s[j] == '.' {
+		k := digitsEnd(s, j+1)
+		if k == j+1 {
+			return -1
+		}
+		j = k
+	}
+	if j-i > 300 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
+		return -1
+	}
+	return j
 }
 
 // digitsEnd returns the index of the first non-digit at or after i.
@@ -142,8 +242,14 @@ var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, '"': true
 // containerEnd returns the end of the object or array that opens at s[i], or
 // -1 if it is not closed. Only brackets and strings are looked at.
 func containerEnd(s string, i int) int {
-	depth := 0
-	for j := i; j < len(s); j++ {
+	return closeEnd(s, i+1, 1)
+}
+
+// closeEnd returns the index just past the bracket that brings depth, the
+// number of brackets open before s[j], to zero, or -1 if none does. s[j]
+// must not be inside a string. Only brackets and strings are looked at.
+func closeEnd(s string, j, depth int) int {
+	for ; j < len(s); j++ {
 		if !structural[s[j]] {
 			continue
 		}
@@ -227,33 +333,43 @@ func newMembers(raw string) members {
 // whether that text holds escapes, and the raw value. ok is false at the end
 // of the object or at the first syntax error.
 func (m *members) next() (key string, esc bool, val string, ok bool) {
-	s := m.s
-	i := skipWS(s, m.i)
-	if m.n > 0 {
-		if i >= len(s) || s[i] != ',' {
-			return "", false, "", false
-		}
-		i = skipWS(s, i+1)
-	}
-	if i >= len(s) || s[i] != '"' {
+	key, esc, i := memberStart(m.s, m.i, m.n)
+	if i < 0 {
 		return "", false, "", false
 	}
-	ke, esc := stringEnd(s, i)
-	if ke < 0 {
-		return "", false, "", false
-	}
-	key = s[i+1 : ke-1]
-	i = skipWS(s, ke)
-	if i >= len(s) || s[i] != ':' {
-		return "", false, "", false
-	}
-	i = skipWS(s, i+1)
-	ve := valueEnd(s, i)
+	ve := valueEnd(m.s, i)
 	if ve < 0 {
 		return "", false, "", false
 	}
 	m.i, m.n = ve, m.n+1
-	return key, esc, s[i:ve], true
+	return key, esc, m.s[i:ve], true
+}
+
+// memberStart reads the n-th member of an object from s[j], just past the
+// object's opening bracket or the previous member's value: its key's raw
+// text between quotes, whether that text holds escapes, and the index of
+// its value, which is -1 at the end of the members or at a syntax error.
+func memberStart(s string, j, n int) (key string, esc bool, v int) {
+	j = skipWS(s, j)
+	if n > 0 {
+		if j >= len(s) || s[j] != ',' {
+			return "", false, -1
+		}
+		j = skipWS(s, j+1)
+	}
+	if j >= len(s) || s[j] != '"' {
+		return "", false, -1
+	}
+	ke, esc := stringEnd(s, j)
+	if ke < 0 {
+		return "", false, -1
+	}
+	key = s[j+1 : ke-1]
+	j = skipWS(s, ke)
+	if j >= len(s) || s[j] != ':' {
+		return "", false, -1
+	}
+	return key, esc, skipWS(s, j+1)
 }
 
 // elements iterates over the elements of a raw JSON array.
@@ -271,23 +387,33 @@ func newElements(raw string) elements {
 // next returns the next raw element; ok is false at the end of the array or
 // at the first syntax error.
 func (e *elements) next() (string, bool) {
-	s := e.s
-	i := skipWS(s, e.i)
-	if e.n > 0 {
-		if i >= len(s) || s[i] != ',' {
-			return "", false
-		}
-		i = skipWS(s, i+1)
-	}
-	if i >= len(s) || s[i] == ']' {
+	i := elementStart(e.s, e.i, e.n)
+	if i < 0 {
 		return "", false
 	}
-	ve := valueEnd(s, i)
+	ve := valueEnd(e.s, i)
 	if ve < 0 {
 		return "", false
 	}
 	e.i, e.n = ve, e.n+1
-	return s[i:ve], true
+	return e.s[i:ve], true
+}
+
+// elementStart returns the index of the n-th element of an array, read
+// from s[j], just past the array's opening bracket or the previous element;
+// -1 at the end of the elements or at a syntax error.
+func elementStart(s string, j, n int) int {
+	j = skipWS(s, j)
+	if n > 0 {
+		if j >= len(s) || s[j] != ',' {
+			return -1
+		}
+		j = skipWS(s, j+1)
+	}
+	if j >= len(s) || s[j] == ']' {
+		return -1
+	}
+	return j
 }
 
 // keyIs reports whether the raw key text (between quotes, escaped if esc)
@@ -387,8 +513,8 @@ func hex4(s string, i int) (rune, bool) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range []byte(s[i : i+4]) {
-		switch {
+	for k := i; k < i+4; k++ {
+		switch c := s[k]; {
 		case c >= '0' && c <= '9':
 			r = r<<4 | rune(c-'0')
 		case c >= 'a' && c <= 'f':

@@ -2,7 +2,9 @@ package gql
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -130,6 +132,81 @@ func TestAppendStrings(t *testing.T) {
 		}
 		if string(got) != tt.want {
 			t.Errorf("%s: got %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPlainLeafEnds(t *testing.T) {
+	tests := []struct {
+		kind leafKind
+		in   string
+		want int
+	}{
+		{leafString, `"abc",`, 5}, {leafString, `""`, 2}, {leafString, `"0123456789abcdef012"}`, 21},
+		{leafString, `"a\"b"`, -1}, {leafString, `"é"`, -1}, {leafString, "\"a\x01\"", -1}, {leafString, `"unterminated`, -1},
+		{leafString, `"0123456789abcdef\n"`, -1}, {leafString, `"0123456789abcdefé"`, -1}, {leafString, `12`, -1},
+		{leafID, `"u-42"}`, 6}, {leafCustom, `"x"`, 3}, {leafEnum, `"ACTIVE"`, -1},
+		{leafInt, `0,`, 1}, {leafInt, `-12}`, 3}, {leafInt, `2147483647`, 10}, {leafInt, `-2147483648`, 11},
+		{leafInt, `2147483648`, -1}, {leafInt, `-2147483649`, -1}, {leafInt, `12345678901`, -1}, {leafInt, `-0`, -1},
+		{leafInt, `01`, -1}, {leafInt, `1.0`, -1}, {leafInt, `1e2`, -1}, {leafInt, `-`, -1}, {leafInt, `"1"`, -1},
+		{leafFloat, `1732740000.123,`, 14}, {leafFloat, `-0.5]`, 4}, {leafFloat, `0`, 1}, {leafFloat, `7`, 1},
+		{leafFloat, `1e3`, -1}, {leafFloat, `1.`, -1}, {leafFloat, `01`, 1}, {leafFloat, `-`, -1}, {leafFloat, `.5`, -1},
+		{leafFloat, "1" + strings.Repeat("0", 400), -1},
+		{leafBoolean, `true,`, 4}, {leafBoolean, `false`, 5}, {leafBoolean, `tru`, -1}, {leafBoolean, `1`, -1},
+	}
+	for _, tt := range tests {
+		if got := plainLeafEnd(tt.kind, tt.in, 0); got != tt.want {
+			t.Errorf("plainLeafEnd(%d, %q) = %d, want %d", tt.kind, tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCloseEnd(t *testing.T) {
+	tests := []struct {
+		in       string
+		j, depth int
+		want     int
+	}{
+		{`,"a":[1,"]"]} x`, 0, 1, 13}, {`]`, 0, 1, 1}, {`}]`, 0, 2, 2}, {`,"a":"}`, 0, 1, -1}, {`,[`, 0, 1, -1},
+	}
+	for _, tt := range tests {
+		if got := closeEnd(tt.in, tt.j, tt.depth); got != tt.want {
+			t.Errorf("closeEnd(%q, %d, %d) = %d, want %d", tt.in, tt.j, tt.depth, got, tt.want)
+		}
+	}
+}
+
+func TestRawStringCleanAgreesWithNextRune(t *testing.T) {
+	// The reference: every escape must decode with nextRune.
+	ref := func(s string) bool {
+		for i := 0; i < len(s); {
+			c := s[i]
+			switch {
+			case c == '\\':
+				_, next, ok := nextRune(s, i)
+				if !ok {
+					return false
+				}
+				i = next
+			case c < 0x20:
+				return false
+			default:
+				r, n := utf8.DecodeRuneInString(s[i:])
+				if r == utf8.RuneError && n == 1 {
+					return false
+				}
+				i += n
+			}
+		}
+		return true
+	}
+	ins := []string{
+		``, `plain ascii text longer than eight`, `a\"b\\c\/d\be\ff\ng\rh\ti`, `\u00e9\uD83D\uDE00`, `\ud83d`, `\ud83d\u12`,
+		`\u12`, `\x`, `abc\`, "tab\tin", "é and \xff", `0123456789\u004`, "0123456789abcdef\x7f", `\uDE00\uD800x`,
+	}
+	for _, in := range ins {
+		if got, want := rawStringClean(in), ref(in); got != want {
+			t.Errorf("rawStringClean(%q) = %v, want %v", in, got, want)
 		}
 	}
 }
