@@ -35,8 +35,8 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 		off += n
 	}
 	discard(gc, off)
-	if c.pub != nil {
-		c.pub.d.notify()
+	if c.pub != nil && off > 0 {
+		c.pub.d.handOff()
 	}
 	return gnet.None
 }

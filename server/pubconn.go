@@ -61,7 +61,9 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 		off += n
 	}
 	discard(gc, off)
-	p.d.notify()
+	if off > 0 {
+		p.d.handOff()
+	}
 	if p.quit && p.inflight.Load() == 0 {
 		return gnet.Close
 	}
