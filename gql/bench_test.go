@@ -1,9 +1,14 @@
 package gql
 
 import (
+	"encoding/json"
 	"os"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // typicalQuery is a subscription a dashboard would send.
@@ -72,12 +77,74 @@ func BenchmarkMatch(b *testing.B) {
 func BenchmarkCompileCached(b *testing.B) {
 	s := rich(b)
 	req := Request{Query: typicalQuery, Variables: []byte(`{"room":"r1"}`)}
-	if _, errs := s.Compile(req, Env{}); errs != nil {
+	held, errs := s.Compile(req, Env{}) // a subscriber holds the operation
+	if errs != nil {
 		b.Fatal(errs)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
 		op, _ := s.Compile(req, Env{})
+		sinkBool = op != nil
+	}
+	runtime.KeepAlive(held)
+}
+
+// BenchmarkCompileRepeatedSubscribe is 2,000 connections, each with its own
+// identity (distinct claims maps, one tenant), subscribing with the same
+// document and variables while their subscriptions hold the operation.
+func BenchmarkCompileRepeatedSubscribe(b *testing.B) {
+	const conns = 2000
+	envs := make([]Env, conns)
+	for i := range envs {
+		envs[i] = Env{
+			Claims: map[string]any{"sub": "user-" + strconv.Itoa(i), "tenant_id": "acme", "iat": json.Number(strconv.Itoa(1732740000 + i))},
+			Roles:  []string{"user", "admin"}, Scopes: []string{"orders:read"},
+		}
+	}
+	tests := []struct{ name, query, vars string }{
+		{"typical", typicalQuery, `{"room":"r1"}`},
+		{"claim filter", `subscription($k: String) { tenantEvents(kind: $k) { seq text author { ... on User { id name } } } }`, `{"k":"deploy"}`},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			s := rich(b)
+			req := Request{Query: tt.query, Variables: []byte(tt.vars)}
+			held := make([]*Operation, conns)
+			for i := range held {
+				var errs gqlerror.List
+				if held[i], errs = s.Compile(req, envs[i]); errs != nil {
+					b.Fatal(errs)
+				}
+				if held[i] != held[0] {
+					b.Fatal("connections of one tenant do not share the operation")
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				op, _ := s.Compile(req, envs[i])
+				sinkBool = op != nil
+				if i++; i == conns {
+					i = 0
+				}
+			}
+			runtime.KeepAlive(held)
+		})
+	}
+}
+
+// BenchmarkCompileNewVariables compiles a known document with a variable
+// value never seen before at every iteration.
+func BenchmarkCompileNewVariables(b *testing.B) {
+	s := rich(b)
+	mustCompile(b, s, typicalQuery, `{"room":"r1"}`, Env{})
+	vars := make([]byte, 0, 64)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		vars = append(strconv.AppendInt(append(vars[:0], `{"room":"r`...), int64(n), 10), `"}`...)
+		op, _ := s.Compile(Request{Query: typicalQuery, Variables: vars}, Env{})
 		sinkBool = op != nil
 	}
 }

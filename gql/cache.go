@@ -20,11 +20,16 @@ const (
 )
 
 // docEntry is a parsed and validated document, or the errors it produced.
-// Entries are shared by concurrent compilations and never modified.
+// Entries are shared by concurrent compilations and never modified but for
+// ops, which mu guards.
 type docEntry struct {
 	text string
+	hash uint64 // DocHash
 	doc  *ast.QueryDocument
 	errs gqlerror.List
+
+	mu  sync.Mutex
+	ops map[string]*opInfo // by operation name, for names that select one
 }
 
 // docCache is a least-recently-used cache of documents keyed by their text.

@@ -196,22 +196,10 @@ func inspectGo(v any) string {
 // appendCanon appends an unambiguous, map-order independent encoding of v
 // (as produced by coercion or JSON decoding) for hashing.
 func appendCanon(b []byte, v any) []byte {
+	if out, ok := appendCanonScalar(b, v); ok {
+		return out
+	}
 	switch v := v.(type) {
-	case nil:
-		return append(b, 'n')
-	case bool:
-		if v {
-			return append(b, 't')
-		}
-		return append(b, 'f')
-	case string:
-		return appendCanonString(append(b, 's'), v)
-	case json.Number:
-		return appendCanonString(append(b, 'j'), string(v))
-	case int64:
-		return append(strconv.AppendInt(append(b, 'i'), v, 10), ';')
-	case float64:
-		return append(strconv.AppendFloat(append(b, 'd'), v, 'g', -1, 64), ';')
 	case []any:
 		b = append(b, '[')
 		for _, it := range v {
@@ -222,6 +210,41 @@ func appendCanon(b []byte, v any) []byte {
 		return appendCanonMap(b, v)
 	}
 	return appendCanonString(append(b, 'x'), fmt.Sprintf("%T:%#v", v, v))
+}
+
+// appendCanonScalar appends the encoding of v as appendCanon does when v
+// is nil, a bool, a string, a json.Number, an int64 or a float64; ok is
+// false for other values. Unlike appendCanon (recursive) it does not make
+// b escape, so a stack buffer stays on the stack.
+func appendCanonScalar(b []byte, v any) (_ []byte, ok bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, 'n'), true
+	case bool:
+		return appendCanonBool(b, v), true
+	case string:
+		return appendCanonString(append(b, 's'), v), true
+	case json.Number:
+		return appendCanonString(append(b, 'j'), string(v)), true
+	case int64:
+		return appendCanonInt(b, v), true
+	case float64:
+		return append(strconv.AppendFloat(append(b, 'd'), v, 'g', -1, 64), ';'), true
+	}
+	return b, false
+}
+
+// appendCanonBool appends appendCanon's encoding of v.
+func appendCanonBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 't')
+	}
+	return append(b, 'f')
+}
+
+// appendCanonInt appends appendCanon's encoding of v.
+func appendCanonInt(b []byte, v int64) []byte {
+	return append(strconv.AppendInt(append(b, 'i'), v, 10), ';')
 }
 
 // appendCanonString appends a length-prefixed string.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -65,37 +65,27 @@ type Operation struct {
 	identity []byte // what GroupKey hashes
 }
 
-// Compile parses, validates and plans req for a connection with env. Parsed
-// and validated documents are cached (bounded), so compiling a known
-// document again costs only the planning. Compilations with equal
-// GroupKeys return the same *Operation while any holder keeps it alive, so
-// subscribers of one group share one plan. Errors are GraphQL errors with
-// locations where the document has them; the returned list must not be
-// modified. Compile is safe for concurrent use.
+// Compile parses, validates and plans req for a connection with env.
+// Repeats are cheap: parsed documents, plans (per document and outcome of
+// the @skip/@include variables) and compiled requests (per document,
+// operation name and raw variables bytes) are cached, bounded, and so are
+// operations per request and the parts of env they depend on, held weakly
+// (request.go); @auth is checked against env at every call. Compilations
+// with equal GroupKeys return the same *Operation while any holder keeps
+// it alive, so subscribers of one group share one plan. Errors are
+// GraphQL errors with locations where the document has them; the returned
+// list must not be modified. Compile is safe for concurrent use; it keeps
+// neither req.Variables nor env past the call except, when the root field
+// has a resolver, env.InitPayload and env.Claims.
 func (s *Schema) Compile(req Request, env Env) (*Operation, gqlerror.List) {
 	if lim := s.limits.MaxDocumentBytes; lim >= 0 && len(req.Query) > lim {
 		return nil, gqlerror.List{gqlerror.Errorf("document is %d bytes, more than the limit of %d", len(req.Query), lim)}
 	}
-	e := s.document(req.Query)
-	if len(e.errs) > 0 {
-		return nil, e.errs
+	r := s.request(req)
+	if len(r.errs) > 0 {
+		return nil, r.errs
 	}
-	op, err := selectOperation(e.doc, req.OperationName)
-	if err != nil {
-		return nil, gqlerror.List{err}
-	}
-	if op.Operation == ast.Mutation {
-		return nil, gqlerror.List{gqlerror.ErrorPosf(op.Position, "mutations are not supported")}
-	}
-	if errs := s.limits.check(e.doc, op); len(errs) > 0 {
-		return nil, errs
-	}
-	vars, errs := s.variables(op, req.Variables)
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	c := &compiler{s: s, doc: e.doc, op: op, vars: vars, env: &env, denied: map[string]bool{}}
-	return c.compile(req)
+	return s.operation(r, &env)
 }
 
 // document returns the cached parse and validation of text.
@@ -103,7 +93,7 @@ func (s *Schema) document(text string) *docEntry {
 	if e, ok := s.cache.get(text); ok {
 		return e
 	}
-	e := &docEntry{text: text}
+	e := &docEntry{text: text, hash: xxhash.Sum64String(text)}
 	e.doc, e.errs = s.parse(text)
 	s.cache.put(e)
 	return e
@@ -209,37 +199,4 @@ func variableValues(sch *ast.Schema, op *ast.OperationDefinition, input map[stri
 	}()
 	_, err = validator.VariableValues(sch, op, input)
 	return err
-}
-
-// identity encodes everything that decides the bytes produced for an event
-// and whether an event matches; GroupKey is its hash.
-func (c *compiler) identity(req Request, op *Operation) []byte {
-	b := make([]byte, 0, 256+len(req.Query))
-	b = append(strconv.AppendUint(b, c.s.seed, 10), ';')
-	b = appendCanon(b, int64(op.Kind))
-	b = appendCanon(b, op.Topic)
-	b = appendCanon(b, req.Query)
-	b = appendCanon(b, c.op.Name)
-	for _, vd := range c.op.VariableDefinitions {
-		v, ok := c.vars[vd.Variable]
-		b = appendCanon(b, ok)
-		b = appendCanon(b, v)
-	}
-	p := op.plan
-	b = appendCanon(b, p.never)
-	for _, f := range p.filters {
-		b = appendCanon(b, int64(f.kind))
-		b = appendCanon(b, f.str)
-		b = appendCanon(b, f.num)
-		b = appendCanon(b, f.isInt)
-		b = appendCanon(b, f.i) // large integers differ where their float64 does not
-		b = appendCanon(b, f.b)
-	}
-	if p.hasResolver {
-		b = appendCanon(b, c.env.InitPayload == nil)
-		b = appendCanon(b, string(c.env.InitPayload))
-		b = appendCanon(b, c.env.Claims == nil)
-		b = appendCanon(b, c.env.Claims)
-	}
-	return b
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // fuzzQueries are the plans FuzzProject drives events through: every kind
@@ -64,9 +66,12 @@ func FuzzCompile(f *testing.F) {
 	f.Add(`{ a: __typename b: __typename }`, []byte(`{"x":{"y":[1,2]}}`))
 	s := rich(f)
 	env := Env{Claims: map[string]any{"tenant_id": "t"}, Roles: []string{"admin"}}
+	other := Env{Claims: map[string]any{"tenant_id": "u"}}
 	events := [][]byte{[]byte(`{"seq":1,"text":"t","author":{"__typename":"Bot"}}`), loadEvent(f)}
 	f.Fuzz(func(t *testing.T, query string, vars []byte) {
-		op, errs := s.Compile(Request{Query: query, Variables: vars}, env)
+		req := Request{Query: query, Variables: vars}
+		op, errs := s.Compile(req, env)
+		checkRecompile(t, s, req, env, op, errs, other)
 		if op == nil {
 			if len(errs) == 0 {
 				t.Fatal("no operation and no errors")
@@ -93,4 +98,27 @@ func FuzzCompile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkRecompile compiles req again, from the caches, for env and for
+// other (another tenant without roles): env must get what the first
+// compilation gave it, and the tenants may share only an operation
+// without claim filters.
+func checkRecompile(t *testing.T, s *Schema, req Request, env Env, op *Operation, errs gqlerror.List, other Env) {
+	t.Helper()
+	op2, errs2 := s.Compile(req, other)
+	again, errsAgain := s.Compile(req, env)
+	if again != op || errorsText(errsAgain) != errorsText(errs) {
+		t.Fatalf("the cached compilation differs:\n%p %s\n%p %s", op, errorsText(errs), again, errorsText(errsAgain))
+	}
+	if op2 != nil && op2 == op {
+		for _, f := range op.plan.filters {
+			if len(f.path) == 1 && f.path[0] == "tenant" { // tenantEvents' claim filter
+				t.Fatalf("tenants share an operation with a claim filter")
+			}
+		}
+	}
+	if op3, errs3 := s.Compile(req, other); op3 != op2 || errorsText(errs3) != errorsText(errs2) {
+		t.Fatalf("the cached compilation for another tenant differs")
+	}
 }

@@ -6,91 +6,98 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// compile plans the operation and resolves its root field(s).
-func (c *compiler) compile(req Request) (*Operation, gqlerror.List) {
-	root, kind := c.s.ast.Query, KindQuery
-	if c.op.Operation == ast.Subscription {
-		root, kind = c.s.ast.Subscription, KindSubscription
-	}
-	if root == nil {
-		return nil, gqlerror.List{gqlerror.ErrorPosf(c.op.Position, "the schema has no %s type", c.op.Operation)}
-	}
-	c.authorize("type \""+root.Name+"\"", c.s.typeAuth[root.Name], []gqlerror.Location{location(c.op.Position)})
-	sel := c.selection(root, false, []ast.SelectionSet{c.op.SelectionSet})
+// newShape plans the selection of info's operation with the @skip/@include
+// conditions of vars and records the @auth checks it needs.
+func (s *Schema) newShape(doc *ast.QueryDocument, info *opInfo, vars map[string]any) *shape {
+	c := &compiler{s: s, doc: doc, op: info.op, vars: vars}
+	root := info.root
+	sh := &shape{kind: info.kind, rootJSON: `"` + root.Name + `"`, main: -1}
+	c.authorize("type \""+root.Name+"\"", s.typeAuth[root.Name], []gqlerror.Location{location(info.op.Position)})
+	sel := c.selection(root, false, []ast.SelectionSet{info.op.SelectionSet})
 	if c.size > maxPlanFields {
-		return nil, gqlerror.List{gqlerror.ErrorPosf(c.op.Position, "operation selects more than %d fields once fragments are expanded", maxPlanFields)}
+		sh.errs = gqlerror.List{gqlerror.ErrorPosf(info.op.Position, "operation selects more than %d fields once fragments are expanded", maxPlanFields)}
+		return sh
 	}
-	p := &plan{
-		kind: kind, fields: sel.fields, rootJSON: sel.typeJSON, logger: c.s.logger,
-		initPayload: c.env.InitPayload, claims: c.env.Claims,
-	}
-	op := &Operation{Kind: kind, OperationName: c.op.Name, DocHash: xxhash.Sum64String(req.Query), plan: p}
-	if kind == KindSubscription {
-		c.subscription(op, root)
+	sh.fields, sh.checks = sel.fields, c.checks
+	if sh.kind == KindSubscription {
+		c.subscriptionRoot(sh, root)
 	} else {
-		c.query(op, root)
+		c.queryRoots(sh, root)
 	}
-	if len(c.errs) > 0 {
-		return nil, c.errs
-	}
-	op.identity = c.identity(req, op)
-	op.GroupKey = xxhash.Sum64(op.identity)
-	return c.s.ops.intern(op), nil
+	sh.post = c.errs
+	return sh
 }
 
-// subscription checks that exactly one root field is selected and resolves
-// its topic, filters and resolver.
-func (c *compiler) subscription(op *Operation, root *ast.Definition) {
+// subscriptionRoot checks that exactly one root field is selected and
+// finds its directives and resolver.
+func (c *compiler) subscriptionRoot(sh *shape, root *ast.Definition) {
 	name := "Anonymous Subscription"
 	if c.op.Name != "" {
 		name = "Subscription " + strconv.Quote(c.op.Name)
 	}
-	var main *field
-	for _, f := range op.plan.fields {
+	main := -1
+	for i, f := range sh.fields {
 		switch {
 		case f.typename:
-		case main == nil:
-			main = f
+		case main < 0:
+			main = i
 		default:
 			c.errs = append(c.errs, &gqlerror.Error{Message: name + " must select only one top level field.", Locations: f.locs})
 			return
 		}
 	}
-	if main == nil {
+	if main < 0 {
 		c.errs = append(c.errs, gqlerror.ErrorPosf(c.op.Position, "%s must select one top level field.", name))
 		return
 	}
-	info := c.s.roots[root.Name+"."+main.name]
+	f := sh.fields[main]
+	info := c.s.roots[root.Name+"."+f.name]
 	if info == nil {
-		c.errs = append(c.errs, &gqlerror.Error{Message: "cannot subscribe to " + root.Name + "." + main.name, Locations: main.locs})
+		c.errs = append(c.errs, &gqlerror.Error{Message: "cannot subscribe to " + root.Name + "." + f.name, Locations: f.locs})
 		return
 	}
-	main.args = c.args(main)
-	main.rkey, main.resolver = info.key, info.resolver
-	op.Field = main.name
-	op.plan.hasResolver = info.resolver != nil
-	op.Topic = c.topic(info, main)
-	c.filters(op.plan, info, main)
+	f.rkey, f.resolver = info.key, info.resolver
+	sh.main, sh.info, sh.hasResolver = main, info, info.resolver != nil
 }
 
-// query resolves the resolvers and arguments of the root fields.
-func (c *compiler) query(op *Operation, root *ast.Definition) {
-	for _, f := range op.plan.fields {
+// queryRoots finds the resolvers of the root fields.
+func (c *compiler) queryRoots(sh *shape, root *ast.Definition) {
+	for _, f := range sh.fields {
 		if f.typename {
 			continue
 		}
-		f.args = c.args(f)
 		f.rkey = root.Name + "." + f.name
 		if info := c.s.roots[f.rkey]; info != nil && info.resolver != nil {
 			f.resolver = info.resolver
-			op.plan.hasResolver = true
+			sh.hasResolver = true
 		}
 	}
+}
+
+// bind gives the root fields of sh their arguments (on copies, as sh is
+// shared by requests) and resolves a subscription's topic and argument
+// filters.
+func (c *compiler) bind(r *request, sh *shape) {
+	r.fields = append([]*field(nil), sh.fields...)
+	for i, f := range r.fields {
+		if f.typename || (sh.kind == KindSubscription && i != sh.main) {
+			continue
+		}
+		cp := *f
+		cp.args = c.args(&cp)
+		r.fields[i] = &cp
+	}
+	if sh.kind != KindSubscription {
+		return
+	}
+	main := r.fields[sh.main]
+	r.field = main.name
+	r.topic = c.topic(sh.info, main)
+	c.filters(r, sh.info, main)
 }
 
 // args coerces the arguments of a root field, applying defaults. Absent
@@ -166,18 +173,13 @@ func topicValue(v any) (string, bool) {
 	return "", false
 }
 
-// filters resolves the @filter values of info: arguments (skipped when
-// absent or null) and claims (a missing claim matches nothing).
-func (c *compiler) filters(p *plan, info *rootInfo, f *field) {
+// filters resolves the argument filters of info (skipped when the argument
+// is absent or null) and lists its claim filters, in @filter order.
+func (c *compiler) filters(r *request, info *rootInfo, f *field) {
 	for _, spec := range info.filters {
 		if spec.claim != "" {
-			v, ok := c.env.Claims[spec.claim]
-			fl, valid := newFilter(spec.path, v, false)
-			if !ok || !valid {
-				p.never = true
-				continue
-			}
-			p.filters = append(p.filters, fl)
+			r.filters = append(r.filters, filterSlot{f: filter{path: spec.path}, claim: spec.claim})
+			r.claimFilters = true
 			continue
 		}
 		v := f.args[spec.arg]
@@ -189,10 +191,7 @@ func (c *compiler) filters(p *plan, info *rootInfo, f *field) {
 			c.errs = append(c.errs, &gqlerror.Error{Message: "argument \"" + spec.arg + "\" of " + info.key + " must be a scalar to filter events", Locations: f.locs})
 			continue
 		}
-		p.filters = append(p.filters, fl)
-	}
-	if len(p.filters) > 0 {
-		p.match = newMatchTree(p.filters)
+		r.filters = append(r.filters, filterSlot{f: fl})
 	}
 }
 

@@ -109,20 +109,20 @@ type plan struct {
 	match       *matchNode // the filter paths as a tree; nil: test each filter alone
 	never       bool       // a claim filter without its claim: nothing matches
 	hasResolver bool
-	initPayload []byte
-	claims      map[string]any
+	initPayload []byte         // for the resolvers; only set with one
+	claims      map[string]any // for the resolvers; only set with one
 	logger      *slog.Logger
 }
 
-// compiler builds a plan. It is used by one goroutine.
+// compiler builds a shape, or binds a request to one. It is used by one
+// goroutine.
 type compiler struct {
 	s      *Schema
 	doc    *ast.QueryDocument
 	op     *ast.OperationDefinition
 	vars   map[string]any
-	env    *Env
 	errs   gqlerror.List
-	denied map[string]bool
+	checks []authCheck
 	size   int
 }
 
@@ -213,12 +213,7 @@ func (c *compiler) included(dirs ast.DirectiveList) bool {
 // ifArg returns the value of the if: argument of d.
 func (c *compiler) ifArg(d *ast.Directive) bool {
 	a := d.Arguments.ForName("if")
-	if a == nil {
-		return false
-	}
-	v, err := a.Value.Value(c.vars)
-	b, ok := v.(bool)
-	return err == nil && ok && b
+	return a != nil && ifValue(a.Value, c.vars)
 }
 
 // applies reports whether a fragment with type condition cond applies to
@@ -363,17 +358,17 @@ func newFastPlan(sel *selection, names int) *fastPlan {
 	return fp
 }
 
-// authorize records a "forbidden" error for what unless env meets every
-// requirement in reqs. Each refused thing is reported once.
+// authorize records that what needs every requirement in reqs, for
+// shape.authorize to check against each Env. Each thing is recorded once,
+// with the locations where it is first reached.
 func (c *compiler) authorize(what string, reqs []requirement, locs []gqlerror.Location) {
-	for _, r := range reqs {
-		if r.holds(c.env) {
-			continue
-		}
-		if !c.denied[what] {
-			c.denied[what] = true
-			c.errs = append(c.errs, &gqlerror.Error{Message: "forbidden: " + what + " requires " + r.text, Locations: locs})
-		}
+	if len(reqs) == 0 {
 		return
 	}
+	for i := range c.checks {
+		if c.checks[i].what == what {
+			return
+		}
+	}
+	c.checks = append(c.checks, authCheck{what: what, reqs: reqs, locs: locs})
 }

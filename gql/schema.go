@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -69,8 +70,12 @@ type Schema struct {
 	enums     map[string]map[string]struct{}
 	rules     *rules.Rules
 	cache     *docCache
+	requests  *boundedCache[*request]
+	envOps    *boundedCache[*opEntry]
 	ops       *interner
 	seed      uint64 // separates group keys of different schemas
+
+	requestIDs atomic.Uint64
 }
 
 // rootInfo is what the directives and options say about one root field.
@@ -110,6 +115,8 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 		enums:     map[string]map[string]struct{}{},
 		rules:     rules.NewDefaultRules(),
 		cache:     newDocCache(),
+		requests:  newBoundedCache[*request](requestCacheEntries, requestCacheBytes),
+		envOps:    newBoundedCache[*opEntry](opCacheEntries, opCacheBytes),
 		ops:       newInterner(),
 		seed:      xxhash.Sum64String(name + "\x00" + src),
 	}
