@@ -63,12 +63,13 @@ type dispatcher struct {
 	stopped  chan struct{}
 	stopping atomic.Bool
 
-	batch   []*event
-	ctlWork []control
-	dirty   []*outbox
-	slow    []*wsConn
-	scratch []byte
-	reply   []byte
+	batch      []*event
+	batchBytes int // bytes queued since the last flush
+	ctlWork    []control
+	dirty      []*outbox
+	slow       []*wsConn
+	scratch    []byte
+	reply      []byte
 
 	// Stats, written by the dispatcher only.
 	delivered atomic.Uint64
@@ -80,13 +81,19 @@ type dispatcher struct {
 
 // dispatchBatch is the most events popped at once: enough to amortise the
 // flush across a burst, small enough to keep the first event's latency low.
-const dispatchBatch = 256
+const dispatchBatch = 1024
 
 // flushAt is the pending size at which the dispatcher writes a connection
-// mid-batch: large enough that a write carries many frames, small enough
-// that a burst never counts against the slow-consumer cap before the
-// socket had a chance to take it.
-const flushAt = 32 << 10
+// mid-batch: large enough that a write carries many frames (the write
+// syscall is most of the cost of a delivery), small enough that a burst
+// never counts against the slow-consumer cap before the socket had a
+// chance to take it.
+const flushAt = 256 << 10
+
+// batchBudget bounds the bytes a batch may queue across all connections
+// before they are flushed mid-batch, so a burst to many thousands of
+// subscribers never holds more than this in outbound buffers at once.
+const batchBudget = 16 << 20
 
 func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
 	return &dispatcher{
@@ -157,6 +164,9 @@ func (d *dispatcher) run() {
 		d.applyControl()
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
+			if d.batchBytes > batchBudget {
+				d.flushDirty()
+			}
 		}
 		clear(d.batch[:n])
 		d.flushDirty()
@@ -276,8 +286,9 @@ func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
 		o.mu.Unlock()
 		return false
 	}
-	buf := o.appendLocked(codec.NextLen(id, payload))
-	o.pending = codec.AppendNext(buf, id, payload)
+	n := codec.NextLen(id, payload)
+	d.batchBytes += n
+	o.pending = codec.AppendNext(o.appendLocked(n), id, payload)
 	if len(o.pending) >= flushAt {
 		o.flushLocked(d.w)
 	}
@@ -321,6 +332,7 @@ func (d *dispatcher) queueReply(p *publisher, b []byte) {
 }
 
 func (d *dispatcher) flushDirty() {
+	d.batchBytes = 0
 	for i, o := range d.dirty {
 		o.dirty = false
 		o.flush(d.w)

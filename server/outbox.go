@@ -43,6 +43,14 @@ func (o *outbox) appendLocked(n int) []byte {
 	if o.pending == nil {
 		o.pooled = getBuf(n)
 		o.pending = *o.pooled
+	} else if cap(o.pending)-len(o.pending) < n {
+		// Move to a buffer of the next size class rather than letting
+		// append reallocate outside the pools.
+		next := getBuf(2*cap(o.pending) + n)
+		*next = append(*next, o.pending...)
+		*o.pooled = o.pending
+		putBuf(o.pooled)
+		o.pooled, o.pending = next, *next
 	}
 	return o.pending
 }
