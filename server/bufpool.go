@@ -5,7 +5,12 @@ import "sync"
 // Outbound buffers come from size-classed pools so an idle connection holds
 // no buffer at all and a busy one reuses the same few. Buffers travel as
 // *[]byte so putting one back allocates nothing.
-var bufClasses = [...]int{4 << 10, 16 << 10, 64 << 10, 256 << 10}
+//
+// The smallest class fits one typical next frame: a fan-out to tens of
+// thousands of connections holds one buffer per connection until the
+// batch is flushed, so that first buffer must be small. Larger classes
+// serve bursts, growing by 4x.
+var bufClasses = [...]int{256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10}
 
 var bufPools [len(bufClasses)]sync.Pool
 
