@@ -39,7 +39,8 @@ type Result struct {
 	ConnFailed int64   `json:"conn_failed"`
 	ConnCut    int64   `json:"conns_closed_by_server"`
 
-	Published     int64   `json:"published"`
+	Scheduled     int64   `json:"scheduled"` // events the rate called for
+	Published     int64   `json:"published"` // events handed to the server
 	PublishAcked  int64   `json:"publish_acked"`
 	Expected      int64   `json:"expected"`
 	Delivered     int64   `json:"delivered"`

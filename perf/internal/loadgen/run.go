@@ -361,6 +361,7 @@ type phase struct {
 	rate                float64
 	published, expected int64
 	delivered, acked    int64
+	scheduled           int64
 	wall                time.Duration
 	serverCPU, selfCPU  time.Duration
 	otherCPU            time.Duration // the machine's busy time outside both processes
@@ -377,6 +378,7 @@ func (r *run) runPhase(ctx context.Context, rate float64) (*phase, error) {
 	d0 := r.sh.delivered.Load()
 	s0, c0, m0, t0 := r.sample(), selfCPU(), machineBusy(), time.Now()
 	n := r.eventsAt(rate)
+	ph.scheduled = n
 	a0, _, _ := r.sink.acked()
 	if hs, ok := r.sink.(*httpSink); ok {
 		hs.queueLag()
@@ -496,7 +498,7 @@ func (r *run) fill(ph *phase) {
 	res.Rate = ph.rate
 	res.DurationS = ph.wall.Seconds()
 	res.Published, res.Expected, res.Delivered = ph.published, ph.expected, ph.delivered
-	res.PublishAcked = ph.acked
+	res.PublishAcked, res.Scheduled = ph.acked, ph.scheduled
 	if ph.acked < ph.published {
 		r.note(fmt.Sprintf("the server acknowledged %d of %d publishes by the end of the drain", ph.acked, ph.published))
 	}
