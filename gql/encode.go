@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/fraised/fraised/codec"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -12,28 +14,7 @@ const hexDigits = "0123456789abcdef"
 // and invalid UTF-8 is replaced by U+FFFD, so the result is always valid
 // JSON and valid UTF-8 (a WebSocket text frame must be).
 func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || n != 1 {
-				i += n
-				continue
-			}
-		}
-		dst = append(dst, s[start:i]...)
-		dst = appendEscapedByte(dst, c)
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return codec.AppendJSONString(dst, s)
 }
 
 // appendEscapedByte appends the JSON escape for c, which is a quote, a
