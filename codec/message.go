@@ -76,28 +76,25 @@ func AppendJSONString(dst []byte, s string) []byte {
 			i++
 			continue
 		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			dst = appendEscaped(dst, c)
-			i++
-			start = i
-			continue
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
+		dst = append(dst, s[start:i]...)
+		dst = AppendJSONEscape(dst, c)
+		i++
+		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
-func appendEscaped(dst []byte, c byte) []byte {
+// AppendJSONEscape appends the JSON escape for c, which is a quote, a
+// backslash, a control character, or the first byte of invalid UTF-8
+// (escaped as U+FFFD).
+func AppendJSONEscape(dst []byte, c byte) []byte {
 	switch c {
 	case '"', '\\':
 		return append(dst, '\\', c)
@@ -107,6 +104,9 @@ func appendEscaped(dst []byte, c byte) []byte {
 		return append(dst, '\\', 'r')
 	case '\t':
 		return append(dst, '\\', 't')
+	}
+	if c >= utf8.RuneSelf {
+		return append(dst, `\ufffd`...)
 	}
 	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }

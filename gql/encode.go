@@ -8,32 +8,11 @@ import (
 	"github.com/fraised/fraised/codec"
 )
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s as a JSON string. Control characters are escaped
 // and invalid UTF-8 is replaced by U+FFFD, so the result is always valid
 // JSON and valid UTF-8 (a WebSocket text frame must be).
 func appendString(dst []byte, s string) []byte {
 	return codec.AppendJSONString(dst, s)
-}
-
-// appendEscapedByte appends the JSON escape for c, which is a quote, a
-// backslash, a control character or an invalid UTF-8 byte (U+FFFD).
-func appendEscapedByte(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	if c >= utf8.RuneSelf {
-		return append(dst, `\ufffd`...)
-	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 }
 
 // rawStringClean reports whether the raw string content s (between quotes)
@@ -132,7 +111,7 @@ func appendRawString(dst []byte, s string) []byte {
 			}
 		}
 		if c < 0x20 || c >= utf8.RuneSelf || c == '"' {
-			dst = appendEscapedByte(dst, c)
+			dst = codec.AppendJSONEscape(dst, c)
 		} else {
 			dst = append(dst, c)
 		}
