@@ -5,6 +5,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/proto"
 )
@@ -109,7 +110,9 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 				lastPing = now
 			}
 			if now.Sub(lastSweep) >= time.Second {
-				scratch = srv.expireTokens(scratch[:0], now)
+				if srv.guard.Auth != auth.ModeOff {
+					scratch = srv.expireTokens(scratch[:0], now)
+				}
 				srv.guard.connsPerIP.Sweep(now.UnixNano())
 				srv.guard.subsPerIdent.Sweep(now.UnixNano())
 				lastSweep = now

@@ -249,7 +249,7 @@ func (d *dispatcher) dispatch(ev *event) {
 			d.replyCount(ev.from, ev.replyKind, n)
 		}
 	case evReply:
-		d.queueReply(ev.from, ev.reply)
+		d.queueReply(ev.from, ev.data)
 	}
 	ev.release()
 }
@@ -282,7 +282,7 @@ func (d *dispatcher) fanOut(topic, payload []byte) int {
 func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
 	o := &c.out
 	o.mu.Lock()
-	if o.closed {
+	if o.ended {
 		o.mu.Unlock()
 		return false
 	}
@@ -320,7 +320,7 @@ func (d *dispatcher) replyCount(p *publisher, rk replyKind, n int) {
 func (d *dispatcher) queueReply(p *publisher, b []byte) {
 	o := p.out
 	o.mu.Lock()
-	if !o.closed {
+	if !o.ended {
 		o.pending = append(o.appendLocked(len(b)), b...)
 	}
 	o.mu.Unlock()

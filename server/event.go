@@ -30,9 +30,8 @@ type event struct {
 	replyKind replyKind
 	topic     []byte // sub-slice of data
 	payload   []byte // sub-slice of data
-	data      []byte // owned storage
+	data      []byte // owned storage; the reply itself for evReply
 	from      *publisher
-	reply     []byte // evReply: static bytes to send
 }
 
 var eventPool = sync.Pool{New: func() any { return new(event) }}
@@ -59,12 +58,11 @@ func newReplyEvent(reply []byte, from *publisher) *event {
 	ev := eventPool.Get().(*event)
 	ev.kind, ev.from = evReply, from
 	ev.data = append(ev.data[:0], reply...)
-	ev.reply = ev.data
 	return ev
 }
 
 func (ev *event) release() {
-	ev.topic, ev.payload, ev.from, ev.reply = nil, nil, nil, nil
+	ev.topic, ev.payload, ev.from = nil, nil, nil
 	if cap(ev.data) > maxPooledEvent {
 		ev.data = nil
 	}

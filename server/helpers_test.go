@@ -96,7 +96,12 @@ func dial(t testing.TB, addr string, protocols ...string) *client {
 	if protocols == nil {
 		protocols = []string{"graphql-transport-ws"}
 	}
-	d := ws.Dialer{Protocols: protocols, Timeout: 5 * time.Second}
+	return dialWith(t, addr, ws.Dialer{Protocols: protocols, Timeout: 5 * time.Second})
+}
+
+// dialWith opens a WebSocket to the server's endpoint with d.
+func dialWith(t testing.TB, addr string, d ws.Dialer) *client {
+	t.Helper()
 	conn, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/graphql")
 	if err != nil {
 		t.Fatalf("dial: %v", err)

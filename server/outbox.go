@@ -3,6 +3,8 @@ package server
 import (
 	"sync"
 
+	"github.com/gobwas/ws"
+
 	"github.com/fraised/fraised/codec"
 
 	"golang.org/x/sys/unix"
@@ -30,7 +32,7 @@ type outbox struct {
 	blocked bool    // the kernel buffer is full; the poller owns the flush
 	watched bool    // registered with the writer poller
 	dirty   bool    // in the dispatcher's flush list; dispatcher-owned
-	slow    bool    // cut off as a slow consumer
+	ended   bool    // nothing more may be queued: a close frame was, or the connection closed
 	framed  bool    // pending holds WebSocket frames (tracks headRemain)
 	// headRemain is how many bytes at the start of pending finish a frame
 	// that was partly written; a cut-off must still send them.
@@ -56,11 +58,11 @@ func (o *outbox) appendLocked(n int) []byte {
 }
 
 // send queues b and writes it now unless output is already waiting on
-// the poller. Safe for concurrent use. It reports false when the
-// connection is closed.
+// the poller. Safe for concurrent use. It reports false when output has
+// ended (a close frame was queued or the connection closed).
 func (o *outbox) send(b []byte, w *writer) bool {
 	o.mu.Lock()
-	if o.closed {
+	if o.ended {
 		o.mu.Unlock()
 		return false
 	}
@@ -138,13 +140,37 @@ func (o *outbox) dropLocked() {
 	o.headRemain = 0
 }
 
-// closeLocked marks the outbox closed, unregisters it from the poller and
-// frees its buffer. Called from OnClose with o.mu held, before gnet closes
-// the socket.
-func (o *outbox) closeLocked(w *writer) {
-	o.closed = true
+// close marks the outbox closed, unregisters it from the poller and frees
+// its buffer. Called from OnClose, before gnet closes the socket.
+func (o *outbox) close(w *writer) {
+	o.mu.Lock()
+	o.closed, o.ended = true, true
 	if o.watched {
 		w.unwatch(o)
 	}
 	o.dropLocked()
+	o.mu.Unlock()
+}
+
+// endWithClose queues a WebSocket close frame as the last output and
+// writes what the socket takes. With dropQueued, frames not yet started
+// are discarded first (the rest of a partly written frame is kept, so the
+// close frame starts on a frame boundary). It reports false when output
+// had already ended. Safe for concurrent use.
+func (o *outbox) endWithClose(w *writer, code ws.StatusCode, reason string, dropQueued bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return false
+	}
+	o.ended = true
+	buf := o.appendLocked(2 + len(reason))
+	if dropQueued {
+		buf = buf[:min(o.headRemain, len(buf))]
+		o.headRemain = len(buf)
+		o.blocked = false // nothing queued is waiting any more: try now
+	}
+	o.pending = codec.AppendClose(buf, code, reason)
+	o.flushLocked(w)
+	return true
 }

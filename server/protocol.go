@@ -123,7 +123,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		return
 	}
 	if reason := c.admit(); reason != "" {
-		c.refuse(m, reason, nil)
+		c.refuse(m, audit.EventRateLimit, reason, nil)
 		return
 	}
 	req := gql.Request{
@@ -133,21 +133,23 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	}
 	op, errs := c.srv.opts.Schema.Compile(req, c.env())
 	if len(errs) > 0 {
-		c.refuse(m, errs[0].Message, gql.AppendErrors(nil, errs))
+		c.refuse(m, audit.EventSubscribeRefused, errs[0].Message, gql.AppendErrors(nil, errs))
 		return
 	}
 	s := &subscription{conn: c, id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString), op: op, query: op.Kind == gql.KindQuery}
 	if id := c.identity.Load(); id != nil && !s.query {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
 			c.srv.guard.rateTrips.Add(1)
-			c.refuse(m, "too many active operations for this identity", nil)
+			c.refuse(m, audit.EventRateLimit, "too many active operations for this identity", nil)
 			return
 		}
 		s.subject = id.Subject
 	}
 	c.subs = append(c.subs, s)
-	c.srv.guard.audit(audit.EventSubscribeAccepted, c, audit.Record{Operation: op.OperationName, Field: op.Field,
-		DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
+	if c.srv.guard.Audit != nil {
+		c.srv.guard.audit(audit.EventSubscribeAccepted, c, audit.Record{Operation: op.OperationName, Field: op.Field,
+			DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
+	}
 	if s.query {
 		go c.runQuery(s, op)
 		return
@@ -175,17 +177,16 @@ func (c *wsConn) admit() string {
 }
 
 // refuse answers a subscribe with an error message (the socket stays
-// open) and audits it. errs is a JSON array, or nil to build one from reason.
-func (c *wsConn) refuse(m proto.Message, reason string, errs []byte) {
+// open) and audits it as event. errs is a JSON array, or nil to build one
+// from reason.
+func (c *wsConn) refuse(m proto.Message, event, reason string, errs []byte) {
 	if errs == nil {
 		errs = append(codec.AppendJSONString([]byte(`[{"message":`), reason), "}]"...)
 	}
-	ev := audit.EventSubscribeRefused
-	if strings.HasPrefix(reason, "rate limit") || strings.HasPrefix(reason, "too many") {
-		ev = audit.EventRateLimit
+	if c.srv.guard.Audit != nil {
+		c.srv.guard.audit(event, c, audit.Record{Operation: m.OperationName, Reason: reason,
+			DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
 	}
-	c.srv.guard.audit(ev, c, audit.Record{Operation: m.OperationName, Reason: reason,
-		DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
 	c.sendErrors(m.ID, errs)
 }
 

@@ -111,7 +111,5 @@ func (p *pubConn) runPublish(args [][]byte) bool {
 
 // onClose releases the connection's output.
 func (p *pubConn) onClose() {
-	p.box.mu.Lock()
-	p.box.closeLocked(p.w)
-	p.box.mu.Unlock()
+	p.box.close(p.w)
 }

@@ -23,15 +23,7 @@ type publisher struct {
 // reports false when the ring is full: the caller keeps the command
 // unconsumed and retries when woken. Called on the connection's event loop.
 func (p *publisher) publish(topic, payload []byte, rk replyKind) bool {
-	ev := newPublishEvent(topic, payload, p, rk)
-	p.inflight.Add(1)
-	if p.d.push(ev) {
-		return true
-	}
-	p.inflight.Add(-1)
-	ev.release()
-	p.waitForRoom()
-	return false
+	return p.push(newPublishEvent(topic, payload, p, rk))
 }
 
 // reply answers a command that needs no dispatch (an error, PONG) after
@@ -42,21 +34,22 @@ func (p *publisher) reply(b []byte) bool {
 		p.out.send(b, p.w)
 		return true
 	}
-	ev := newReplyEvent(b, p)
+	return p.push(newReplyEvent(b, p))
+}
+
+// push offers ev to the ring, counting it in flight; when the ring is full
+// it drops ev, asks the dispatcher for a wake-up and reports false.
+func (p *publisher) push(ev *event) bool {
 	p.inflight.Add(1)
 	if p.d.push(ev) {
 		return true
 	}
 	p.inflight.Add(-1)
 	ev.release()
-	p.waitForRoom()
-	return false
-}
-
-func (p *publisher) waitForRoom() {
 	if p.paused.CompareAndSwap(false, true) {
 		p.d.pause(p)
 	}
+	return false
 }
 
 // resume wakes the connection's event loop to retry its held-back

@@ -151,16 +151,7 @@ func connectAs(t testing.TB, addr, token string) *client {
 // dialHeader opens a WebSocket whose upgrade request carries h.
 func dialHeader(t testing.TB, addr string, h http.Header) *client {
 	t.Helper()
-	d := ws.Dialer{Protocols: []string{proto.Subprotocol}, Timeout: 5 * time.Second, Header: ws.HandshakeHeaderHTTP(h)}
-	conn, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/graphql")
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if br == nil {
-		br = bufio.NewReader(conn)
-	}
-	return &client{t: t, conn: conn, r: br}
+	return dialWith(t, addr, ws.Dialer{Protocols: []string{proto.Subprotocol}, Timeout: 5 * time.Second, Header: ws.HandshakeHeaderHTTP(h)})
 }
 
 // upgradeStatus sends a raw WebSocket upgrade with extra header lines and

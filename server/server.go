@@ -44,7 +44,7 @@ type Server struct {
 	eng   gnet.Engine
 
 	guard       *guard
-	publishPort string // port of the TCP publish listener
+	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	booted      chan struct{}
@@ -98,7 +98,9 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
 		}
-		s.publishPort = port
+		if s.publishPort, err = net.LookupPort("tcp", port); err != nil {
+			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
+		}
 	}
 	return s, nil
 }
@@ -193,7 +195,7 @@ func (s *Server) isPublishConn(gc gnet.Conn) bool {
 	case *net.UnixAddr:
 		return true
 	case *net.TCPAddr:
-		return s.publishPort != "" && fmt.Sprint(a.Port) == s.publishPort
+		return s.publishPort != 0 && a.Port == s.publishPort
 	}
 	return false
 }

@@ -206,35 +206,18 @@ func (c *wsConn) closeWith(code ws.StatusCode, reason string) {
 // sendClose sends a close frame and closes the connection. Safe for
 // concurrent use; later calls are no-ops.
 func (c *wsConn) sendClose(code ws.StatusCode, reason string) {
-	c.out.mu.Lock()
-	if c.out.closed || c.out.slow {
-		c.out.mu.Unlock()
-		return
+	if c.out.endWithClose(c.srv.w, code, reason, false) {
+		_ = c.gc.Close()
 	}
-	c.out.pending = codec.AppendClose(c.out.appendLocked(2+len(reason)), code, reason)
-	c.out.flushLocked(c.srv.w)
-	c.out.slow = true // no more output after the close frame
-	c.out.mu.Unlock()
-	_ = c.gc.Close()
 }
 
 // cutSlow disconnects a slow consumer: the partly sent frame is finished,
 // queued frames are dropped, a close frame says why. Called by the
 // dispatcher.
 func (c *wsConn) cutSlow() {
-	o := &c.out
-	o.mu.Lock()
-	if o.closed || o.slow {
-		o.mu.Unlock()
+	if !c.out.endWithClose(c.srv.w, proto.ClosePolicyViolation, "slow consumer: outbound buffer cap exceeded", true) {
 		return
 	}
-	o.slow = true
-	keep := min(o.headRemain, len(o.pending))
-	o.pending = codec.AppendClose(o.appendLocked(0)[:keep], proto.ClosePolicyViolation, "slow consumer: outbound buffer cap exceeded")
-	o.headRemain = keep
-	o.blocked = false
-	o.flushLocked(c.srv.w)
-	o.mu.Unlock()
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: "outbound buffer cap exceeded"})
 	c.srv.log.Warn("slow consumer disconnected", "remote", c.remoteAddr, "cap", c.srv.opts.MaxOutbound)
@@ -244,9 +227,7 @@ func (c *wsConn) cutSlow() {
 // onClose releases the connection: output, subscriptions, bookkeeping.
 // Called on the event loop before gnet closes the socket.
 func (c *wsConn) onClose() {
-	c.out.mu.Lock()
-	c.out.closeLocked(c.srv.w)
-	c.out.mu.Unlock()
+	c.out.close(c.srv.w)
 	for _, s := range c.subs {
 		c.unsubscribe(s)
 	}
