@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/panjf2000/gnet/v2"
@@ -26,7 +25,7 @@ func (c *wsConn) onMessage(b []byte) {
 		testHookMessage()
 	}
 	g := c.srv.guard
-	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) {
+	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, c.lastRead.Load()) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many messages"})
 		c.closeWith(proto.CloseTooManyInitRequests, "Too many messages")
@@ -161,7 +160,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 // returns why a subscribe is refused, or "".
 func (c *wsConn) admit() string {
 	g := c.srv.guard
-	now := time.Now().UnixNano()
+	now := c.lastRead.Load() // the subscribe's arrival
 	switch {
 	case len(c.subs) >= c.srv.opts.MaxSubscriptionsPerConn:
 		return "too many active operations on this connection"

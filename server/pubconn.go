@@ -74,7 +74,7 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 func (p *pubConn) run(args [][]byte) bool {
 	name := args[0]
 	g := p.srv.guard
-	if !p.bucket.Allow(g.Limits.PublishesPerConn, time.Now().UnixNano()) {
+	if lim := g.Limits.PublishesPerConn; !lim.Unlimited() && !p.bucket.Allow(lim, time.Now().UnixNano()) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, nil, audit.Record{Reason: "publish commands per connection", Remote: p.remote})
 		return p.reply(resp.AppendError(nil, "ERR rate limit exceeded: publish commands on this connection"))

@@ -51,7 +51,7 @@ type wsConn struct {
 	phase        uint8
 
 	init          atomic.Uint32
-	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame
+	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame; "now" for the message's rate limits
 	identity      atomic.Pointer[auth.Identity]
 	holdsConnSlot atomic.Bool // counted against the identity's connection cap
 }
