@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -18,21 +17,9 @@ import (
 
 func dialWS(t *testing.T, addr string) (*bufio.Reader, func(string)) {
 	t.Helper()
-	conn, br, _, err := ws.Dialer{Protocols: []string{"graphql-transport-ws"}}.Dial(context.Background(), "ws://"+addr+"/graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if br == nil {
-		br = bufio.NewReader(conn)
-	}
-	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
-	send := func(m string) {
-		if err := wsutil.WriteClientText(conn, []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return br, send
+	c := dialWSHeader(t, addr, nil)
+	_ = c.conn.SetDeadline(time.Now().Add(15 * time.Second))
+	return c.r, c.send
 }
 
 // TestDrainOnSIGTERM: the server delivers what it accepted, closes every
