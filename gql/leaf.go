@@ -44,14 +44,10 @@ func (p *projector) stringLeaf(dst []byte, f *field, raw string) ([]byte, bool) 
 	case raw[0] == '"':
 		return appendRawString(dst, raw[1:len(raw)-1]), true
 	case raw[0] == 't' || raw[0] == 'f':
-		dst = append(dst, '"')
-		dst = append(dst, raw...)
-		return append(dst, '"'), true
+		return appendQuoted(dst, raw), true
 	case isNumber(raw):
 		if x, err := strconv.ParseFloat(raw, 64); err == nil {
-			dst = append(dst, '"')
-			dst = appendJSNumber(dst, x)
-			return append(dst, '"'), true
+			return append(appendJSNumber(append(dst, '"'), x), '"'), true
 		}
 	}
 	p.fail(f, "String cannot represent value: "+inspect(raw))
@@ -144,15 +140,11 @@ func (p *projector) idLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 		if raw == "-0" {
 			raw = "0"
 		}
-		dst = append(dst, '"')
-		dst = append(dst, raw...)
-		return append(dst, '"'), true
+		return appendQuoted(dst, raw), true
 	case isNumber(raw):
 		x, err := strconv.ParseFloat(raw, 64)
 		if err == nil && x == math.Trunc(x) {
-			dst = append(dst, '"')
-			dst = appendJSNumber(dst, x)
-			return append(dst, '"'), true
+			return append(appendJSNumber(append(dst, '"'), x), '"'), true
 		}
 	}
 	p.fail(f, "ID cannot represent value: "+inspect(raw))
@@ -193,4 +185,12 @@ func (p *projector) customLeaf(dst []byte, f *field, raw string) ([]byte, bool) 
 		}
 	}
 	return append(dst, raw...), true
+}
+
+// appendQuoted appends raw between double quotes; raw needs no escaping
+// (a JSON literal such as true or a number).
+func appendQuoted(dst []byte, raw string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, raw...)
+	return append(dst, '"')
 }
