@@ -31,7 +31,9 @@ const (
 	CloseGoingAway           ws.StatusCode = 1001
 	CloseProtocolError       ws.StatusCode = 1002
 	CloseUnsupportedData     ws.StatusCode = 1003
+	CloseInvalidPayload      ws.StatusCode = 1007 // RFC 6455 §7.4.1: a text message that is not UTF-8
 	CloseMessageTooBig       ws.StatusCode = 1009
+	CloseTryAgainLater       ws.StatusCode = 1013 // slow consumer: graphql-ws clients reconnect on it (1008 is fatal for them)
 	ClosePolicyViolation     ws.StatusCode = 1008
 	CloseNormal              ws.StatusCode = 1000
 )
