@@ -44,6 +44,7 @@ type Server struct {
 	eng   gnet.Engine
 
 	guard       *guard
+	refusals    *refusalLog
 	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
@@ -92,6 +93,7 @@ func New(opts Options) (*Server, error) {
 		runErr: make(chan error, 1),
 		guard:  newGuard(opts.Security),
 	}
+	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
 	if opts.PublishListen != "-" {
 		_, port, err := net.SplitHostPort(opts.PublishListen)
