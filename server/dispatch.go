@@ -50,9 +50,11 @@ type dispatcher struct {
 	log         *slog.Logger
 	maxOutbound int
 
-	ctlMu sync.Mutex
-	ctl   []control
-	ctlN  atomic.Int32
+	ctlMu      sync.Mutex
+	ctl        []control
+	ctlAdds    int // subscribes in ctl, capped at maxQueuedAdds
+	ctlN       atomic.Int32
+	maxCtlAdds int // maxQueuedAdds; a test may lower it
 
 	pausedMu sync.Mutex
 	paused   []*publisher
@@ -102,6 +104,7 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 		w:           w,
 		log:         log,
 		maxOutbound: maxOutbound,
+		maxCtlAdds:  maxQueuedAdds,
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		batch:       make([]*event, dispatchBatch),
@@ -118,10 +121,38 @@ func (d *dispatcher) push(ev *event) bool {
 	return d.ring.TryPush(ev)
 }
 
-// queue appends a registry change. Safe for concurrent use.
-func (d *dispatcher) queue(c control) {
+// maxQueuedAdds bounds the subscribes waiting for the dispatcher to
+// register them. The dispatcher drains the whole queue before every batch,
+// so the queue only grows while it is stalled (a slow resolver, a huge
+// burst); 65536 absorbs a reconnect storm of thousands of clients with a
+// few operations each, while the memory held by waiting subscriptions
+// (their compiled operation, about 1 KiB each) stays below ~64 MiB.
+// Removals are not counted: each subscription queues at most one, so they
+// are bounded by the live subscriptions and must never be refused.
+const maxQueuedAdds = 1 << 16
+
+// queueAdd queues the registration of s; false means the queue is full
+// and s was not queued (the caller refuses the subscribe: server busy).
+// Safe for concurrent use.
+func (d *dispatcher) queueAdd(s *subscription) bool {
 	d.ctlMu.Lock()
-	d.ctl = append(d.ctl, c)
+	if d.ctlAdds >= d.maxCtlAdds {
+		d.ctlMu.Unlock()
+		return false
+	}
+	d.ctlAdds++
+	d.ctl = append(d.ctl, control{add: true, sub: s})
+	d.ctlN.Store(int32(len(d.ctl)))
+	d.ctlMu.Unlock()
+	d.notify()
+	return true
+}
+
+// queueRemove queues the removal of s from the registry; it is never
+// refused. Safe for concurrent use.
+func (d *dispatcher) queueRemove(s *subscription) {
+	d.ctlMu.Lock()
+	d.ctl = append(d.ctl, control{sub: s})
 	d.ctlN.Store(int32(len(d.ctl)))
 	d.ctlMu.Unlock()
 	d.notify()
@@ -214,6 +245,7 @@ func (d *dispatcher) applyControl() {
 	}
 	d.ctlMu.Lock()
 	d.ctlWork, d.ctl = d.ctl, d.ctlWork[:0]
+	d.ctlAdds = 0
 	d.ctlN.Store(0)
 	d.ctlMu.Unlock()
 	for i, c := range d.ctlWork {

@@ -99,7 +99,7 @@ func FuzzConnInput(f *testing.F) {
 		fc.in = append(fc.in, data[half:]...)
 		c.onTraffic(fc)
 		c.onClose()
-		s.d.ctl = s.d.ctl[:0]
+		s.d.ctl, s.d.ctlAdds = s.d.ctl[:0], 0
 		for {
 			ev, ok := s.d.ring.TryPop()
 			if !ok {

@@ -156,13 +156,17 @@ func (c *wsConn) authenticate(token string) {
 	id, err := g.Verifier.Verify(ctx, token)
 	if err != nil {
 		g.authFailures.Add(1)
-		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: auth.ReasonOf(err).String()})
+		reason := auth.ReasonOf(err).String()
+		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: reason})
+		c.srv.refusals.note("auth", c.remoteAddr, "token refused (closed 4403): "+reason, authFix)
 		c.sendClose(proto.CloseForbidden, "Forbidden")
 		return
 	}
 	if !g.identConns.Acquire(id.Subject) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Subject: id.Subject, Reason: "too many connections for this identity"})
+		c.srv.refusals.note("identity_connections", c.remoteAddr, "too many connections for this identity (closed 4429)",
+			"raise --max-identity-connections (FRAISED_MAX_IDENTITY_CONNECTIONS)")
 		c.sendClose(proto.CloseTooManyInitRequests, "too many connections for this identity")
 		return
 	}
@@ -174,6 +178,9 @@ func (c *wsConn) authenticate(token string) {
 	g.audit(audit.EventAuthOK, c, audit.Record{})
 	c.ackInit()
 }
+
+// authFix is what an operator checks when tokens are refused.
+const authFix = "check the client's token against the verifier: --jwt-secret-file/--jwt-public-key/--jwks, --jwt-audience, --jwt-issuer, --jwt-leeway"
 
 // releaseIfClosed gives back the identity's connection slot when the
 // connection closed while its token was being verified: onClose ran
@@ -202,6 +209,7 @@ func (c *wsConn) renew(token string) {
 			reason = auth.ReasonOf(err).String()
 		}
 		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "renewal: " + reason})
+		c.srv.refusals.note("auth", c.remoteAddr, "token renewal refused (closed 4403): "+reason, authFix)
 		c.sendClose(proto.CloseForbidden, "Forbidden")
 		return
 	}

@@ -446,7 +446,7 @@ func TestTokenRenewalViaPing(t *testing.T) {
 	firstExp := time.Now().Add(2 * time.Second)
 	c := connectAs(t, s.opts.Listen, mint(t, jwt.MapClaims{"exp": firstExp.Unix()}))
 	c.send(`{"type":"ping","payload":{"authorization":"Bearer ` + mint(t, nil) + `"}}`)
-	c.expect(`{"type":"pong"}`)
+	c.expect(`{"type":"pong","payload":{}}`) // the token is never echoed
 	sink.wait(t, audit.EventTokenRenewed, from(c))
 	// Past the first exp plus a housekeeping round (1 s), the socket is open.
 	time.Sleep(time.Until(firstExp.Truncate(time.Second).Add(2500 * time.Millisecond)))
@@ -454,7 +454,7 @@ func TestTokenRenewalViaPing(t *testing.T) {
 
 	other := connectAs(t, s.opts.Listen, mint(t, nil))
 	other.send(`{"type":"ping","payload":{"authorization":"Bearer ` + mint(t, jwt.MapClaims{"sub": "mallory"}) + `"}}`)
-	other.expect(`{"type":"pong"}`)
+	other.expect(`{"type":"pong","payload":{}}`)
 	other.expectClose(proto.CloseForbidden)
 	sink.wait(t, audit.EventAuthFailed, fromWithReason(other, "renewal: subject changed"))
 

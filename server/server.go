@@ -187,6 +187,8 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		s.guard.refusedConns.Add(1)
 		s.guard.rateTrips.Add(1)
 		s.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
+		s.refusals.note("ip_connections", c.remoteAddr, "too many new connections from this address (HTTP 429)",
+			"raise --limit-ip-connections (FRAISED_LIMIT_IP_CONNECTIONS), e.g. for clients behind one NAT")
 		c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
 	}
 	return nil, gnet.None

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gobwas/ws"
@@ -97,9 +99,17 @@ func (u *upgrader) onHeader(key, value []byte) error {
 	return nil
 }
 
+// maxEchoedOrigin is how many bytes of a refused Origin the 403 body and
+// the log quote: real origins are far shorter, and a forged one cannot
+// make the response or the log line large.
+const maxEchoedOrigin = 128
+
 func (u *upgrader) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	if !u.c.srv.guard.originAllowed(string(u.origin), string(u.host)) {
-		return nil, u.reject(http.StatusForbidden, "origin not allowed: "+truncate(string(u.origin), 128))
+		origin := truncate(strings.ToValidUTF8(string(u.origin), "\uFFFD"), maxEchoedOrigin)
+		fix := "add " + strconv.Quote(origin) + " to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect"
+		u.c.srv.refusals.note("origin", u.c.remoteAddr, "origin not allowed: "+origin+" (HTTP 403)", fix)
+		return nil, u.reject(http.StatusForbidden, "origin not allowed: "+origin)
 	}
 	return nil, nil
 }

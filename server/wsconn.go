@@ -3,6 +3,7 @@ package server
 import (
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -138,7 +139,7 @@ func (c *wsConn) onFrame(h ws.Header, payload []byte) {
 			return
 		}
 		if h.Fin {
-			c.onMessage(payload)
+			c.onText(payload)
 			return
 		}
 		c.fragging = true
@@ -155,7 +156,7 @@ func (c *wsConn) onFrame(h ws.Header, payload []byte) {
 		c.frag = append(c.frag, payload...)
 		if h.Fin {
 			c.fragging = false
-			c.onMessage(c.frag)
+			c.onText(c.frag)
 			c.frag = nil
 		}
 	case ws.OpBinary:
@@ -164,8 +165,30 @@ func (c *wsConn) onFrame(h ws.Header, payload []byte) {
 		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
 	case ws.OpPong:
 	case ws.OpClose:
+		if len(payload) > 2 && !utf8.Valid(payload[2:]) {
+			c.closeWith(proto.CloseInvalidPayload, reasonBadUTF8Close)
+			return
+		}
 		c.onClientClose(payload)
 	}
+}
+
+// Close reasons for invalid UTF-8 (RFC 6455 §8.1: close with 1007).
+const (
+	reasonBadUTF8      = "text message is not valid UTF-8"
+	reasonBadUTF8Close = "close reason is not valid UTF-8"
+)
+
+// onText handles a whole text message (reassembled when it was
+// fragmented); b is valid until it returns. RFC 6455 §8.1 asks for the
+// whole message to be UTF-8, so it is checked before anything reads it:
+// no id or error text the server echoes can then be invalid UTF-8.
+func (c *wsConn) onText(b []byte) {
+	if !utf8.Valid(b) {
+		c.closeWith(proto.CloseInvalidPayload, reasonBadUTF8)
+		return
+	}
+	c.onMessage(b)
 }
 
 // onClientClose echoes the client's close code and closes the connection.
