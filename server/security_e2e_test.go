@@ -460,7 +460,7 @@ func TestTokenRenewalViaPing(t *testing.T) {
 
 	expired := connectAs(t, s.opts.Listen, mint(t, nil))
 	expired.send(`{"type":"ping","payload":{"authorization":"Bearer ` + mint(t, jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()}) + `"}}`)
-	expired.expect(`{"type":"pong"}`)
+	expired.expect(`{"type":"pong","payload":{}}`)
 	expired.expectClose(proto.CloseForbidden)
 	sink.wait(t, audit.EventAuthFailed, fromWithReason(expired, "renewal: expired"))
 }
