@@ -64,6 +64,14 @@ func Run(args []string, hooks Hooks) int {
 		}
 		return 2
 	}
+	if cfg.version {
+		printVersion(os.Stdout)
+		return 0
+	}
+	if err := noArgsLeft(fs); err != nil {
+		fmt.Fprintln(os.Stderr, "fraised:", err)
+		return 2
+	}
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintln(os.Stderr, "fraised:", err)
 		return 2
@@ -78,6 +86,17 @@ func Run(args []string, hooks Hooks) int {
 		return 1
 	}
 	return 0
+}
+
+// noArgsLeft refuses arguments left after the flags. Go's flag package
+// stops at the first non-flag argument, so every flag after a stray word
+// (`--allowed-origins a b --auth required`) would be silently ignored.
+func noArgsLeft(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return fmt.Errorf("unexpected argument %q: fraised takes only flags, and every flag after it would be ignored "+
+		"(quote a value that has spaces; lists are comma-separated); see fraised --help", fs.Arg(0))
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -30,6 +30,7 @@ type config struct {
 	logFormat      string
 	logLevel       string
 	pprofListen    string
+	version        bool
 	sec            securityConfig
 }
 
@@ -52,9 +53,15 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", "", "serve net/http/pprof on this `address` (empty disables; keep it on loopback)")
+	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	return fs
 }
+
+// cliOnly names the flags that have no environment variable: a command,
+// not a setting (FRAISED_VERSION left in an environment must not turn a
+// server into a version printer).
+var cliOnly = map[string]bool{"version": true}
 
 // envName is the environment variable for a flag: FRAISED_ and the flag
 // name in upper snake case.
@@ -70,7 +77,7 @@ func applyEnv(fs *flag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok || set[f.Name] || err != nil {
+		if !ok || set[f.Name] || cliOnly[f.Name] || err != nil {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
@@ -90,12 +97,20 @@ Usage:
   fraised --schema FILE [flags]           serve
   fraised publish [--addr HOST:PORT | --unix PATH] TOPIC JSON
                                           publish one event (like redis-cli PUBLISH)
+  fraised --version                       print the version and exit
 
 Flags (each also read from the environment variable shown; a flag wins):
 `)
 		fs.VisitAll(func(f *flag.Flag) {
 			name, u := flag.UnquoteUsage(f)
-			fmt.Fprintf(w, "  --%s %s\n    \t%s (env %s", f.Name, name, u, envName(f.Name))
+			if name != "" {
+				name = " " + name
+			}
+			if cliOnly[f.Name] {
+				fmt.Fprintf(w, "  --%s%s\n    \t%s\n", f.Name, name, u)
+				return
+			}
+			fmt.Fprintf(w, "  --%s%s\n    \t%s (env %s", f.Name, name, u, envName(f.Name))
 			if f.DefValue != "" && f.DefValue != "0" {
 				fmt.Fprintf(w, ", default %s", f.DefValue)
 			}

@@ -48,6 +48,7 @@ type Server struct {
 	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
+	stopAsked   atomic.Bool // Shutdown was called: an engine stop is expected
 	booted      chan struct{}
 	done        chan struct{}
 	runErr      chan error
@@ -119,7 +120,15 @@ func (s *Server) addrs() []string {
 	return addrs
 }
 
-// Run serves until Shutdown; it returns the engine's error, if any.
+// ErrEngineStopped is returned by Run when the network engine stopped
+// although Shutdown was not called.
+var ErrEngineStopped = errors.New("server: the network engine stopped without Shutdown " +
+	"(the cause is logged above by component=gnet; an accept failure such as EMFILE stops it: raise the open-files limit)")
+
+// Run serves until Shutdown. It returns the engine's error, or
+// ErrEngineStopped when the engine stopped by itself (gnet stops it on
+// an accept failure and reports no error): a supervisor must see that
+// exit as a failure.
 func (s *Server) Run() error {
 	if s.opts.PublishUnix != "" {
 		if err := removeStaleSocket(s.opts.PublishUnix); err != nil {
@@ -136,11 +145,18 @@ func (s *Server) Run() error {
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
-	s.stopOnce.Do(func() { close(s.done) })
 	if err != nil {
-		err = fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
+		s.stopOnce.Do(func() { close(s.done) })
+		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
-	return err
+	if !s.stopAsked.Load() {
+		s.d.stop()
+		s.w.stop()
+		s.stopOnce.Do(func() { close(s.done) })
+		return ErrEngineStopped
+	}
+	s.stopOnce.Do(func() { close(s.done) })
+	return nil
 }
 
 // removeStaleSocket removes a Unix socket file left by a previous run.
@@ -238,6 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, s.opts.DrainTimeout)
 		defer cancel()
 	}
+	s.stopAsked.Store(true)
 	<-s.booted
 	s.draining.Store(true)
 	s.waitFor(ctx, func() bool { return s.d.ring.Len() == 0 })
