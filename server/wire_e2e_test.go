@@ -266,9 +266,12 @@ func TestControlQueueFullRefusesSubscribe(t *testing.T) {
 	logs := &logSink{}
 	s := startServer(t, func(o *server.Options) { o.Schema = schema; withLog(logs)(o) })
 	server.SetMaxQueuedSubscribes(s.Server, 2)
+	const q = `subscription { orderUpdated(customerId: "9") { id } }`
+	c := connect(t, s.opts.Listen)
+	c.subscribe("0", q, nil) // registered before the stall, removed during it
 	stalled := connect(t, s.opts.Listen)
 	stalled.subscribe("r", `subscription { orderUpdated(customerId: "7") { id } }`, nil)
-	s.waitSubs(t, 1)
+	s.waitSubs(t, 2)
 	p := dialPublisher(t, "tcp", s.opts.PublishListen)
 	p.write([]byte("PUBLISH orders.7 {}\r\n"))
 	select {
@@ -280,22 +283,27 @@ func TestControlQueueFullRefusesSubscribe(t *testing.T) {
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(unblock)
 
-	c := connect(t, s.opts.Listen)
-	const q = `subscription { orderUpdated(customerId: "9") { id } }`
 	c.subscribe("1", q, nil)
 	c.subscribe("2", q, nil)
 	c.subscribe("3", q, nil)
 	c.expectError("3", "server busy")
 	logs.waitLine(t, "kind=server_busy")
-	c.send(`{"id":"1","type":"complete"}`) // a removal is never refused
+	c.send(`{"id":"0","type":"complete"}`) // removals are never refused
+	c.send(`{"id":"1","type":"complete"}`)
 	c.pingPong()
 
 	unblock()
 	stalled.next() // the stalled event's next
 	p.line()       // and its publish reply
-	s.waitSubs(t, 2)
-	c.subscribe("3", q, nil) // the refused id was not registered: reusable
-	s.waitSubs(t, 3)
+	// The refused id was not registered, so it is reusable; the queue has
+	// room again once the dispatcher drained it.
+	for deadline := time.Now().Add(5 * time.Second); !c.accepted("3", q, nil); {
+		if time.Now().After(deadline) {
+			t.Fatal("subscribes still refused 5 s after the dispatcher resumed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.waitSubs(t, 3) // r, 2 and 3
 	p.publishUntil("orders.9", `{}`, 2)
 	got := map[string]bool{}
 	for range 2 {
@@ -303,7 +311,7 @@ func TestControlQueueFullRefusesSubscribe(t *testing.T) {
 		got[m[:strings.Index(m, `","type"`)]] = true
 	}
 	if !got[`{"id":"2`] || !got[`{"id":"3`] {
-		t.Fatalf("deliveries went to %v, want ids 2 and 3 (1 was completed while the queue was full)", got)
+		t.Fatalf("deliveries went to %v, want ids 2 and 3 (0 and 1 were completed while the queue was full)", got)
 	}
 	if before := c.untilPong(); len(before) != 0 {
 		t.Fatalf("unexpected messages: %v", before)
