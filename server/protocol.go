@@ -333,15 +333,24 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// maxEchoedID is how many bytes of a client's id a close reason quotes:
-// with the JSON escapes it stays well inside the 123 bytes a close reason
-// may have.
-const maxEchoedID = 64
-
 // existsReason is the 4409 reason for id, as the graphql-ws reference
 // server words it. The id is JSON-escaped (control characters and quotes
-// cannot reach the client's logs raw) and cut on a rune boundary.
+// never reach the client's logs raw; invalid UTF-8 becomes \ufffd) and cut
+// between characters, never inside one or inside an escape, so that the
+// whole reason fits the 123 bytes a close frame allows.
 func existsReason(id string) string {
-	q := codec.AppendJSONString(make([]byte, 0, 16+len(id)), truncate(id, maxEchoedID))
-	return "Subscriber for " + string(q[1:len(q)-1]) + " already exists"
+	const prefix, suffix = "Subscriber for ", " already exists"
+	limit := codec.MaxCloseReason - len(suffix)
+	b := make([]byte, 0, codec.MaxCloseReason)
+	b = append(b, prefix...)
+	var tmp [16]byte
+	for i, w := 0, 0; i < len(id); i += w {
+		_, w = utf8.DecodeRuneInString(id[i:])
+		q := codec.AppendJSONString(tmp[:0], id[i:i+w])
+		if len(b)+len(q)-2 > limit {
+			break
+		}
+		b = append(b, q[1:len(q)-1]...)
+	}
+	return string(append(b, suffix...))
 }

@@ -119,7 +119,8 @@ func TestSubscriberExistsReasonIsUTF8(t *testing.T) {
 	s := startServer(t, nil)
 	for _, tt := range []struct{ name, id, want string }{
 		{"plain", "a1", "Subscriber for a1 already exists"},
-		{"long multibyte", strings.Repeat("€", 30), "Subscriber for " + strings.Repeat("€", 21) + " already exists"}, // 64 bytes end inside a €
+		{"multibyte", strings.Repeat("€", 30), "Subscriber for " + strings.Repeat("€", 30) + " already exists"},
+		{"too long", strings.Repeat("€", 40), "Subscriber for " + strings.Repeat("€", 31) + " already exists"}, // 123 bytes in all
 		{"control and quote", "a\\u0001\\\"b", `Subscriber for a\u0001\"b already exists`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
