@@ -180,8 +180,9 @@ func TestOriginRefusalIsVisible(t *testing.T) {
 	logs.waitLine(t, "kind=origin", "https://evil.example", "--allowed-origins")
 }
 
-// TestRefusalsAreLogged: a failed authentication, a 429 and a 4429 each
-// leave a log line with the reason and the setting to change.
+// TestRefusalsAreLogged: a failed authentication, a 429, a 4429 and a
+// subscribe over a limit each leave a log line with the reason and the
+// setting to change.
 func TestRefusalsAreLogged(t *testing.T) {
 	t.Run("auth", func(t *testing.T) {
 		logs := &logSink{}
@@ -210,6 +211,31 @@ func TestRefusalsAreLogged(t *testing.T) {
 			t.Fatalf("second connection got %d, want 429", code)
 		}
 		logs.waitLine(t, "kind=ip_connections", "HTTP 429", "--limit-ip-connections")
+	})
+	t.Run("identity connections", func(t *testing.T) {
+		logs := &logSink{}
+		s, _ := startSecure(t, auth.ModeRequired, func(o *server.Options) {
+			withLog(logs)(o)
+			o.Security.Limits.MaxConnsPerIdentity = 1
+		})
+		token := mint(t, nil)
+		connectAs(t, s.opts.Listen, token)
+		c := dial(t, s.opts.Listen)
+		c.initWith(token)
+		c.expectClose(proto.CloseTooManyInitRequests)
+		logs.waitLine(t, "kind=identity_connections", "4429", "--max-identity-connections")
+	})
+	t.Run("subscribe limit", func(t *testing.T) {
+		logs := &logSink{}
+		s := startServer(t, func(o *server.Options) {
+			withLog(logs)(o)
+			o.MaxSubscriptionsPerConn = 1
+		})
+		c := connect(t, s.opts.Listen)
+		c.subscribe("1", `subscription { events(topic: "x") { seq } }`, nil)
+		c.subscribe("2", `subscription { events(topic: "x") { seq } }`, nil)
+		c.expectError("2", "too many active operations")
+		logs.waitLine(t, "kind=subscribe_limit", "--max-subscriptions")
 	})
 	t.Run("4429", func(t *testing.T) {
 		logs := &logSink{}
