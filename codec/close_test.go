@@ -15,7 +15,7 @@ func TestAppendCloseReasonIsUTF8(t *testing.T) {
 	for _, tt := range []struct{ reason, want string }{
 		{"short", "short"},
 		{strings.Repeat("a", 200), strings.Repeat("a", MaxCloseReason)},
-		{strings.Repeat("€", 50), strings.Repeat("€", 41)}, // 123 = 41 × 3
+		{strings.Repeat("€", 50), strings.Repeat("€", 41)},             // 123 = 41 × 3
 		{"x" + strings.Repeat("€", 50), "x" + strings.Repeat("€", 40)}, // 123 bytes end inside a €
 		{"bad \xff byte", "bad \uFFFD byte"},
 	} {
