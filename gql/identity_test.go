@@ -226,3 +226,47 @@ func TestIdentityNamesEveryFilter(t *testing.T) {
 		seen[b] = name
 	}
 }
+
+// FuzzIdentityUnderCollisions compiles two requests on a schema whose
+// hashes all collide and on one whose hashes do not: the operations must
+// behave alike on both, and share on the colliding schema exactly when
+// they share on the other (sharing means equal identities).
+func FuzzIdentityUnderCollisions(f *testing.F) {
+	f.Add(roomQuery, []byte(`{"r":"x","a":"u"}`), roomQuery, []byte(`{"a":"u","r":"x"}`), "acme", "evil")
+	f.Add(roomQuery, []byte(`{"r":"x","a":"u"}`), roomQuery, []byte(`{"r":"x","a":"v"}`), "acme", "acme")
+	f.Add(tenantDoc, []byte(`{"k":"acme"}`), tenantDoc, []byte(`{}`), "acme", "acme")
+	f.Add(tenantDoc, []byte(nil), tenantDoc, []byte(nil), "acme", "evil")
+	f.Add(tenantDoc, []byte(nil), tenantDoc+"#x", []byte(nil), "acme", "acme")
+	f.Add(customQuery, []byte(nil), customQuery, []byte(nil), "a", "b")
+	f.Add(`subscription($s: Int, $f: Float) { bySeq(seq: $s, score: $f) { seq } }`, []byte(`{"s":7}`),
+		`subscription($s: Int, $f: Float) { bySeq(seq: $s, score: $f) { seq } }`, []byte(`{"f":7}`), "", "")
+	s, ref := identitySchema(f, collide), identitySchema(f, nil)
+	env := func(tenant string) Env {
+		if tenant == "" {
+			return Env{}
+		}
+		return Env{InitPayload: []byte(`{"t":"` + tenant + `"}`), Claims: map[string]any{"tenant_id": tenant, "sub": tenant}}
+	}
+	f.Fuzz(func(t *testing.T, q1 string, v1 []byte, q2 string, v2 []byte, t1, t2 string) {
+		compile := func(s *Schema, q string, v []byte, tenant string) *Operation {
+			op, _ := s.Compile(Request{Query: q, Variables: v}, env(tenant))
+			if op == nil || op.Kind != KindSubscription {
+				return nil
+			}
+			return op
+		}
+		a, b := compile(s, q1, v1, t1), compile(s, q2, v2, t2)
+		ra, rb := compile(ref, q1, v1, t1), compile(ref, q2, v2, t2)
+		if (a == nil) != (ra == nil) || (b == nil) != (rb == nil) {
+			t.Fatal("the colliding schema compiles what the other refuses, or the reverse")
+		}
+		if a == nil || b == nil {
+			return
+		}
+		behaves(t, "first", a, ra)
+		behaves(t, "second", b, rb)
+		if (a == b) != (ra == rb) || a.SameGroup(b) != (a == b) {
+			t.Fatalf("colliding schema shares: %v (SameGroup %v); the other: %v", a == b, a.SameGroup(b), ra == rb)
+		}
+	})
+}

@@ -473,7 +473,7 @@ func (s *Schema) newOperation(r *request, env *Env) *Operation {
 		}
 	}
 	op := &Operation{Kind: r.kind, Field: r.field, Topic: r.topic, DocHash: r.docHash, OperationName: r.name, plan: p}
-	op.identity = r.appendEnvIdentity(append(make([]byte, 0, len(r.identity)+64), r.identity...), env, p)
+	op.identity = r.appendEnvIdentity(append(make([]byte, 0, len(r.identity)+envIdentityCap(r)), r.identity...), env, p)
 	op.GroupKey = s.hash(seededSum64(op.identity))
 	return op
 }
@@ -549,6 +549,20 @@ func (r *request) appendEnvIdentity(b []byte, env *Env, p *plan) []byte {
 		b = appendCanon(b, p.claims)
 	}
 	return b
+}
+
+// envIdentityCap estimates the bytes appendEnvIdentity appends for r
+// without a resolver: a few per filter besides its names and value.
+func envIdentityCap(r *request) int {
+	n := 16
+	for i := range r.filters {
+		sl := &r.filters[i]
+		n += 64 + len(sl.arg) + len(sl.claim) + len(sl.f.str)
+		for _, seg := range sl.f.path {
+			n += 4 + len(seg)
+		}
+	}
+	return n
 }
 
 // appendFilterPath appends the identity of a filter's event path.
