@@ -4,8 +4,9 @@
 // A group is the set of subscriptions that produce identical bytes for
 // every event (same topic, document, variables and filter values), so the
 // dispatcher projects and encodes each event once per group and only
-// splices in each subscriber's id. Topics are keyed on the xxhash of their
-// name and compared by name. Groups are found by a 64-bit key, but a key
+// splices in each subscriber's id. Topics are keyed on a hash of their
+// name seeded per registry (hash/maphash), so clients who choose topic
+// names cannot build long chains of colliding ones, and compared by name. Groups are found by a 64-bit key, but a key
 // only names candidates: a subscription joins a group only when the
 // caller's equality check on the group's data says it belongs there, so
 // two groups may share a key (a collision, chance or forged) and stay
@@ -18,15 +19,15 @@
 package registry
 
 import (
+	"hash/maphash"
 	"unsafe"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Registry holds topics, their groups and their subscribers. The zero
 // value is not usable; call New. G is the group's shared data (the compiled
 // operation), S a subscriber's data.
 type Registry[G, S any] struct {
+	seed   maphash.Seed // random: topic hashes cannot be predicted
 	topics map[uint64]*Topic[G, S]
 	subs   int
 	groups int
@@ -65,7 +66,7 @@ type Sub[G, S any] struct {
 
 // New returns an empty registry.
 func New[G, S any]() *Registry[G, S] {
-	return &Registry[G, S]{topics: make(map[uint64]*Topic[G, S])}
+	return &Registry[G, S]{seed: maphash.MakeSeed(), topics: make(map[uint64]*Topic[G, S])}
 }
 
 // Add subscribes data to topic in the group with key whose data same
@@ -132,7 +133,7 @@ func (r *Registry[G, S]) Lookup(name []byte) *Topic[G, S] {
 }
 
 func (r *Registry[G, S]) topic(name string) *Topic[G, S] {
-	for t := r.topics[xxhash.Sum64String(name)]; t != nil; t = t.next {
+	for t := r.topics[maphash.String(r.seed, name)]; t != nil; t = t.next {
 		if t.Name == name {
 			return t
 		}
@@ -141,7 +142,7 @@ func (r *Registry[G, S]) topic(name string) *Topic[G, S] {
 }
 
 func (r *Registry[G, S]) addTopic(name string) *Topic[G, S] {
-	h := xxhash.Sum64String(name)
+	h := maphash.String(r.seed, name)
 	t := &Topic[G, S]{Name: name, hash: h, next: r.topics[h]}
 	r.topics[h] = t
 	return t
