@@ -15,7 +15,9 @@ import (
 )
 
 // group is the data a registry group shares: the operation every member
-// compiled to (they are interchangeable by construction of the group key).
+// compiled to. Members are interchangeable because subscribe joins a group
+// only when its operation has the member's identity (SameGroup); the
+// GroupKey only finds candidates, since keys can collide.
 type group struct {
 	op *gql.Operation
 }
@@ -268,7 +270,8 @@ func (d *dispatcher) subscribe(s *subscription) {
 		return
 	}
 	op := s.op
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
+	same := func(g group) bool { return g.op.SameGroup(op) }
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
 	s.op = nil // the group keeps the operation it needs
 }
 

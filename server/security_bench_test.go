@@ -104,7 +104,7 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 		c := &wsConn{srv: srv, openedAt: time.Now().UnixNano()}
 		c.out.fd = -1
 		op := ops[i%groups]
-		d.reg.Add(op.Topic, op.GroupKey, func() group { return group{op: op} }, member{conn: c, id: []byte(`"1"`)})
+		d.reg.Add(op.Topic, op.GroupKey, func(g group) bool { return g.op.SameGroup(op) }, func() group { return group{op: op} }, member{conn: c, id: []byte(`"1"`)})
 	}
 	if _, n, _ := d.reg.Len(); n != groups {
 		b.Fatalf("%d groups, want %d", n, groups)
