@@ -244,10 +244,10 @@ type Subscription {
 func TestTopicGuards(t *testing.T) {
 	const types = `type Query { a: Int }
 type Event { seq: Int! }
-type Audit @auth(requires: ["role:admin"]) { seq: Int! }
-type Public { seq: Int! }
+type Audit implements Node @auth(requires: ["role:admin"]) { seq: Int! }
+type Public implements Node { seq: Int! }
 union Entry = Public | Audit
-enum Kind { A B }
+interface Node { seq: Int! } enum Kind { A B }
 `
 	tests := []struct {
 		name, fields string
@@ -268,6 +268,10 @@ enum Kind { A B }
   events(topic: String!): Event! @topic(name: "{topic}")
   entries: Entry! @topic(name: "entries")`,
 			[]string{`without its guards (@auth role:admin on type Audit), for example to topic "entries"`}},
+		{"catch-all next to an interface with a guarded implementation", `
+  events(topic: String!): Event! @topic(name: "{topic}")
+  nodes: [Node!]! @topic(name: "nodes")`,
+			[]string{`without its guards (@auth role:admin on type Audit), for example to topic "nodes"`}},
 		{"catch-all next to a claim filter", `
   events(topic: String!): Event! @topic(name: "{topic}")
   orders: Event! @topic(name: "orders") @filter(field: "tenant.id", claim: "tenant_id")`,
@@ -380,6 +384,23 @@ type S @auth(requires: ["role:user"]) {
 	contains(t, err.Error(), `r.graphql:4:3: S.all (@topic "{t}") can subscribe to the topics of S.admin (r.graphql:5:3, @topic "admin") without its guards (@auth role:admin)`)
 	if strings.Contains(err.Error(), "role:user") {
 		t.Errorf("the root type's guard, common to both, is listed: %v", err)
+	}
+}
+
+// TestPrefixedFreeField: the fix the errors suggest keeps the field
+// working, on topics of its own.
+func TestPrefixedFreeField(t *testing.T) {
+	src := `type Query { a: Int }
+type Subscription {
+  events(topic: String!): Int @topic(name: "public.{topic}")
+  admin: Int @topic(name: "news") @auth(requires: ["role:admin"])
+}`
+	s, err := LoadSchema("p.graphql", src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := mustCompile(t, s, `subscription { events(topic: "news") }`, ``, Env{}); op.Topic != "public.news" {
+		t.Fatalf("topic %q, want public.news", op.Topic)
 	}
 }
 
