@@ -38,26 +38,49 @@ type guard struct {
 }
 
 // checkTopicGuards refuses a schema in which a guarded subscription field's
-// topics can be reached from a field without all of its guards. The
-// errors, one per pair, are ordered by the weaker field's position.
+// topics can be reached from a field without all of its guards, at the
+// top (guardsOf) or below it (nestedBypass). The errors, one per ordered
+// pair, are in the order of the weaker field's position, then the other's.
 func (s *Schema) checkTopicGuards() error {
 	fields := s.topicFields()
-	var errs []error
-	for _, weak := range fields {
-		for _, strong := range fields {
-			if weak == strong {
+	byPair := map[[2]int]error{}
+	for i := range fields {
+		for j := i + 1; j < len(fields); j++ {
+			topic, ok := intersect(fields[i].lang, fields[j].lang)
+			if !ok {
 				continue
 			}
-			missing := missingGuards(strong.guards, weak.guards)
-			if len(missing) == 0 {
-				continue
-			}
-			if topic, ok := intersect(weak.lang, strong.lang); ok {
-				errs = append(errs, s.bypassError(weak, strong, missing, topic))
+			for _, p := range [][2]int{{i, j}, {j, i}} {
+				if err := s.pairError(fields[p[0]], fields[p[1]], topic); err != nil {
+					byPair[p] = err
+				}
 			}
 		}
 	}
+	pairs := make([][2]int, 0, len(byPair))
+	for p := range byPair {
+		pairs = append(pairs, p)
+	}
+	sort.Slice(pairs, func(a, b int) bool {
+		return pairs[a][0] < pairs[b][0] || (pairs[a][0] == pairs[b][0] && pairs[a][1] < pairs[b][1])
+	})
+	errs := make([]error, len(pairs))
+	for k, p := range pairs {
+		errs[k] = byPair[p]
+	}
 	return errors.Join(errs...) // one line per pair
+}
+
+// pairError says how weak, which can subscribe to topic as strong can,
+// reads strong's events without its guards, or returns nil.
+func (s *Schema) pairError(weak, strong *topicField, topic string) error {
+	if missing := missingGuards(strong.guards, weak.guards); len(missing) > 0 {
+		return s.bypassError(weak, strong, missing, topic)
+	}
+	if e, ok := s.nestedBypass(strong, weak); ok {
+		return nestedError(weak, strong, e, topic)
+	}
+	return nil
 }
 
 // topicFields lists the subscription fields in source order.

@@ -498,3 +498,82 @@ func words(alphabet []byte, n int) []string {
 	}
 	return out
 }
+
+func TestNestedTopicGuards(t *testing.T) {
+	const types = `type Query { a: Int }
+scalar JSON
+type Secret @auth(requires: ["role:x"]) { code: String }
+type Customer { name: String email: String @auth(requires: ["scope:pii"]) }
+type Order { id: ID! customer: Customer secret: Secret email: String @auth(requires: ["scope:pii"]) }
+type Person { name: String email: String }
+type Plain { code: String }
+type Lite { id: ID! email: String customer: Person secret: Plain whole: JSON }
+type Node { child: Node secret: String @auth(requires: ["role:x"]) }
+type Node2 { child: Node2 secret: String } type Raw { id: ID! customer: JSON }
+union Any = Plain | Person
+`
+	tests := []struct {
+		name, fields string
+		want         string // "" = loads
+	}{
+		{"the same type", `
+  a: Order @topic(name: "t")
+  b: Order @topic(name: "t")`, ""},
+		{"another type without the guarded property", `
+  a: Order @topic(name: "t")
+  b: Plain @topic(name: "t")`, ""},
+		{"a guarded field read through an unguarded one", `
+  a: Customer @topic(name: "t")
+  b: Person @topic(name: "t")`,
+			`s.graphql:14:3: Subscription.b (@topic "t") can read the event property "email" of the topics of Subscription.a (s.graphql:13:3, @topic "t") through Person.email without the guards Subscription.a puts on it (@auth scope:pii on field Customer.email), for example on topic "t": put the same @auth on Person.email, return the same type from both fields, or give Subscription.b a topic of its own`},
+		{"the weaker type comes first", `
+  b: Person @topic(name: "t")
+  a: Customer @topic(name: "t")`,
+			`s.graphql:13:3: Subscription.b (@topic "t") can read the event property "email" of the topics of Subscription.a (s.graphql:14:3, @topic "t") through Person.email`},
+		{"a guarded type read through an unguarded one", `
+  a: Order @topic(name: "t") @auth(requires: ["scope:pii"])
+  b: Lite @topic(name: "t") @auth(requires: ["scope:pii"])`,
+			`through Lite.secret without the guards Subscription.a puts on it (@auth role:x on type Secret)`},
+		{"nested guards held at the top", `
+  a: Order @topic(name: "t") @auth(requires: ["role:x", "scope:pii"])
+  b: Lite @topic(name: "t") @auth(requires: ["scope:pii", "role:x"])`, ""},
+		{"two levels down", `
+  a: Order @topic(name: "t") @auth(requires: ["role:x"])
+  b: Lite @topic(name: "t") @auth(requires: ["role:x"])`,
+			`can read the event property "customer.email" of the topics of Subscription.a (s.graphql:13:3, @topic "t") through Person.email`},
+		{"a custom scalar reads the whole event", `
+  a: Customer @topic(name: "t")
+  b: JSON @topic(name: "t")`,
+			`Subscription.b (@topic "t") can read the whole event of the topics of Subscription.a (s.graphql:13:3, @topic "t") through Subscription.b without the guards Subscription.a puts on it (@auth scope:pii on field Customer.email)`},
+		{"a custom scalar reads a subtree", `
+  a: Order @topic(name: "t") @auth(requires: ["role:x"])
+  b: Raw @topic(name: "t") @auth(requires: ["role:x"])`,
+			`Subscription.b (@topic "t") can read the event property "customer" of the topics of Subscription.a (s.graphql:13:3, @topic "t") through Raw.customer without the guards Subscription.a puts on it (@auth scope:pii on field Customer.email)`},
+		{"recursive types", `
+  a: Node @topic(name: "t")
+  b: Node2 @topic(name: "t")`,
+			`can read the event property "secret" of the topics of Subscription.a (s.graphql:13:3, @topic "t") through Node2.secret without the guards Subscription.a puts on it (@auth role:x on field Node.secret)`},
+		{"a union member", `
+  a: Customer @topic(name: "t")
+  b: Any @topic(name: "t")`,
+			`through Person.email without the guards Subscription.a puts on it (@auth scope:pii on field Customer.email)`},
+		{"disjoint topics", `
+  a: Order @topic(name: "t")
+  b: Lite @topic(name: "u")`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadSchema("s.graphql", types+"type Subscription {"+tt.fields+"\n}\n", Options{})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("the schema loads; want it refused")
+			}
+			contains(t, err.Error(), tt.want)
+		})
+	}
+}
