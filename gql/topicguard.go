@@ -44,9 +44,17 @@ type guard struct {
 func (s *Schema) checkTopicGuards() error {
 	fields := s.topicFields()
 	byPair := map[[2]int]error{}
-	for i := range fields {
+	var sc productScratch
+	for i, a := range fields {
 		for j := i + 1; j < len(fields); j++ {
-			topic, ok := intersect(fields[i].lang, fields[j].lang)
+			b := fields[j]
+			if a.def.Type.Name() == b.def.Type.Name() && guardKeys(a.guards) == guardKeys(b.guards) {
+				continue // alike: neither can be weaker than the other
+			}
+			if literalsDisjoint(a.parts, b.parts) {
+				continue
+			}
+			topic, ok := sc.intersect(a.lang, b.lang)
 			if !ok {
 				continue
 			}

@@ -199,41 +199,82 @@ func (n *topicNFA) integer(from int) int {
 // server refuses to publish to an empty one) and returns the shortest such
 // topic found by a breadth-first search of the product automaton.
 func intersect(a, b *topicNFA) (string, bool) {
-	type node struct{ p, q, full int }
+	var sc productScratch
+	return sc.intersect(a, b)
+}
+
+// productNode is a state of the product automaton: a state of each side,
+// and whether a byte was read yet.
+type productNode struct{ p, q, full int }
+
+// productScratch holds intersect's buffers, reused from pair to pair.
+type productScratch struct {
+	prev  []int   // index of the parent + 1; 0 = unseen, -1 = the start
+	via   []int16 // byte read from the parent, -1 for an epsilon move
+	queue []productNode
+}
+
+// intersect is the function intersect with the buffers of sc.
+func (sc *productScratch) intersect(a, b *topicNFA) (string, bool) {
 	nb := len(b.edges)
-	index := func(x node) int { return (x.p*nb+x.q)*2 + x.full }
-	prev := make([]int, len(a.edges)*nb*2) // index of the parent + 1; 0 = unseen
-	via := make([]int16, len(prev))        // byte read from the parent, -1 for an epsilon move
-	start := node{}
+	index := func(x productNode) int { return (x.p*nb+x.q)*2 + x.full }
+	size := len(a.edges) * nb * 2
+	if cap(sc.prev) < size {
+		sc.prev, sc.via = make([]int, size), make([]int16, size)
+	}
+	prev, via := sc.prev[:size], sc.via[:size]
+	clear(prev)
+	start := productNode{}
 	prev[index(start)] = -1
-	queue := []node{start}
-	visit := func(from, to node, c int16) {
+	queue := append(sc.queue[:0], start)
+	defer func() { sc.queue = queue[:0] }()
+	visit := func(from, to productNode, c int16) {
 		if i := index(to); prev[i] == 0 {
 			prev[i], via[i] = index(from)+1, c
 			queue = append(queue, to)
 		}
 	}
-	for len(queue) > 0 {
-		x := queue[0]
-		queue = queue[1:]
+	for head := 0; head < len(queue); head++ {
+		x := queue[head]
 		if x.full == 1 && x.p == a.final && x.q == b.final {
 			return witness(prev, via, index(x)), true
 		}
 		for _, p := range a.eps[x.p] {
-			visit(x, node{p, x.q, x.full}, -1)
+			visit(x, productNode{p, x.q, x.full}, -1)
 		}
 		for _, q := range b.eps[x.q] {
-			visit(x, node{x.p, q, x.full}, -1)
+			visit(x, productNode{x.p, q, x.full}, -1)
 		}
 		for _, ea := range a.edges[x.p] {
 			for _, eb := range b.edges[x.q] {
 				if on := ea.on.and(&eb.on); !on.empty() {
-					visit(x, node{ea.to, eb.to, 1}, int16(on.pick()))
+					visit(x, productNode{ea.to, eb.to, 1}, int16(on.pick()))
 				}
 			}
 		}
 	}
 	return "", false
+}
+
+// literalsDisjoint reports whether two templates cannot meet because
+// their literal prefixes or suffixes differ: a quick test before the
+// product search, which most pairs of a real schema never need.
+func literalsDisjoint(a, b []topicPart) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	differ := func(x, y string, fromEnd bool) bool {
+		n := min(len(x), len(y))
+		if fromEnd {
+			return x[len(x)-n:] != y[len(y)-n:]
+		}
+		return x[:n] != y[:n]
+	}
+	if a[0].arg == "" && b[0].arg == "" && differ(a[0].lit, b[0].lit, false) {
+		return true
+	}
+	la, lb := a[len(a)-1], b[len(b)-1]
+	return la.arg == "" && lb.arg == "" && differ(la.lit, lb.lit, true)
 }
 
 // witness reads the topic spelled on the path from the start to node i.
