@@ -13,11 +13,13 @@ import (
 // One topic, one set of guards. @auth and claim @filters guard a
 // subscription field, but events belong to topics: a field whose topic the
 // client chooses ("{topic}") reaches every topic, guarded or not. So when
-// the schema loads, every pair of subscription fields whose topic templates
-// can produce the same topic must be equally guarded, or the weaker one is
-// refused with both fields named. Templates are compared exactly, as
-// languages over bytes: a topic automaton per field (topicNFA) and a
-// product search for a common non-empty topic (intersect).
+// the schema loads, every two subscription fields whose topic templates
+// can produce a common topic must have the same guards (guardsOf), and
+// must read each event property under the same nested @auth
+// (topicnested.go); otherwise the weaker field is refused, with both
+// fields named. Templates are compared as languages over bytes: a topic
+// automaton per field (topiclang.go, exact except for Float holes, which
+// it over-approximates) and a product search for a common non-empty topic.
 
 // topicField is a subscription field as the topic check sees it.
 type topicField struct {
