@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test ./resp -run XXX -fuzz FuzzParser -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzTopicOverlap -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)

@@ -185,6 +185,9 @@ func (s *Schema) init(resolvers map[string]ResolverFunc) error {
 			return err
 		}
 	}
+	if err := s.checkTopicGuards(); err != nil {
+		return err
+	}
 	return s.bindResolvers(resolvers)
 }
 

@@ -45,7 +45,7 @@ type Event {
 }
 type Query { serverTime: String version: String uptime: String }
 type Subscription {
-  events(topic: String!): Event! @topic(name: "{topic}")
+  events(topic: String!): Event! @topic(name: "public.{topic}")
   tenantEvents: Event! @topic(name: "tenant.events") @filter(field: "tenant", claim: "tenant_id")
   accountEvents: Event! @topic(name: "account.events") @filter(field: "account", claim: "account_id")
   adminEvents: Event! @topic(name: "admin") @auth(requires: ["role:admin"])
