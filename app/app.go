@@ -82,6 +82,11 @@ func Run(args []string, hooks Hooks) int {
 		return 2
 	}
 	if err := serve(&cfg, hooks, log); err != nil {
+		if errors.Is(err, gql.ErrSchema) {
+			// One schema error per line, as a compiler prints them: a
+			// log attribute would escape the newlines into one line.
+			fmt.Fprintln(os.Stderr, err)
+		}
 		log.Error("fraised stopped", "err", err)
 		return 1
 	}
