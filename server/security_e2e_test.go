@@ -458,6 +458,16 @@ func TestTokenRenewalViaPing(t *testing.T) {
 	other.expectClose(proto.CloseForbidden)
 	sink.wait(t, audit.EventAuthFailed, fromWithReason(other, "renewal: subject changed"))
 
+	// A renewal may not change what the token grants: subscriptions already
+	// running were admitted and filtered with the old claims and roles.
+	for _, over := range []jwt.MapClaims{{"tenant_id": "globex"}, {"roles": []string{"admin"}}} {
+		c := connectAs(t, s.opts.Listen, mint(t, jwt.MapClaims{"tenant_id": "acme"}))
+		c.send(`{"type":"ping","payload":{"authorization":"Bearer ` + mint(t, over) + `"}}`)
+		c.expect(`{"type":"pong","payload":{}}`)
+		c.expectClose(proto.CloseForbidden)
+		sink.wait(t, audit.EventAuthFailed, fromWithReason(c, "renewal: roles, scopes or claims changed"))
+	}
+
 	expired := connectAs(t, s.opts.Listen, mint(t, nil))
 	expired.send(`{"type":"ping","payload":{"authorization":"Bearer ` + mint(t, jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()}) + `"}}`)
 	expired.expect(`{"type":"pong","payload":{}}`)
