@@ -63,6 +63,12 @@ type dispatcher struct {
 	stopped  chan struct{}
 	stopping atomic.Bool
 
+	// maxTotal is --max-outbound-total; past it after a flush, the
+	// dispatcher asks the housekeeper (overBudget) to cut the connections
+	// holding the most. One atomic load per batch.
+	maxTotal   int64
+	overBudget chan<- struct{}
+
 	batch      []*event
 	batchBytes int // bytes queued since the last flush
 	ctlWork    []control
@@ -340,10 +346,25 @@ func (d *dispatcher) flushDirty() {
 	}
 	d.dirty = d.dirty[:0]
 	for i, c := range d.slow {
-		c.cutSlow()
+		c.cutSlow("outbound buffer cap (--max-outbound) exceeded")
 		d.slow[i] = nil
 	}
 	d.slow = d.slow[:0]
+	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
+		select {
+		case d.overBudget <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// quiesced reports whether every event pushed so far has been dispatched
+// and flushed: the ring is empty and the dispatcher is idle. The ring is
+// read first: if it was empty then and the dispatcher is idle now, the
+// batch holding the last popped event was flushed before it went idle.
+// Safe for concurrent use.
+func (d *dispatcher) quiesced() bool {
+	return d.ring.Len() == 0 && d.sleeping.Load()
 }
 
 func (d *dispatcher) resumePaused() {
