@@ -156,15 +156,12 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 		select {
 		case <-done:
 			return
-		case <-srv.overBudget:
-			boxes = srv.enforceBudget(boxes[:0])
-			clear(boxes)
 		case now := <-tick.C:
 			scratch = srv.sweepClosing(scratch[:0], now)
 			clear(scratch)
 			boxes = srv.sweepStalls(boxes[:0], now)
-			boxes = srv.enforceBudget(boxes[:0])
 			clear(boxes)
+			srv.enforceBudget()
 			scratch = srv.expireInits(scratch[:0], now)
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
@@ -262,14 +259,22 @@ const budgetLowWaterNum, budgetLowWaterDen = 7, 8
 // --max-outbound-total: past it, the WebSocket connections holding the
 // most are cut as slow consumers first, until the total is back under
 // the low-water mark. Nobody else waits: connections that keep up hold
-// nothing and are never chosen.
-func (srv *Server) enforceBudget(scratch []*outbox) []*outbox {
+// nothing and are never chosen. Called by the dispatcher after a flush
+// that left the total past the budget, and by the housekeeper (output
+// queued by event loops: pongs, replies). Safe for concurrent use.
+func (srv *Server) enforceBudget() {
 	limit := int64(srv.opts.MaxOutboundTotal)
+	if srv.w.held.Load() <= limit {
+		return
+	}
+	srv.budgetMu.Lock()
+	defer srv.budgetMu.Unlock()
 	total := srv.w.held.Load()
 	if total <= limit {
-		return scratch
+		return
 	}
-	scratch = srv.w.snapshot(scratch)
+	scratch := srv.w.snapshot(srv.budgetBuf[:0])
+	defer func() { clear(scratch); srv.budgetBuf = scratch[:0] }()
 	held := make(map[*outbox]int, len(scratch))
 	for _, o := range scratch {
 		o.mu.Lock()
@@ -291,5 +296,4 @@ func (srv *Server) enforceBudget(scratch []*outbox) []*outbox {
 	}
 	srv.refusals.note("outbound_budget", "", fmt.Sprintf("outbound memory budget of %d bytes exceeded: cut the %d connections holding the most (%d bytes held now)", limit, cut, srv.w.held.Load()),
 		"raise --max-outbound-total (or GOMEMLIMIT) if the host has the memory, or lower --max-outbound")
-	return scratch
 }

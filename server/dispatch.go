@@ -64,10 +64,11 @@ type dispatcher struct {
 	stopping atomic.Bool
 
 	// maxTotal is --max-outbound-total; past it after a flush, the
-	// dispatcher asks the housekeeper (overBudget) to cut the connections
-	// holding the most. One atomic load per batch.
+	// dispatcher cuts the connections holding the most (overBudget) before
+	// it appends anything more, so the total never runs ahead of the
+	// budget by more than one flush. One atomic load per flush.
 	maxTotal   int64
-	overBudget chan<- struct{}
+	overBudget func()
 
 	batch      []*event
 	batchBytes int // bytes queued since the last flush
@@ -351,10 +352,7 @@ func (d *dispatcher) flushDirty() {
 	}
 	d.slow = d.slow[:0]
 	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
-		select {
-		case d.overBudget <- struct{}{}:
-		default:
-		}
+		d.overBudget()
 	}
 }
 

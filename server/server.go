@@ -48,7 +48,8 @@ type Server struct {
 	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
-	overBudget  chan struct{} // the dispatcher saw the outbound total past its budget
+	budgetMu    sync.Mutex // serialises enforceBudget (dispatcher and housekeeper)
+	budgetBuf   []*outbox  // enforceBudget's scratch, under budgetMu
 	booted      chan struct{}
 	done        chan struct{}
 	runErr      chan error
@@ -96,12 +97,10 @@ func New(opts Options) (*Server, error) {
 		done:   make(chan struct{}),
 		runErr: make(chan error, 1),
 		guard:  newGuard(opts.Security),
-
-		overBudget: make(chan struct{}, 1),
 	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
-	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.overBudget
+	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
 	if opts.PublishListen != "-" {
 		_, port, err := net.SplitHostPort(opts.PublishListen)
 		if err != nil {
