@@ -53,7 +53,10 @@ type Server struct {
 	booted      chan struct{}
 	done        chan struct{}
 	runErr      chan error
+	engStopped  chan struct{} // closed when gnet.Rotate returns
 	stopOnce    sync.Once
+	drainOnce   sync.Once
+	drainErr    error
 	stats       stats
 }
 
@@ -83,6 +86,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
 		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
 	}
+	if opts.MaxOutboundTotal < 0 || opts.WriteTimeout < 0 {
+		return nil, fmt.Errorf("server: --max-outbound-total (%d) and --write-timeout (%v) must not be negative (0 selects the default)", opts.MaxOutboundTotal, opts.WriteTimeout)
+	}
 	opts.setDefaults()
 	w, err := newWriter(opts.Logger)
 	if err != nil {
@@ -96,6 +102,8 @@ func New(opts Options) (*Server, error) {
 		booted: make(chan struct{}),
 		done:   make(chan struct{}),
 		runErr: make(chan error, 1),
+
+		engStopped: make(chan struct{}),
 		guard:  newGuard(opts.Security),
 	}
 	s.refusals = newRefusalLog(opts.Logger)
@@ -142,6 +150,7 @@ func (s *Server) Run() error {
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
+	close(s.engStopped)
 	s.stopOnce.Do(func() { close(s.done) })
 	if err != nil {
 		err = fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -258,8 +267,15 @@ const (
 //     every client answered the close (or the linger deadline), and stops.
 //
 // Subscribers that could not take their output by the deadline are
-// counted and logged. Safe to call once, from any goroutine.
+// counted and logged. Safe for concurrent use; later calls wait for the
+// first and return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(func() { s.drainErr = s.drain(ctx) })
+	return s.drainErr
+}
+
+// drain is Shutdown's body.
+func (s *Server) drain(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.opts.DrainTimeout)
@@ -288,11 +304,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
 			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
 	}
-	err := s.eng.Stop(ctx)
+	err := s.stopEngine(ctx)
 	s.d.stop()
 	s.w.stop()
 	s.stopOnce.Do(func() { close(s.done) })
 	return err
+}
+
+// stopEngine stops gnet and waits until it has, or until ctx ends.
+// (Engine.Stop polls every 500 ms; waiting for Run's return instead keeps
+// the exit within the drain deadline.)
+func (s *Server) stopEngine(ctx context.Context) error {
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- s.eng.Stop(ctx) }()
+	select {
+	case <-s.engStopped:
+		return nil
+	case err := <-stopErr:
+		return err
+	}
 }
 
 // outboxesFlushed reports whether no WebSocket connection has output
