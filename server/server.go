@@ -104,7 +104,7 @@ func New(opts Options) (*Server, error) {
 		runErr: make(chan error, 1),
 
 		engStopped: make(chan struct{}),
-		guard:  newGuard(opts.Security),
+		guard:      newGuard(opts.Security),
 	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
