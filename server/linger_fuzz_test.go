@@ -72,3 +72,26 @@ func FuzzLinger(f *testing.F) {
 		}
 	})
 }
+
+// TestLingerInputCap: a lingering peer that keeps streaming is closed
+// once lingerMaxInput bytes were discarded, not read forever.
+func TestLingerInputCap(t *testing.T) {
+	s := newFuzzServer(t)
+	c, fc := lingering(t, s)
+	frame := maskedText(`{"type":"ping"}`)
+	fed := 0
+	for fed <= lingerMaxInput {
+		fc.in = append(fc.in, frame...)
+		fed += len(frame)
+		if a := c.onTraffic(fc); a != gnet.None {
+			if fed <= lingerMaxInput {
+				t.Fatalf("closed after %d bytes, cap %d", fed, lingerMaxInput)
+			}
+			return
+		}
+	}
+	fc.in = append(fc.in, frame...)
+	if a := c.onTraffic(fc); a != gnet.Close {
+		t.Fatalf("still lingering after %d bytes (cap %d)", fed+len(frame), lingerMaxInput)
+	}
+}
