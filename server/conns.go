@@ -255,6 +255,11 @@ func (srv *Server) sweepStalls(scratch []*outbox, now time.Time) []*outbox {
 // keeps the sweep from firing again at once for the next burst.
 const budgetLowWaterNum, budgetLowWaterDen = 7, 8
 
+// budgetRetry is how long enforceBudget waits before scanning again
+// after a scan found nothing it could cut: short next to a burst, long
+// next to a scan of every blocked connection.
+const budgetRetry = 10 * time.Millisecond
+
 // enforceBudget keeps the bytes held by all outboxes under
 // --max-outbound-total: past it, the WebSocket connections holding the
 // most are cut as slow consumers first, until the total is back under
@@ -265,6 +270,10 @@ const budgetLowWaterNum, budgetLowWaterDen = 7, 8
 func (srv *Server) enforceBudget() {
 	limit := int64(srv.opts.MaxOutboundTotal)
 	if srv.w.held.Load() <= limit {
+		return
+	}
+	now := time.Now().UnixNano()
+	if now < srv.budgetRetryAt.Load() {
 		return
 	}
 	srv.budgetMu.Lock()
@@ -293,6 +302,13 @@ func (srv *Server) enforceBudget() {
 		o.owner.cutSlow("global outbound budget (--max-outbound-total) exceeded; this connection held the most")
 		total -= int64(held[o])
 		cut++
+	}
+	if cut == 0 {
+		// Only connections already closing hold output (the rest of a
+		// partly written frame, a close frame): the write timeout ends
+		// them. Do not rescan at every flush meanwhile.
+		srv.budgetRetryAt.Store(now + int64(budgetRetry))
+		return
 	}
 	srv.refusals.note("outbound_budget", "", fmt.Sprintf("outbound memory budget of %d bytes exceeded: cut the %d connections holding the most (%d bytes held now)", limit, cut, srv.w.held.Load()),
 		"raise --max-outbound-total (or GOMEMLIMIT) if the host has the memory, or lower --max-outbound")

@@ -78,6 +78,11 @@ type dispatcher struct {
 	scratch    []byte
 	reply      []byte
 
+	// Drain barrier: events pushed into the ring (one atomic add per
+	// publish) and events dispatched and flushed (one per batch).
+	pushed  atomic.Uint64
+	flushed atomic.Uint64
+
 	// Stats, written by the dispatcher only.
 	delivered atomic.Uint64
 	published atomic.Uint64
@@ -122,7 +127,11 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 // dispatcher as one batch (one write per subscriber for the whole burst).
 // Safe for concurrent use.
 func (d *dispatcher) push(ev *event) bool {
-	return d.ring.TryPush(ev)
+	if !d.ring.TryPush(ev) {
+		return false
+	}
+	d.pushed.Add(1)
+	return true
 }
 
 // queue appends a registry change. Safe for concurrent use.
@@ -177,6 +186,9 @@ func (d *dispatcher) run() {
 		}
 		clear(d.batch[:n])
 		d.flushDirty()
+		if n > 0 {
+			d.flushed.Add(uint64(n))
+		}
 		d.resumePaused()
 		if n == 0 && d.idle() {
 			return
@@ -356,13 +368,14 @@ func (d *dispatcher) flushDirty() {
 	}
 }
 
-// quiesced reports whether every event pushed so far has been dispatched
-// and flushed: the ring is empty and the dispatcher is idle. The ring is
-// read first: if it was empty then and the dispatcher is idle now, the
-// batch holding the last popped event was flushed before it went idle.
+// barrier returns a function reporting whether every event pushed before
+// the call has been dispatched and its batch flushed (the drain's
+// barrier). Events are popped in push order, so once the dispatcher has
+// flushed as many events as had been pushed, it has flushed all of those.
 // Safe for concurrent use.
-func (d *dispatcher) quiesced() bool {
-	return d.ring.Len() == 0 && d.sleeping.Load()
+func (d *dispatcher) barrier() func() bool {
+	target := d.pushed.Load()
+	return func() bool { return d.flushed.Load() >= target }
 }
 
 func (d *dispatcher) resumePaused() {

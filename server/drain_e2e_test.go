@@ -24,7 +24,7 @@ import (
 )
 
 // drainSub is a subscriber reading at full speed: it records the seq of
-// every event until the close frame.
+// every event until the close frame, which it answers as clients do.
 type drainSub struct {
 	c     *client
 	seqs  []int
@@ -54,6 +54,7 @@ func (d *drainSub) run() {
 			switch m.OpCode {
 			case ws.OpClose:
 				d.code, _ = ws.ParseCloseFrameData(m.Payload)
+				_ = wsutil.WriteClientMessage(d.c.conn, ws.OpClose, m.Payload)
 				return
 			case ws.OpText:
 				var next struct {

@@ -263,15 +263,18 @@ const closeFrameMax = 2 + codec.MaxControlPayload
 // clock starts again. The caller holds o.mu.
 func (o *outbox) dropQueuedLocked() {
 	head := o.pending[:min(o.headRemain, len(o.pending))]
-	if cap(o.pending) > 2*(len(head)+closeFrameMax) {
-		small := getBuf(len(head) + closeFrameMax)
-		*small = append(*small, head...)
-		head = *small
-		if o.pooled != nil {
-			*o.pooled = o.pending
-			putBuf(o.pooled)
+	if len(head) > 0 && cap(o.pending) > len(head)+closeFrameMax {
+		if small := getBuf(len(head) + closeFrameMax); cap(*small) < cap(o.pending) {
+			*small = append(*small, head...)
+			head = *small
+			if o.pooled != nil {
+				*o.pooled = o.pending
+				putBuf(o.pooled)
+			}
+			o.pooled = small
+		} else {
+			putBuf(small) // no smaller class: keep the buffer
 		}
-		o.pooled = small
 	}
 	o.pending = head
 	o.headRemain = len(head)

@@ -50,14 +50,17 @@ type Server struct {
 	draining    atomic.Bool
 	budgetMu    sync.Mutex // serialises enforceBudget (dispatcher and housekeeper)
 	budgetBuf   []*outbox  // enforceBudget's scratch, under budgetMu
-	booted      chan struct{}
-	done        chan struct{}
-	runErr      chan error
-	engStopped  chan struct{} // closed when gnet.Rotate returns
-	stopOnce    sync.Once
-	drainOnce   sync.Once
-	drainErr    error
-	stats       stats
+	// budgetRetryAt is when enforceBudget may scan again after a scan
+	// that found nothing to cut (unix nanoseconds).
+	budgetRetryAt atomic.Int64
+	booted        chan struct{}
+	done          chan struct{}
+	runErr        chan error
+	engStopped    chan struct{} // closed when gnet.Rotate returns
+	stopOnce      sync.Once
+	drainOnce     sync.Once
+	drainErr      error
+	stats         stats
 }
 
 type stats struct {
@@ -287,7 +290,7 @@ func (s *Server) drain(ctx context.Context) error {
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
-	s.waitFor(deliverCtx, s.d.quiesced)
+	s.waitFor(deliverCtx, s.d.barrier())
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
