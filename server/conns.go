@@ -215,8 +215,10 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 	scratch = srv.conns.snapshotClosing(scratch)
 	expired := now.Add(-lingerTimeout).UnixNano()
 	for _, c := range scratch {
-		st := c.out.state()
-		if st.closed || (st.shut && st.shutAt <= expired) {
+		switch st := c.out.state(); {
+		case st.closed: // closed meanwhile; OnClose may not have run yet
+			srv.conns.doneClosing(c)
+		case st.shut && st.shutAt <= expired:
 			srv.conns.doneClosing(c)
 			c.hangup()
 		}
