@@ -295,6 +295,14 @@ func (o *outbox) peerClose() bool {
 	return o.shut
 }
 
+// isFramed reports whether the outbox carries WebSocket frames (the
+// connection upgraded). Safe for concurrent use.
+func (o *outbox) isFramed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.framed
+}
+
 // outState is what the housekeeper reads of an outbox in one lock.
 type outState struct {
 	pending    int

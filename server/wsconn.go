@@ -19,7 +19,7 @@ import (
 const (
 	phaseHTTP    uint8 = iota // reading HTTP requests (upgrade, publish, health)
 	phaseWS                   // a graphql-transport-ws WebSocket
-	phaseClosing              // a close frame was sent; input is ignored
+	phaseClosing              // closing: input is discarded (after a close frame: lingering)
 )
 
 // Initialisation states (graphql-transport-ws connection_init).
@@ -270,9 +270,18 @@ func validCloseCode(code ws.StatusCode) bool {
 // --max-outbound (a ping flood it does not read the pongs of, say) is cut
 // off like any slow consumer. Safe for concurrent use.
 func (c *wsConn) send(b []byte) {
-	if pending, ok := c.out.queue(b, c.srv.w); ok && pending > c.srv.opts.MaxOutbound {
-		c.cutSlow("outbound buffer cap exceeded (control frames)")
+	pending, ok := c.out.queue(b, c.srv.w)
+	if !ok || pending <= c.srv.opts.MaxOutbound {
+		return
 	}
+	if c.out.isFramed() {
+		c.cutSlow("outbound buffer cap exceeded (control frames)")
+		return
+	}
+	// An HTTP client that does not read its responses: there is no close
+	// frame to send, only the connection to close.
+	c.srv.stats.slowConsumers.Add(1)
+	c.hangup()
 }
 
 // onControlPing answers a WebSocket ping. Pings count against
