@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server

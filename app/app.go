@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
@@ -164,12 +165,21 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 			if err := srv.Shutdown(context.Background()); err != nil {
 				log.Warn("shutdown incomplete", "err", err)
 			}
-			<-runErr
+			select {
+			case <-runErr:
+			case <-time.After(exitGrace):
+				log.Warn("the network engine did not stop after the drain; exiting anyway", "waited", exitGrace)
+			}
 			log.Info("stopped")
 			return nil
 		}
 	}
 }
+
+// exitGrace bounds the wait for the network engine to stop after
+// Shutdown returned, so a stuck engine cannot keep the process past its
+// drain deadline by more than this.
+const exitGrace = 500 * time.Millisecond
 
 // closeAudit flushes and closes the audit log, reporting lost records.
 func closeAudit(l *audit.Log, log *slog.Logger) {

@@ -21,6 +21,8 @@ type config struct {
 	initTimeout    time.Duration
 	keepAlive      time.Duration
 	maxOutbound    int
+	maxOutTotal    int
+	writeTimeout   time.Duration
 	maxPayload     int
 	maxMessage     int
 	maxSubsPerConn int
@@ -44,6 +46,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.initTimeout, "init-timeout", server.DefaultInitTimeout, "close a WebSocket (4408) that sends no connection_init within this `duration`")
 	fs.DurationVar(&cfg.keepAlive, "keepalive", server.DefaultKeepAlive, "WebSocket ping `interval`; silent peers are dropped after two (negative disables)")
 	fs.IntVar(&cfg.maxOutbound, "max-outbound", server.DefaultMaxOutbound, "per-connection unsent `bytes` before the client is cut off as a slow consumer")
+	fs.IntVar(&cfg.maxOutTotal, "max-outbound-total", 0, "unsent `bytes` across all connections; past it the clients holding the most are cut off as slow consumers (0 = a quarter of GOMEMLIMIT, else of the cgroup or physical memory, 64 MiB to 4 GiB)")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "cut off a client (1013) whose socket takes no byte for this `duration` while output waits")
 	fs.IntVar(&cfg.maxPayload, "max-payload", server.DefaultMaxPayload, "largest event payload in `bytes`")
 	fs.IntVar(&cfg.maxMessage, "max-message", server.DefaultMaxMessage, "largest client WebSocket message in `bytes` (close 1009 past it)")
 	fs.IntVar(&cfg.maxSubsPerConn, "max-subscriptions", server.DefaultMaxSubsPerConn, "active operations per connection")
@@ -129,6 +133,8 @@ func (cfg *config) serverOptions() server.Options {
 		InitTimeout:             cfg.initTimeout,
 		KeepAlive:               cfg.keepAlive,
 		MaxOutbound:             cfg.maxOutbound,
+		MaxOutboundTotal:        cfg.maxOutTotal,
+		WriteTimeout:            cfg.writeTimeout,
 		MaxPayload:              cfg.maxPayload,
 		MaxMessage:              cfg.maxMessage,
 		MaxSubscriptionsPerConn: cfg.maxSubsPerConn,

@@ -67,6 +67,13 @@ type dispatcher struct {
 	stopped  chan struct{}
 	stopping atomic.Bool
 
+	// maxTotal is --max-outbound-total; past it after a flush, the
+	// dispatcher cuts the connections holding the most (overBudget) before
+	// it appends anything more, so the total never runs ahead of the
+	// budget by more than one flush. One atomic load per flush.
+	maxTotal   int64
+	overBudget func()
+
 	batch      []*event
 	batchBytes int // bytes queued since the last flush
 	ctlWork    []control
@@ -74,6 +81,11 @@ type dispatcher struct {
 	slow       []*wsConn
 	scratch    []byte
 	reply      []byte
+
+	// Drain barrier: events pushed into the ring (one atomic add per
+	// publish) and events dispatched and flushed (one per batch).
+	pushed  atomic.Uint64
+	flushed atomic.Uint64
 
 	// Stats, written by the dispatcher only.
 	delivered atomic.Uint64
@@ -120,7 +132,11 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 // dispatcher as one batch (one write per subscriber for the whole burst).
 // Safe for concurrent use.
 func (d *dispatcher) push(ev *event) bool {
-	return d.ring.TryPush(ev)
+	if !d.ring.TryPush(ev) {
+		return false
+	}
+	d.pushed.Add(1)
+	return true
 }
 
 // maxQueuedAdds bounds the subscribes waiting for the dispatcher to
@@ -203,6 +219,9 @@ func (d *dispatcher) run() {
 		}
 		clear(d.batch[:n])
 		d.flushDirty()
+		if n > 0 {
+			d.flushed.Add(uint64(n))
+		}
 		d.resumePaused()
 		if n == 0 && d.idle() {
 			return
@@ -375,10 +394,23 @@ func (d *dispatcher) flushDirty() {
 	}
 	d.dirty = d.dirty[:0]
 	for i, c := range d.slow {
-		c.cutSlow()
+		c.cutSlow("outbound buffer cap (--max-outbound) exceeded")
 		d.slow[i] = nil
 	}
 	d.slow = d.slow[:0]
+	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
+		d.overBudget()
+	}
+}
+
+// barrier returns a function reporting whether every event pushed before
+// the call has been dispatched and its batch flushed (the drain's
+// barrier). Events are popped in push order, so once the dispatcher has
+// flushed as many events as had been pushed, it has flushed all of those.
+// Safe for concurrent use.
+func (d *dispatcher) barrier() func() bool {
+	target := d.pushed.Load()
+	return func() bool { return d.flushed.Load() >= target }
 }
 
 func (d *dispatcher) resumePaused() {

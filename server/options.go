@@ -31,6 +31,17 @@ type Options struct {
 	// MaxOutbound is the cap on a connection's unsent bytes; past it the
 	// client is a slow consumer and is disconnected. Default 4 MiB.
 	MaxOutbound int
+	// MaxOutboundTotal is the global budget of unsent bytes across all
+	// connections; past it, the connections holding the most are cut as
+	// slow consumers (1013) until the total is back under 7/8 of it.
+	// Default: a quarter of GOMEMLIMIT if set, else of the cgroup memory
+	// limit, else of physical memory, at least 64 MiB and at most 4 GiB.
+	MaxOutboundTotal int
+	// WriteTimeout is how long a socket may take no byte while output
+	// waits for it; past it the client is cut as a slow consumer (and a
+	// close frame that cannot be written either is abandoned after another
+	// WriteTimeout). Default 10s.
+	WriteTimeout time.Duration
 	// MaxPayload is the largest event payload a publisher may send. Default 1 MiB.
 	MaxPayload int
 	// MaxMessage is the largest WebSocket message a client may send. Default 64 KiB.
@@ -64,6 +75,7 @@ const (
 	DefaultMaxSubsPerConn = 100
 	DefaultRingSize       = 1 << 16
 	DefaultDrainTimeout   = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second // nats' write deadline; a live client reads within seconds even on a bad link
 )
 
 func (o *Options) setDefaults() {
@@ -72,6 +84,8 @@ func (o *Options) setDefaults() {
 	setDefault(&o.InitTimeout, DefaultInitTimeout)
 	setDefault(&o.KeepAlive, DefaultKeepAlive)
 	setDefault(&o.MaxOutbound, DefaultMaxOutbound)
+	setDefault(&o.MaxOutboundTotal, defaultOutboundTotal())
+	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.MaxPayload, DefaultMaxPayload)
 	setDefault(&o.MaxMessage, DefaultMaxMessage)
 	setDefault(&o.MaxSubscriptionsPerConn, DefaultMaxSubsPerConn)

@@ -49,23 +49,34 @@ type Server struct {
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool // Shutdown was called: an engine stop is expected
-	booted      chan struct{}
-	done        chan struct{}
-	runErr      chan error
-	stopOnce    sync.Once
-	stats       stats
+	budgetMu    sync.Mutex  // serialises enforceBudget (dispatcher and housekeeper)
+	budgetBuf   []*outbox   // enforceBudget's scratch, under budgetMu
+	// budgetRetryAt is when enforceBudget may scan again after a scan
+	// that found nothing to cut (unix nanoseconds).
+	budgetRetryAt atomic.Int64
+	booted        chan struct{}
+	done          chan struct{}
+	runErr        chan error
+	engStopped    chan struct{} // closed when gnet.Rotate returns
+	stopOnce      sync.Once
+	drainOnce     sync.Once
+	drainErr      error
+	stats         stats
 }
 
 type stats struct {
 	slowConsumers atomic.Uint64
 	badCommands   atomic.Uint64
 	deadPeers     atomic.Uint64
+	writeStalls   atomic.Uint64
 	connections   atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
 	Published, Delivered, SlowConsumers, DeadPeers        uint64
+	WriteStalls                                           uint64 // sockets that took no byte for WriteTimeout
+	OutboundHeld                                          int64  // bytes held by connections whose output waits (the MaxOutboundTotal budget)
 	RateLimited, AuthFailures, RefusedConns, AuditDropped uint64
 	Connections                                           int64
 	Subscriptions, Groups, Topics                         int64
@@ -78,6 +89,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
 		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
+	}
+	if opts.MaxOutboundTotal < 0 || opts.WriteTimeout < 0 {
+		return nil, fmt.Errorf("server: --max-outbound-total (%d) and --write-timeout (%v) must not be negative (0 selects the default)", opts.MaxOutboundTotal, opts.WriteTimeout)
 	}
 	opts.setDefaults()
 	w, err := newWriter(opts.Logger)
@@ -92,10 +106,13 @@ func New(opts Options) (*Server, error) {
 		booted: make(chan struct{}),
 		done:   make(chan struct{}),
 		runErr: make(chan error, 1),
-		guard:  newGuard(opts.Security),
+
+		engStopped: make(chan struct{}),
+		guard:      newGuard(opts.Security),
 	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
+	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
 	if opts.PublishListen != "-" {
 		_, port, err := net.SplitHostPort(opts.PublishListen)
 		if err != nil {
@@ -145,6 +162,7 @@ func (s *Server) Run() error {
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
+	close(s.engStopped)
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -244,11 +262,41 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	return gnet.None
 }
 
-// Shutdown drains the server: it stops accepting connections, delivers
-// events already accepted, sends close 1001 to every WebSocket client,
-// flushes their output and stops, within ctx's deadline (or the
-// configured DrainTimeout).
+// Drain margins: the part of the drain deadline kept for closing and for
+// stopping the engine.
+const (
+	// drainCloseShare: at most 1/drainCloseShare of the drain timeout is
+	// kept for the close handshake (at most lingerTimeout plus a round
+	// trip), the rest goes to delivering what was accepted.
+	drainCloseShare = 4
+	// drainCloseMax is the most kept for the close handshake.
+	drainCloseMax = lingerTimeout + 500*time.Millisecond
+	// drainStopMargin is kept for stopping the engine after the last close.
+	drainStopMargin = 250 * time.Millisecond
+)
+
+// Shutdown drains the server, within ctx's deadline (or the configured
+// DrainTimeout when ctx has none):
+//
+//  1. it stops accepting connections, WebSocket upgrades and publishes
+//     (draining: /healthz answers 503, on open keep-alive connections too);
+//  2. barrier: it waits until every event accepted before (every publish
+//     that got its reply) has been dispatched, then until every WebSocket
+//     has written its queued frames (a subscriber that keeps reading gets
+//     all of them);
+//  3. it queues close 1001 behind any frames still queued, lingers until
+//     every client answered the close (or the linger deadline), and stops.
+//
+// Subscribers that could not take their output by the deadline are
+// counted and logged. Safe for concurrent use; later calls wait for the
+// first and return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(func() { s.drainErr = s.drain(ctx) })
+	return s.drainErr
+}
+
+// drain is Shutdown's body.
+func (s *Server) drain(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.opts.DrainTimeout)
@@ -257,16 +305,52 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopAsked.Store(true)
 	<-s.booted
 	s.draining.Store(true)
-	s.waitFor(ctx, func() bool { return s.d.ring.Len() == 0 })
+	deadline, _ := ctx.Deadline()
+	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
+	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
+	defer cancelDeliver()
+	s.waitFor(deliverCtx, s.d.barrier())
+	s.waitFor(deliverCtx, s.outboxesFlushed)
+	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
+		if c.out.state().pending > 0 {
+			behind++
+		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
-	s.waitFor(ctx, func() bool { return s.conns.len() == 0 })
-	err := s.eng.Stop(ctx)
+	lingerCtx, cancelLinger := context.WithDeadline(ctx, deadline.Add(-drainStopMargin))
+	defer cancelLinger()
+	s.waitFor(lingerCtx, func() bool { return s.conns.len() == 0 })
+	if left := s.conns.len(); behind > 0 || left > 0 {
+		s.log.Warn("drain deadline: some subscribers did not take all their output",
+			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
+			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
+	}
+	err := s.stopEngine(ctx)
 	s.d.stop()
 	s.w.stop()
 	s.stopOnce.Do(func() { close(s.done) })
 	return err
+}
+
+// stopEngine stops gnet and waits until it has, or until ctx ends.
+// (Engine.Stop polls every 500 ms; waiting for Run's return instead keeps
+// the exit within the drain deadline.)
+func (s *Server) stopEngine(ctx context.Context) error {
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- s.eng.Stop(ctx) }()
+	select {
+	case <-s.engStopped:
+		return nil
+	case err := <-stopErr:
+		return err
+	}
+}
+
+// outboxesFlushed reports whether no WebSocket connection has output
+// waiting in its outbox.
+func (s *Server) outboxesFlushed() bool {
+	return !s.conns.any(func(c *wsConn) bool { return c.out.state().pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
@@ -289,6 +373,8 @@ func (s *Server) Stats() Stats {
 		Delivered:     s.d.delivered.Load(),
 		SlowConsumers: s.stats.slowConsumers.Load(),
 		DeadPeers:     s.stats.deadPeers.Load(),
+		WriteStalls:   s.stats.writeStalls.Load(),
+		OutboundHeld:  s.w.held.Load(),
 		RateLimited:   s.guard.rateTrips.Load(),
 		AuthFailures:  s.guard.authFailures.Load(),
 		RefusedConns:  s.guard.refusedConns.Load(),
