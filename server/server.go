@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -26,8 +25,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -45,7 +44,11 @@ type Server struct {
 
 	guard       *guard
 	refusals    *refusalLog
-	publishPort int // port of the TCP publish listener; 0 when disabled
+	gate        *edge.Gate   // caps on HTTP/WebSocket connections, total and per address
+	httpConns   *httpSet     // connections in the HTTP phase, for their deadlines
+	httpLn      net.Listener // the HTTP/WebSocket listener, served by serveHTTP
+	anchor      string       // path of the engine's unreachable listener
+	publishPort int          // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	booted      chan struct{}
@@ -59,6 +62,7 @@ type stats struct {
 	slowConsumers atomic.Uint64
 	badCommands   atomic.Uint64
 	deadPeers     atomic.Uint64
+	httpTimeouts  atomic.Uint64
 	connections   atomic.Int64
 }
 
@@ -66,7 +70,9 @@ type stats struct {
 type Stats struct {
 	Published, Delivered, SlowConsumers, DeadPeers        uint64
 	RateLimited, AuthFailures, RefusedConns, AuditDropped uint64
+	HTTPTimeouts                                          uint64 // connections closed by an HTTP deadline
 	Connections                                           int64
+	HTTPConnections                                       int64 // connections in the HTTP phase (not upgraded)
 	Subscriptions, Groups, Topics                         int64
 }
 
@@ -78,7 +84,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
 		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
 	}
-	opts.setDefaults()
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
 	w, err := newWriter(opts.Logger)
 	if err != nil {
 		return nil, err
@@ -92,7 +100,9 @@ func New(opts Options) (*Server, error) {
 		done:   make(chan struct{}),
 		runErr: make(chan error, 1),
 		guard:  newGuard(opts.Security),
+		gate:   edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
+	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
 	if opts.PublishListen != "-" {
@@ -107,9 +117,10 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// addrs returns the gnet listen addresses.
+// addrs returns the gnet listen addresses (the HTTP/WebSocket listener
+// is served by serveHTTP, see listen.go).
 func (s *Server) addrs() []string {
-	addrs := []string{"tcp://" + s.opts.Listen}
+	var addrs []string
 	if s.opts.PublishListen != "-" {
 		addrs = append(addrs, "tcp://"+s.opts.PublishListen)
 	}
@@ -126,16 +137,31 @@ func (s *Server) Run() error {
 			return err
 		}
 	}
+	ln, err := s.listenHTTP()
+	if err != nil {
+		return err
+	}
+	anchor, cleanup, err := newAnchor()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cleanup()
+	s.anchor, s.httpLn = anchor, ln
+	s.warnIfOverLimit()
 	go s.w.run()
 	go s.d.run()
 	go s.housekeep(s.done)
-	err := gnet.Rotate(s, s.addrs(),
+	go s.serveHTTP(ln)
+	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
+		gnet.WithLoadBalancing(gnet.LeastConnections), // Register is called from our accept goroutine
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
+	ln.Close()
 	s.stopOnce.Do(func() { close(s.done) })
 	if err != nil {
 		err = fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -165,30 +191,24 @@ func (s *Server) Ready() <-chan struct{} { return s.booted }
 // OnBoot records the engine.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
+	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
-	s.log.Info("fraised listening", "graphql", "ws://"+s.opts.Listen+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix)
+	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
+		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }
 
 // OnOpen sets up a connection according to the listener it arrived on.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if s.draining.Load() {
-		return nil, gnet.Close
+	if t, ok := gc.Context().(*edge.Ticket); ok {
+		return nil, s.openHTTP(gc, t)
+	}
+	if s.draining.Load() || s.isAnchor(gc) || !s.isPublishConn(gc) {
+		return nil, gnet.Close // the HTTP listener's connections carry a ticket
 	}
 	s.stats.connections.Add(1)
-	if s.isPublishConn(gc) {
-		gc.SetContext(newPubConn(s, gc))
-		return nil, gnet.None
-	}
-	c := newWSConn(s, gc)
-	gc.SetContext(c)
-	if !s.guard.allowConn(gc.RemoteAddr()) {
-		s.guard.refusedConns.Add(1)
-		s.guard.rateTrips.Add(1)
-		s.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
-		c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
-	}
+	gc.SetContext(newPubConn(s, gc))
 	return nil, gnet.None
 }
 
@@ -219,6 +239,9 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	case *wsConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
+		s.closeHTTP(c)
+	case *edge.Ticket: // closed before it was set up (draining)
+		c.Release()
 	case *pubConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
@@ -238,6 +261,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-s.booted
 	s.draining.Store(true)
+	_ = s.httpLn.Close() // stop accepting
 	s.waitFor(ctx, func() bool { return s.d.ring.Len() == 0 })
 	for _, c := range s.conns.snapshot(nil, false) {
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
@@ -266,18 +290,20 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) {
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Published:     s.d.published.Load(),
-		Delivered:     s.d.delivered.Load(),
-		SlowConsumers: s.stats.slowConsumers.Load(),
-		DeadPeers:     s.stats.deadPeers.Load(),
-		RateLimited:   s.guard.rateTrips.Load(),
-		AuthFailures:  s.guard.authFailures.Load(),
-		RefusedConns:  s.guard.refusedConns.Load(),
-		AuditDropped:  s.guard.Audit.Dropped(),
-		Connections:   s.stats.connections.Load(),
-		Subscriptions: s.d.subs.Load(),
-		Groups:        s.d.groups.Load(),
-		Topics:        s.d.topics.Load(),
+		Published:       s.d.published.Load(),
+		Delivered:       s.d.delivered.Load(),
+		SlowConsumers:   s.stats.slowConsumers.Load(),
+		DeadPeers:       s.stats.deadPeers.Load(),
+		RateLimited:     s.guard.rateTrips.Load(),
+		AuthFailures:    s.guard.authFailures.Load(),
+		RefusedConns:    s.guard.refusedConns.Load(),
+		AuditDropped:    s.guard.Audit.Dropped(),
+		Connections:     s.stats.connections.Load(),
+		HTTPTimeouts:    s.stats.httpTimeouts.Load(),
+		HTTPConnections: int64(s.httpConns.len()),
+		Subscriptions:   s.d.subs.Load(),
+		Groups:          s.d.groups.Load(),
+		Topics:          s.d.topics.Load(),
 	}
 }
 
