@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,7 +170,7 @@ func (c *wsConn) admitClient() bool {
 // refuseHTTP answers status with reason, logs and audits the refusal, and
 // closes the connection. Called on the connection's event loop.
 func (c *wsConn) refuseHTTP(status int, reason, fix string) {
-	c.srv.refusals.note("http_"+http.StatusText(status), c.remoteAddr, reason, fix)
+	c.srv.refusals.note("http_"+strconv.Itoa(status), c.remoteAddr, reason, fix)
 	c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: reason})
 	c.respondClose(status, reason+"\n")
 }
