@@ -105,7 +105,7 @@ func (a *Acceptor) Serve(ln net.Listener, stop <-chan struct{}) error {
 
 func (a *Acceptor) admit(conn net.Conn) {
 	peer := AddrPortOf(conn.RemoteAddr())
-	t := &Ticket{gate: a.Gate, Peer: peer, Proxy: a.Trusted.Contains(peer.Addr())}
+	t := a.Gate.NewTicket(peer, a.Trusted.Contains(peer.Addr()))
 	if !a.Gate.acquire() {
 		a.refuse(conn, peer, ReasonGlobalCap)
 		return

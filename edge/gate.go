@@ -133,6 +133,12 @@ type Ticket struct {
 	released atomic.Bool
 }
 
+// NewTicket returns a ticket of g for a connection from peer that holds
+// no slot yet (the Acceptor takes the global slot; tests drive it).
+func (g *Gate) NewTicket(peer netip.AddrPort, proxy bool) *Ticket {
+	return &Ticket{gate: g, Peer: peer, Proxy: proxy}
+}
+
 // ChargeAddr counts the connection against client address a's cap. It
 // reports false (and charges nothing) when a is at the cap. A ticket is
 // charged at most once; later calls report true.

@@ -53,6 +53,8 @@ type Header struct {
 // the connection does not speak the protocol correctly.
 func Parse(b []byte) (h Header, n int, err error) {
 	switch {
+	case len(b) == 0:
+		return Header{}, 0, nil
 	case hasPrefix(b, sigV1):
 		return parseV1(b)
 	case hasPrefix(b, sigV2):
@@ -133,6 +135,9 @@ func parseV2(b []byte) (Header, int, error) {
 	if verCmd>>4 != 2 {
 		return Header{}, 0, errors.New("proxyproto: unsupported v2 version " + strconv.Itoa(int(verCmd>>4)))
 	}
+	if cmd := verCmd & 0xf; cmd != cmdLocal && cmd != cmdProxy {
+		return Header{}, 0, errors.New("proxyproto: unknown v2 command " + strconv.Itoa(int(cmd)))
+	}
 	n := v2FixedLen + int(binary.BigEndian.Uint16(b[14:16]))
 	if n > MaxV2Length {
 		return Header{}, 0, errors.New("proxyproto: v2 header longer than " + strconv.Itoa(MaxV2Length) + " bytes")
@@ -141,12 +146,8 @@ func parseV2(b []byte) (Header, int, error) {
 		return Header{}, 0, nil
 	}
 	body := b[v2FixedLen:n]
-	switch verCmd & 0xf {
-	case cmdLocal:
+	if verCmd&0xf == cmdLocal {
 		return Header{Version: 2, Local: true}, n, nil
-	case cmdProxy:
-	default:
-		return Header{}, 0, errors.New("proxyproto: unknown v2 command " + strconv.Itoa(int(verCmd&0xf)))
 	}
 	switch fam {
 	case famTCP4:

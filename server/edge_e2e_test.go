@@ -129,14 +129,15 @@ func TestIdleKeepAliveClosed(t *testing.T) {
 	conn := dialFrom(t, "127.0.0.1", s.opts.Listen)
 	r := bufio.NewReader(conn)
 	start := time.Now()
+	var idle time.Time
 	for time.Since(start) < 1200*time.Millisecond { // past the read timeout, within each idle period
+		time.Sleep(100 * time.Millisecond)
 		fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 		if resp := readResponse(t, conn, r); resp.StatusCode != http.StatusOK {
 			t.Fatalf("healthz: %d", resp.StatusCode)
 		}
-		time.Sleep(100 * time.Millisecond)
+		idle = time.Now()
 	}
-	idle := time.Now()
 	if got := readUntilClosed(t, conn); got != "" {
 		t.Fatalf("idle connection got %q, want a plain close", got)
 	}

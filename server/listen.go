@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
@@ -83,7 +82,7 @@ func (s *Server) listenHTTP() (net.Listener, error) {
 // serveHTTP accepts on ln once the engine is up, until ln is closed.
 func (s *Server) serveHTTP(ln net.Listener) {
 	select {
-	case <-s.booted:
+	case <-s.loopsUp:
 	case <-s.done:
 		return
 	}
@@ -112,23 +111,22 @@ func (s *Server) serveHTTP(ln net.Listener) {
 	close(queue)
 }
 
-// register hands conn to gnet. gnet calls OnBoot before it creates its
-// event loops, and Register fails with ErrEmptyEngine until they exist:
-// the first connections wait for them.
+// register hands conn to gnet.
 func (s *Server) register(conn net.Conn, t *edge.Ticket) (<-chan gnet.RegisteredResult, error) {
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), t), conn)
-	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 50*time.Millisecond) {
-		res, err := s.eng.Register(ctx)
-		if !errors.Is(err, gerrors.ErrEmptyEngine) {
-			return res, err
-		}
-		select {
-		case <-s.done:
-			return nil, err
-		case <-time.After(pause):
-		}
-	}
+	return s.eng.Register(gnet.NewNetConnContext(gnet.NewContext(context.Background(), t), conn))
 }
+
+// OnTick runs once, on the engine's ticker goroutine, which gnet starts
+// after its event loops exist (OnBoot runs before they do, and Register
+// fails until then): it opens the HTTP listener's hand-off.
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	s.loopsUpOnce.Do(func() { close(s.loopsUp) })
+	return tickIdle, gnet.None
+}
+
+// tickIdle is the ticker's period after its first tick; nothing else
+// uses it.
+const tickIdle = time.Hour
 
 // acceptFix tells the operator what to change after an accept error.
 func acceptFix(err error) string {

@@ -44,11 +44,13 @@ type Server struct {
 
 	guard       *guard
 	refusals    *refusalLog
-	gate        *edge.Gate   // caps on HTTP/WebSocket connections, total and per address
-	httpConns   *httpSet     // connections in the HTTP phase, for their deadlines
-	httpLn      net.Listener // the HTTP/WebSocket listener, served by serveHTTP
-	anchor      string       // path of the engine's unreachable listener
-	publishPort int          // port of the TCP publish listener; 0 when disabled
+	gate        *edge.Gate    // caps on HTTP/WebSocket connections, total and per address
+	httpConns   *httpSet      // connections in the HTTP phase, for their deadlines
+	httpLn      net.Listener  // the HTTP/WebSocket listener, served by serveHTTP
+	anchor      string        // path of the engine's unreachable listener
+	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
+	loopsUpOnce sync.Once
+	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	booted      chan struct{}
@@ -92,15 +94,16 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger,
-		w:      w,
-		conns:  newConnSet(),
-		booted: make(chan struct{}),
-		done:   make(chan struct{}),
-		runErr: make(chan error, 1),
-		guard:  newGuard(opts.Security),
-		gate:   edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
+		opts:    opts,
+		log:     opts.Logger,
+		w:       w,
+		conns:   newConnSet(),
+		booted:  make(chan struct{}),
+		loopsUp: make(chan struct{}),
+		done:    make(chan struct{}),
+		runErr:  make(chan error, 1),
+		guard:   newGuard(opts.Security),
+		gate:    edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
 	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
@@ -157,6 +160,7 @@ func (s *Server) Run() error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
 		gnet.WithLoadBalancing(gnet.LeastConnections), // Register is called from our accept goroutine
+		gnet.WithTicker(true),                         // the first OnTick says the loops are up
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
@@ -186,7 +190,7 @@ func removeStaleSocket(path string) error {
 }
 
 // Ready is closed once the listeners accept connections.
-func (s *Server) Ready() <-chan struct{} { return s.booted }
+func (s *Server) Ready() <-chan struct{} { return s.loopsUp }
 
 // OnBoot records the engine.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
