@@ -163,11 +163,7 @@ func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
 		d := c.edge.deadline.Load()
 		if d > 0 && d&^1 <= nowNs && c.edge.deadline.CompareAndSwap(d, deadlineExpired) {
 			srv.httpConns.remove(c)
-			srv.stats.httpTimeouts.Add(1)
-			if d&1 == 1 {
-				c.send(responseTimeout)
-			}
-			_ = c.gc.Close()
+			srv.httpTimedOut(c, d&1 == 1)
 			continue
 		}
 		if c.edge.paused.Load() && !c.out.hasPending() {

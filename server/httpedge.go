@@ -108,6 +108,21 @@ func (c *wsConn) maxInbound() int {
 // responseTimeout answers a request that did not arrive in time.
 var responseTimeout = appendResponse(nil, http.StatusRequestTimeout, "request not received within --http-read-timeout\n")
 
+// httpTimedOut closes a connection past its HTTP deadline: 408 when part
+// of a request arrived, else a plain close; logged (throttled) and
+// audited. Called by the housekeeper after claiming the deadline.
+func (srv *Server) httpTimedOut(c *wsConn, partial bool) {
+	srv.stats.httpTimeouts.Add(1)
+	reason := "HTTP connection idle past --http-idle-timeout or silent past --http-read-timeout"
+	if partial {
+		reason = "HTTP request not received within --http-read-timeout"
+		c.send(responseTimeout)
+	}
+	srv.refusals.note("http_timeout", c.remoteAddr, reason, "clients must send each request within --http-read-timeout")
+	srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: reason})
+	_ = c.gc.Close()
+}
+
 // hasPending reports whether output waits for the socket. Safe for
 // concurrent use.
 func (o *outbox) hasPending() bool {
