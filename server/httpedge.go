@@ -37,9 +37,10 @@ func deadlineAt(at int64, partial bool) int64 {
 // deadline of its HTTP phase, and who the client is.
 type httpEdge struct {
 	ticket   *edge.Ticket
-	deadline atomic.Int64 // see deadlineAt; written by the loop, claimed by the housekeeper
-	paused   atomic.Bool  // requests wait in the inbound buffer until responses are sent
-	client   netip.Addr   // the client: the TCP peer, or what a trusted proxy says
+	deadline atomic.Int64  // see deadlineAt; written by the loop, claimed by the housekeeper
+	paused   atomic.Bool   // requests wait in the inbound buffer until responses are sent
+	timedOut atomic.Uint32 // set by the housekeeper: why the deadline closed it
+	client   netip.Addr    // the client: the TCP peer, or what a trusted proxy says
 	// awaitProxy: a PROXY protocol header must come first (trusted peer,
 	// --proxy-protocol).
 	awaitProxy bool
@@ -108,19 +109,41 @@ func (c *wsConn) maxInbound() int {
 // responseTimeout answers a request that did not arrive in time.
 var responseTimeout = appendResponse(nil, http.StatusRequestTimeout, "request not received within --http-read-timeout\n")
 
+// Timeouts recorded in httpEdge.timedOut for OnClose to log.
+const (
+	timeoutSilent  = 1 // no request under way (silent or idle connection)
+	timeoutPartial = 2 // part of a request arrived: answered 408
+)
+
 // httpTimedOut closes a connection past its HTTP deadline: 408 when part
-// of a request arrived, else a plain close; logged (throttled) and
-// audited. Called by the housekeeper after claiming the deadline.
+// of a request arrived, else a plain close. Called by the housekeeper
+// after claiming the deadline; the loop logs it when the close lands
+// (logTimeout), as only the loop may read the client's address.
 func (srv *Server) httpTimedOut(c *wsConn, partial bool) {
 	srv.stats.httpTimeouts.Add(1)
-	reason := "HTTP connection idle past --http-idle-timeout or silent past --http-read-timeout"
+	kind := uint32(timeoutSilent)
 	if partial {
-		reason = "HTTP request not received within --http-read-timeout"
+		kind = timeoutPartial
 		c.send(responseTimeout)
+	}
+	c.edge.timedOut.Store(kind)
+	_ = c.gc.Close()
+}
+
+// logTimeout logs (throttled) and audits a close by an HTTP deadline.
+// Called on the connection's event loop, from OnClose.
+func (srv *Server) logTimeout(c *wsConn) {
+	var reason string
+	switch c.edge.timedOut.Load() {
+	case timeoutSilent:
+		reason = "HTTP connection silent past --http-read-timeout or idle past --http-idle-timeout"
+	case timeoutPartial:
+		reason = "HTTP request not received within --http-read-timeout"
+	default:
+		return
 	}
 	srv.refusals.note("http_timeout", c.remoteAddr, reason, "clients must send each request within --http-read-timeout")
 	srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: reason})
-	_ = c.gc.Close()
 }
 
 // hasPending reports whether output waits for the socket. Safe for

@@ -205,6 +205,7 @@ func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {
 // OnClose on the connection's event loop.
 func (s *Server) closeHTTP(c *wsConn) {
 	s.httpConns.remove(c)
+	s.logTimeout(c)
 	if c.edge.ticket != nil {
 		c.edge.ticket.Release()
 	}
