@@ -254,3 +254,35 @@ func TestPipelinedHealthzStaysBounded(t *testing.T) {
 		t.Fatalf("server peak RSS grew by %d KiB", after-before)
 	}
 }
+
+func TestHelpListsEdgeFlags(t *testing.T) {
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, name := range []string{"http-read-timeout", "http-idle-timeout", "max-connections", "max-ip-connections",
+		"trusted-proxies", "forwarded-header", "proxy-protocol"} {
+		env := "FRAISED_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if !strings.Contains(string(out), "--"+name+" ") || !strings.Contains(string(out), env) {
+			t.Errorf("--help lacks --%s or %s", name, env)
+		}
+	}
+}
+
+// TestEdgeFlagErrors: a bad trusted-proxy list or header name is a usage
+// error that names the problem.
+func TestEdgeFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, "invalid trusted proxy"},
+		{[]string{"--forwarded-header", "x-real-ip"}, "use x-forwarded-for or forwarded"},
+	} {
+		out, err := exec.Command(bin, append([]string{"--schema", "../examples/schema.graphql"}, c.args...)...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: exit %v, output %q; want code 2 and %q", c.args, err, out, c.want)
+		}
+	}
+}

@@ -143,8 +143,8 @@ func (g *Gate) NewTicket(peer netip.AddrPort, proxy bool) *Ticket {
 // reports false (and charges nothing) when a is at the cap. A ticket is
 // charged at most once; later calls report true.
 func (t *Ticket) ChargeAddr(a netip.Addr) bool {
-	if t.charged {
-		return true
+	if t.charged || t.gate.maxPerAddr <= 0 {
+		return true // unlimited: nothing to count
 	}
 	key := AddrKey(a)
 	if !t.gate.acquireAddr(key) {

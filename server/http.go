@@ -36,6 +36,9 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	off := start
+	if c.edge.paused.Load() {
+		c.edge.paused.Store(false) // re-set below if responses are still unsent
+	}
 	for off < len(buf) && c.phase == phaseHTTP {
 		if c.responsesUnsent() {
 			c.edge.paused.Store(true)
