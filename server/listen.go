@@ -98,8 +98,12 @@ func (s *Server) serveHTTP(ln net.Listener) {
 			if err != nil {
 				return err
 			}
-			queue <- enrolling{res: res, ticket: t}
-			return nil
+			select {
+			case queue <- enrolling{res: res, ticket: t}:
+				return nil
+			case <-s.done: // shutting down: the reaper is gone
+				return net.ErrClosed
+			}
 		},
 		Refused: func(peer netip.AddrPort, r edge.Reason) {
 			s.refuseAtAccept(peer.String(), r.String())
@@ -172,8 +176,16 @@ func newAnchor() (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot create a private directory for the engine's socket (check TMPDIR): %w", err)
 	}
-	return filepath.Join(dir, "engine.sock"), func() { _ = os.RemoveAll(dir) }, nil
+	path := filepath.Join(dir, "engine.sock")
+	if len(path) >= maxUnixPath {
+		_ = os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("temporary directory %q is too long for a Unix socket path; set TMPDIR to a shorter directory such as /tmp", dir)
+	}
+	return path, func() { _ = os.RemoveAll(dir) }, nil
 }
+
+// maxUnixPath is the size of sockaddr_un.sun_path on Linux, NUL included.
+const maxUnixPath = 108
 
 // isAnchor reports whether gc arrived on the anchor socket.
 func (s *Server) isAnchor(gc gnet.Conn) bool {
