@@ -217,6 +217,8 @@ func (c *wsConn) refuseHTTP(status int, reason, fix string) {
 func (c *wsConn) refuseRate() {
 	c.srv.guard.refusedConns.Add(1)
 	c.srv.guard.rateTrips.Add(1)
+	c.srv.refusals.note("rate_limit", c.remoteAddr, "new connections per second from this address",
+		"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
 	c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
 	c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
 }
