@@ -54,6 +54,9 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzProxiedInput -fuzztime $(FUZZTIME)
+	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server
