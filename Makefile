@@ -67,6 +67,9 @@ fuzz:
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzProxiedInput -fuzztime $(FUZZTIME)
+	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/server"
 )
 
@@ -29,6 +30,7 @@ type config struct {
 	ringSize       int
 	eventLoops     int
 	drainTimeout   time.Duration
+	edge           edgeConfig
 	logFormat      string
 	logLevel       string
 	pprofListen    string
@@ -59,6 +61,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", "", "serve net/http/pprof on this `address` (empty disables; keep it on loopback)")
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
+	addEdgeFlags(fs, &cfg.edge)
 	return fs
 }
 
@@ -141,5 +144,70 @@ func (cfg *config) serverOptions() server.Options {
 		RingSize:                cfg.ringSize,
 		EventLoops:              cfg.eventLoops,
 		DrainTimeout:            cfg.drainTimeout,
+		HTTPReadTimeout:         cfg.edge.readTimeout,
+		HTTPIdleTimeout:         cfg.edge.idleTimeout,
+		MaxConnections:          cfg.edge.maxConns,
+		MaxConnectionsPerAddr:   cfg.edge.maxIPConns,
+		TrustedProxies:          cfg.edge.trusted.t,
+		ForwardedHeader:         cfg.edge.header.h,
+		ProxyProtocol:           cfg.edge.proxyProtocol,
 	}
+}
+
+// defaultMaxIPConns is the fraised command's cap on open connections per
+// client address: a NAT'd office or a campus behind one address opens a
+// socket per tab, hundreds at most, while one host flooding sockets is
+// stopped long before the global cap.
+const defaultMaxIPConns = 1000
+
+// edgeConfig is the part of config about admitting connections: caps,
+// HTTP deadlines, trusted proxies.
+type edgeConfig struct {
+	readTimeout, idleTimeout time.Duration
+	maxConns, maxIPConns     int
+	trusted                  trustedFlag
+	header                   headerFlag
+	proxyProtocol            bool
+}
+
+func addEdgeFlags(fs *flag.FlagSet, e *edgeConfig) {
+	fs.DurationVar(&e.readTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "deadline to read one HTTP request, head and body (a new connection's first request counts from the accept; 408 or close past it)")
+	fs.DurationVar(&e.idleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close a keep-alive HTTP connection idle this long between requests")
+	fs.IntVar(&e.maxConns, "max-connections", 0, "open HTTP/WebSocket connections (503 with Retry-After past it; 0 = the open-files limit minus what publishers, listeners and files need)")
+	fs.IntVar(&e.maxIPConns, "max-ip-connections", defaultMaxIPConns, "open connections per client address, IPv6 per /64 (503 with Retry-After past it; 0 = unlimited)")
+	fs.Var(&e.trusted, "trusted-proxies", "comma-separated CIDR `list` of proxies whose forwarding header (and PROXY protocol header) names the client; empty trusts none")
+	fs.Var(&e.header, "forwarded-header", "`header` trusted proxies name the client in: x-forwarded-for or forwarded (default x-forwarded-for)")
+	fs.BoolVar(&e.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies start with a PROXY protocol v1/v2 header naming the client")
+}
+
+// trustedFlag is --trusted-proxies, parsed when set.
+type trustedFlag struct {
+	t *edge.Trusted
+}
+
+func (f *trustedFlag) String() string { return f.t.String() }
+
+func (f *trustedFlag) Set(s string) error {
+	t, err := edge.ParseTrusted(s)
+	if err != nil {
+		return err
+	}
+	f.t = t
+	return nil
+}
+
+// headerFlag is --forwarded-header.
+type headerFlag struct {
+	h edge.Header
+}
+
+func (f *headerFlag) String() string { return "" }
+
+func (f *headerFlag) Set(s string) error {
+	h, err := edge.ParseHeader(s)
+	if err != nil {
+		return err
+	}
+	f.h = h
+	return nil
 }

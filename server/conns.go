@@ -163,6 +163,7 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 			clear(boxes)
 			srv.enforceBudget()
 			scratch = srv.expireInits(scratch[:0], now)
+			scratch = srv.expireHTTP(scratch[:0], now)
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
 				lastPing = now
@@ -221,6 +222,29 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 		case st.shut && st.shutAt <= expired:
 			srv.conns.doneClosing(c)
 			c.hangup()
+		}
+	}
+	return scratch
+}
+
+// expireHTTP closes connections in the HTTP phase that are past their
+// deadline (--http-read-timeout for a request, --http-idle-timeout
+// between requests): 408 when part of a request arrived, a plain close
+// when nothing did. It also wakes connections that stopped reading
+// requests while responses were unsent, once those are sent.
+func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
+	scratch = srv.httpConns.snapshot(scratch)
+	nowNs := now.UnixNano()
+	for _, c := range scratch {
+		d := c.edge.deadline.Load()
+		if d > 0 && d&^1 <= nowNs && c.edge.deadline.CompareAndSwap(d, deadlineExpired) {
+			srv.httpConns.remove(c)
+			srv.httpTimedOut(c, d&1 == 1)
+			continue
+		}
+		if c.edge.paused.Load() && !c.out.hasPending() {
+			c.edge.paused.Store(false)
+			_ = c.gc.Wake(nil)
 		}
 	}
 	return scratch

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -26,8 +25,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -45,12 +44,19 @@ type Server struct {
 
 	guard       *guard
 	refusals    *refusalLog
+	gate        *edge.Gate    // caps on HTTP/WebSocket connections, total and per address
+	httpConns   *httpSet      // connections in the HTTP phase, for their deadlines
+	httpLn      net.Listener  // the HTTP/WebSocket listener, served by serveHTTP
+	anchor      string        // path of the engine's unreachable listener
+	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
+	loopsUpOnce sync.Once
 	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
-	stopAsked   atomic.Bool // Shutdown was called: an engine stop is expected
-	budgetMu    sync.Mutex  // serialises enforceBudget (dispatcher and housekeeper)
-	budgetBuf   []*outbox   // enforceBudget's scratch, under budgetMu
+	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
+	failure     atomic.Pointer[error] // why the server stopped by itself (fail)
+	budgetMu    sync.Mutex            // serialises enforceBudget (dispatcher and housekeeper)
+	budgetBuf   []*outbox             // enforceBudget's scratch, under budgetMu
 	// budgetRetryAt is when enforceBudget may scan again after a scan
 	// that found nothing to cut (unix nanoseconds).
 	budgetRetryAt atomic.Int64
@@ -69,6 +75,7 @@ type stats struct {
 	badCommands   atomic.Uint64
 	deadPeers     atomic.Uint64
 	writeStalls   atomic.Uint64
+	httpTimeouts  atomic.Uint64
 	connections   atomic.Int64
 }
 
@@ -78,7 +85,9 @@ type Stats struct {
 	WriteStalls                                           uint64 // sockets that took no byte for WriteTimeout
 	OutboundHeld                                          int64  // bytes held by connections whose output waits (the MaxOutboundTotal budget)
 	RateLimited, AuthFailures, RefusedConns, AuditDropped uint64
+	HTTPTimeouts                                          uint64 // connections closed by an HTTP deadline
 	Connections                                           int64
+	HTTPConnections                                       int64 // connections in the HTTP phase (not upgraded)
 	Subscriptions, Groups, Topics                         int64
 }
 
@@ -93,23 +102,27 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxOutboundTotal < 0 || opts.WriteTimeout < 0 {
 		return nil, fmt.Errorf("server: --max-outbound-total (%d) and --write-timeout (%v) must not be negative (0 selects the default)", opts.MaxOutboundTotal, opts.WriteTimeout)
 	}
-	opts.setDefaults()
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
 	w, err := newWriter(opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger,
-		w:      w,
-		conns:  newConnSet(),
-		booted: make(chan struct{}),
-		done:   make(chan struct{}),
-		runErr: make(chan error, 1),
-
+		opts:       opts,
+		log:        opts.Logger,
+		w:          w,
+		conns:      newConnSet(),
+		booted:     make(chan struct{}),
+		loopsUp:    make(chan struct{}),
+		done:       make(chan struct{}),
+		runErr:     make(chan error, 1),
 		engStopped: make(chan struct{}),
 		guard:      newGuard(opts.Security),
+		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
+	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
 	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
@@ -125,9 +138,10 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// addrs returns the gnet listen addresses.
+// addrs returns the gnet listen addresses (the HTTP/WebSocket listener
+// is served by serveHTTP, see listen.go).
 func (s *Server) addrs() []string {
-	addrs := []string{"tcp://" + s.opts.Listen}
+	var addrs []string
 	if s.opts.PublishListen != "-" {
 		addrs = append(addrs, "tcp://"+s.opts.PublishListen)
 	}
@@ -140,7 +154,7 @@ func (s *Server) addrs() []string {
 // ErrEngineStopped is returned by Run when the network engine stopped
 // although Shutdown was not called.
 var ErrEngineStopped = errors.New("server: the network engine stopped without Shutdown " +
-	"(the cause is logged above by component=gnet; an accept failure such as EMFILE stops it: raise the open-files limit)")
+	"(the cause follows, or is logged above by component=gnet)")
 
 // Run serves until Shutdown. It returns the engine's error, or
 // ErrEngineStopped when the engine stopped by itself (gnet stops it on
@@ -152,16 +166,32 @@ func (s *Server) Run() error {
 			return err
 		}
 	}
+	ln, err := s.listenHTTP()
+	if err != nil {
+		return err
+	}
+	anchor, cleanup, err := newAnchor()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cleanup()
+	s.anchor, s.httpLn = anchor, ln
+	s.warnIfOverLimit()
 	go s.w.run()
 	go s.d.run()
 	go s.housekeep(s.done)
-	err := gnet.Rotate(s, s.addrs(),
+	go s.serveHTTP(ln)
+	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
+		gnet.WithLoadBalancing(gnet.LeastConnections), // Register is called from our accept goroutine
+		gnet.WithTicker(true),                         // the first OnTick says the loops are up
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
+	ln.Close()
 	close(s.engStopped)
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
@@ -171,10 +201,29 @@ func (s *Server) Run() error {
 		s.d.stop()
 		s.w.stop()
 		s.stopOnce.Do(func() { close(s.done) })
+		if cause := s.failure.Load(); cause != nil {
+			return fmt.Errorf("%w: %w", ErrEngineStopped, *cause)
+		}
 		return ErrEngineStopped
 	}
 	s.stopOnce.Do(func() { close(s.done) })
 	return nil
+}
+
+// fail stops the engine because a part the server cannot run without
+// (a listener) broke; Run then returns ErrEngineStopped wrapping err, and
+// the process exits non-zero so a supervisor restarts it. Safe for
+// concurrent use.
+func (s *Server) fail(err error) {
+	if !s.failure.CompareAndSwap(nil, &err) {
+		return
+	}
+	s.log.Error("fraised cannot go on serving", "err", err)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+		defer cancel()
+		_ = s.eng.Stop(ctx)
+	}()
 }
 
 // removeStaleSocket removes a Unix socket file left by a previous run.
@@ -194,37 +243,29 @@ func removeStaleSocket(path string) error {
 }
 
 // Ready is closed once the listeners accept connections.
-func (s *Server) Ready() <-chan struct{} { return s.booted }
+func (s *Server) Ready() <-chan struct{} { return s.loopsUp }
 
 // OnBoot records the engine.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
+	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
-	s.log.Info("fraised listening", "graphql", "ws://"+s.opts.Listen+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix)
+	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
+		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }
 
 // OnOpen sets up a connection according to the listener it arrived on.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if s.draining.Load() {
-		return nil, gnet.Close
+	if t, ok := gc.Context().(*edge.Ticket); ok {
+		return nil, s.openHTTP(gc, t)
+	}
+	if s.draining.Load() || s.isAnchor(gc) || !s.isPublishConn(gc) {
+		return nil, gnet.Close // the HTTP listener's connections carry a ticket
 	}
 	s.stats.connections.Add(1)
-	if s.isPublishConn(gc) {
-		gc.SetContext(newPubConn(s, gc))
-		return nil, gnet.None
-	}
-	c := newWSConn(s, gc)
-	gc.SetContext(c)
-	if !s.guard.allowConn(gc.RemoteAddr()) {
-		s.guard.refusedConns.Add(1)
-		s.guard.rateTrips.Add(1)
-		s.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
-		s.refusals.note("ip_connections", c.remoteAddr, "too many new connections from this address (HTTP 429)",
-			"raise --limit-ip-connections (FRAISED_LIMIT_IP_CONNECTIONS), e.g. for clients behind one NAT")
-		c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
-	}
+	gc.SetContext(newPubConn(s, gc))
 	return nil, gnet.None
 }
 
@@ -255,6 +296,9 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	case *wsConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
+		s.closeHTTP(c)
+	case *edge.Ticket: // closed before it was set up (draining)
+		c.Release()
 	case *pubConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
@@ -305,6 +349,7 @@ func (s *Server) drain(ctx context.Context) error {
 	s.stopAsked.Store(true)
 	<-s.booted
 	s.draining.Store(true)
+	_ = s.httpLn.Close() // stop accepting
 	deadline, _ := ctx.Deadline()
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
@@ -369,20 +414,22 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) {
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Published:     s.d.published.Load(),
-		Delivered:     s.d.delivered.Load(),
-		SlowConsumers: s.stats.slowConsumers.Load(),
-		DeadPeers:     s.stats.deadPeers.Load(),
-		WriteStalls:   s.stats.writeStalls.Load(),
-		OutboundHeld:  s.w.held.Load(),
-		RateLimited:   s.guard.rateTrips.Load(),
-		AuthFailures:  s.guard.authFailures.Load(),
-		RefusedConns:  s.guard.refusedConns.Load(),
-		AuditDropped:  s.guard.Audit.Dropped(),
-		Connections:   s.stats.connections.Load(),
-		Subscriptions: s.d.subs.Load(),
-		Groups:        s.d.groups.Load(),
-		Topics:        s.d.topics.Load(),
+		Published:       s.d.published.Load(),
+		Delivered:       s.d.delivered.Load(),
+		SlowConsumers:   s.stats.slowConsumers.Load(),
+		DeadPeers:       s.stats.deadPeers.Load(),
+		WriteStalls:     s.stats.writeStalls.Load(),
+		OutboundHeld:    s.w.held.Load(),
+		RateLimited:     s.guard.rateTrips.Load(),
+		AuthFailures:    s.guard.authFailures.Load(),
+		RefusedConns:    s.guard.refusedConns.Load(),
+		AuditDropped:    s.guard.Audit.Dropped(),
+		Connections:     s.stats.connections.Load(),
+		HTTPTimeouts:    s.stats.httpTimeouts.Load(),
+		HTTPConnections: int64(s.httpConns.len()),
+		Subscriptions:   s.d.subs.Load(),
+		Groups:          s.d.groups.Load(),
+		Topics:          s.d.topics.Load(),
 	}
 }
 

@@ -37,6 +37,7 @@ type wsConn struct {
 	srv  *Server
 	gc   gnet.Conn
 	pub  *publisher // set when the connection POSTs events
+	edge httpEdge   // admission ticket, HTTP deadline, client address
 	subs []*subscription
 
 	initPayload  []byte
