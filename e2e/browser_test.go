@@ -90,7 +90,8 @@ func artifactDir(t *testing.T) string {
 // proxies /graphql to the real binary (same origin, as when the server
 // serves the page itself). fraised runs with --auth required, so the
 // subscription only works if the header editor's Authorization reaches
-// connection_init. The test publishes an event with `fraised publish` and
+// connection_init; with it, the schema loads by introspection over the
+// socket and the documentation explorer lists the root types. The test publishes an event with `fraised publish` and
 // the page must show it; every request the page made must go to the test
 // server, and the page must log no error (a CSP violation is one).
 func TestBrowserGraphiQL(t *testing.T) {
@@ -137,7 +138,7 @@ func TestBrowserGraphiQL(t *testing.T) {
 	publishUntil(t, p, topic, `{"seq":7,"ts":1,"body":"`+body+`"}`, "(integer) 1")
 	var r struct {
 		Requests, Problems []string
-		Text, Error        string
+		Text, Docs, Error  string
 	}
 	if !lines.Scan() {
 		t.Fatalf("no result from the browser: %v\n%s", cmd.Wait(), stderr.String())
@@ -162,6 +163,9 @@ func TestBrowserGraphiQL(t *testing.T) {
 	}
 	if !strings.Contains(r.Text, `"seq": 7`) || !strings.Contains(r.Text, body) {
 		t.Errorf("result pane shows %q", r.Text)
+	}
+	if !strings.Contains(r.Docs, "Query") || !strings.Contains(r.Docs, "Subscription") {
+		t.Errorf("documentation explorer shows %q: the schema did not load", r.Docs)
 	}
 	if _, err := os.Stat(shot); err != nil {
 		t.Errorf("no screenshot: %v", errors.Unwrap(err))

@@ -1,6 +1,7 @@
 // Drives fraised's embedded GraphiQL page in Debian's chromium (headless,
 // playwright-core; no browser download): puts the token in the header
-// editor, runs a subscription, prints "subscribed", waits until the
+// editor, loads the schema (introspection over the socket), runs a
+// subscription, prints "subscribed", waits until the
 // result pane shows the event the Go test publishes, takes a screenshot,
 // and prints one JSON line with every URL the page requested.
 //
@@ -17,8 +18,9 @@ const browser = await chromium.launch({
 });
 const requests = [];
 const problems = [];
+let page;
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on('request', (r) => requests.push(r.url()));
   page.on('websocket', (ws) => requests.push(ws.url()));
   page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
@@ -48,10 +50,26 @@ try {
     return el && el.innerText.includes(want);
   }, opt.want, { timeout: 30000 });
   const text = await page.evaluate(() => document.querySelector('.graphiql-response').innerText);
+  // With the token in place (the header editor applies edits to the
+  // schema fetch after a debounce, long past by now) the schema loads over the socket
+  // (introspection), and the documentation explorer shows its root types.
+  await page.getByRole('button', { name: 'Re-fetch GraphQL schema' }).click();
+  await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+  await page.waitForFunction(() => {
+    const el = document.querySelector('.graphiql-doc-explorer');
+    return el && el.innerText.includes('subscription') && el.innerText.includes('Subscription');
+  });
+  const docs = await page.evaluate(() => document.querySelector('.graphiql-doc-explorer').innerText);
+
   await page.screenshot({ path: opt.shot });
-  console.log(JSON.stringify({ requests, problems, text }));
+  console.log(JSON.stringify({ requests, problems, text, docs }));
 } catch (e) {
-  console.log(JSON.stringify({ requests, problems, error: String(e) }));
+  let dom = '';
+  if (page) {
+    dom = await page.evaluate(() => document.body.innerText).catch(() => '');
+    await page.screenshot({ path: opt.shot }).catch(() => {});
+  }
+  console.log(JSON.stringify({ requests, problems, error: String(e), dom }));
   process.exitCode = 1;
 } finally {
   await browser.close();
