@@ -80,12 +80,14 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzTopicOverlap -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzIntrospect -fuzztime $(FUZZTIME)
+	$(GO) test ./httpgql -run XXX -fuzz FuzzServe -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./server
 
 clean:
 	rm -rf bin

@@ -2,6 +2,7 @@ package gql
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -181,4 +182,44 @@ func TestFieldWithoutResolver(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
+}
+
+// introspectionQuery is graphql-js 16's getIntrospectionQuery() with every
+// option on (testdata/introspection_query.graphql).
+func introspectionQuery(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/introspection_query.graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestIntrospectionQueryDefaultLimits: the query every tool sends passes
+// the default limits and answers the whole schema.
+func TestIntrospectionQueryDefaultLimits(t *testing.T) {
+	got := introQuery(t, Options{}, introspectionQuery(t), "")
+	for _, want := range []string{`{"data":{"__schema":{"description":null,"queryType":{"name":"Query","kind":"OBJECT"}`, `"name":"Event","description":"An event."`, `"name":"Filter","description":null,"specifiedByURL":null,"isOneOf":false`} {
+		contains(t, got, want)
+	}
+	if strings.Contains(got, `"errors"`) {
+		t.Errorf("errors: %s", got)
+	}
+}
+
+// BenchmarkIntrospectionQuery answers getIntrospectionQuery() on the rich
+// test schema (compiled once, cached).
+func BenchmarkIntrospectionQuery(b *testing.B) {
+	s := rich(b)
+	q := introspectionQuery(b)
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		op, errs := s.Compile(Request{Query: q}, Env{})
+		if len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		out = op.AppendQueryResult(bg(), out[:0])
+	}
+	b.SetBytes(int64(len(out)))
 }
