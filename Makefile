@@ -59,11 +59,11 @@ e2e-npm: build
 # by the pinned playwright-core; no browser is downloaded). Skipped with a
 # notice without chromium or npm, unless FRAISED_REQUIRE_BROWSER is set
 # (.ci/run sets it); the screenshot lands in e2e/artifacts/.
-e2e-browser:
+e2e-browser: build
 	@if { ! command -v npm >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; } && [ -z "$$FRAISED_REQUIRE_BROWSER" ]; then \
 		echo "e2e-browser: chromium or npm not installed; skipping the GraphiQL browser test"; exit 0; fi; \
 	set -e; cd e2e/browser && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
-	FRAISED_BROWSER_E2E=1 $(GO) test -count=1 -run Browser ./e2e/
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_BROWSER_E2E=1 $(GO) test -count=1 -run Browser ./e2e/
 
 # Rebuilds graphiql/assets/ (committed, embedded with go:embed) from the
 # npm packages pinned in graphiql/web/package.json and package-lock.json,
