@@ -37,6 +37,12 @@ func checkIntrospectionDepth(doc *ast.QueryDocument, op *ast.OperationDefinition
 	var roots func(ss ast.SelectionSet)
 	roots = func(ss ast.SelectionSet) {
 		for _, sel := range ss {
+			if w.steps++; w.steps > maxIntrospectionWalk {
+				if len(errs) == 0 {
+					errs = append(errs, gqlerror.ErrorPosf(op.Position, "Maximum introspection depth exceeded: the document expands to more than %d selections", maxIntrospectionWalk))
+				}
+				return
+			}
 			switch sel := sel.(type) {
 			case *ast.Field:
 				if isIntrospectionRoot(sel.Name) && w.tooDeep(sel.SelectionSet, 0) {

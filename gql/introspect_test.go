@@ -223,3 +223,18 @@ func BenchmarkIntrospectionQuery(b *testing.B) {
 	}
 	b.SetBytes(int64(len(out)))
 }
+
+// TestIntrospectionDepthWalkBounded: with unlimited fragment spreads, a
+// document whose root fragments expand exponentially is refused by the
+// walk's cap instead of being walked for ever.
+func TestIntrospectionDepthWalkBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{ ...F0 }\n")
+	const n = 30
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on Query { __typename }\n", n)
+	got := introQuery(t, Options{Limits: Limits{MaxFragmentSpreads: -1, MaxComplexity: -1, MaxDocumentBytes: -1, MaxRootFields: -1}}, b.String(), "")
+	contains(t, got, "more than 100000 selections")
+}
