@@ -46,13 +46,16 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
 
-# The real npm graphql-ws client against the real binary. Skipped with a
+# The real npm graphql-ws client against the real binary (and graphql-js
+# reading its introspection), and graphql-http's GraphQL-over-HTTP audit
+# suite against the httpgql handler. Skipped with a
 # notice on a machine without Node/npm, unless FRAISED_REQUIRE_NODE is set
 # (.ci/run sets it).
 e2e-npm: build
 	@if ! command -v npm >/dev/null 2>&1 && [ -z "$$FRAISED_REQUIRE_NODE" ]; then \
 		echo "e2e-npm: node/npm not installed; skipping the graphql-ws client test"; exit 0; fi; \
 	set -e; cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
+	npm ci --prefix e2e/httpaudit --no-audit --no-fund --loglevel=error && \
 	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run NPM ./e2e/
 
 # The embedded GraphiQL page in headless chromium (Debian's package, driven
