@@ -12,7 +12,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
 LDFLAGS  := $(if $(VERSION),-X github.com/fraised/fraised/app.version=$(VERSION))
 GOFILES  := $(shell find . -name '*.go' -not -path './perf/gqlgen/*' -not -path '*/node_modules/*')
 
-.PHONY: all build run test fmt-check vet unit e2e-npm fuzz bench clean
+.PHONY: all build run test fmt-check vet unit e2e-npm e2e-browser graphiql-assets fuzz bench clean
 
 all: build
 
@@ -29,7 +29,7 @@ run: build
 	@echo "         or  any graphql-ws client: subscription { events(topic: \"events.demo\") { seq body } }"
 	$(BIN) --schema $(SCHEMA) --publish-unix $(SOCK)
 
-test: fmt-check vet unit e2e-npm
+test: fmt-check vet unit e2e-npm e2e-browser
 
 fmt-check:
 	@out="$$(gofmt -l $$(find . -name '*.go' -not -path '*/node_modules/*'))"; \
@@ -46,14 +46,34 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
 
-# The real npm graphql-ws client against the real binary. Skipped with a
+# The real npm graphql-ws client against the real binary (and graphql-js
+# reading its introspection), and graphql-http's GraphQL-over-HTTP audit
+# suite against the httpgql handler. Skipped with a
 # notice on a machine without Node/npm, unless FRAISED_REQUIRE_NODE is set
 # (.ci/run sets it).
 e2e-npm: build
 	@if ! command -v npm >/dev/null 2>&1 && [ -z "$$FRAISED_REQUIRE_NODE" ]; then \
 		echo "e2e-npm: node/npm not installed; skipping the graphql-ws client test"; exit 0; fi; \
 	set -e; cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
+	npm ci --prefix e2e/httpaudit --no-audit --no-fund --loglevel=error && \
 	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run NPM ./e2e/
+
+# The embedded GraphiQL page in headless chromium (Debian's package, driven
+# by the pinned playwright-core; no browser is downloaded). Skipped with a
+# notice without chromium or npm, unless FRAISED_REQUIRE_BROWSER is set
+# (.ci/run sets it); the screenshot lands in e2e/artifacts/.
+e2e-browser: build
+	@if { ! command -v npm >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; } && [ -z "$$FRAISED_REQUIRE_BROWSER" ]; then \
+		echo "e2e-browser: chromium or npm not installed; skipping the GraphiQL browser test"; exit 0; fi; \
+	set -e; cd e2e/browser && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_BROWSER_E2E=1 $(GO) test -count=1 -run Browser ./e2e/
+
+# Rebuilds graphiql/assets/ (committed, embedded with go:embed) from the
+# npm packages pinned in graphiql/web/package.json and package-lock.json,
+# bundled and minified by esbuild. Only needed to change GraphiQL's version
+# or the page's script (graphiql/web/entry.jsx).
+graphiql-assets:
+	cd graphiql/web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 FUZZTIME ?= 30s
 fuzz:
@@ -63,6 +83,8 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzTopicOverlap -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzIntrospect -fuzztime $(FUZZTIME)
+	$(GO) test ./httpgql -run XXX -fuzz FuzzServe -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
@@ -72,7 +94,7 @@ fuzz:
 	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./server
 
 clean:
 	rm -rf bin

@@ -18,6 +18,10 @@ import (
 //     that sum is multiplied by 10 for every list level of the field's type;
 //     the operation's complexity is the sum over its root fields. So
 //     { events { author { name } } } costs 3, and with events: [Event] 30.
+//
+// The selection of __schema and __type counts only for aliases and
+// fragment spreads; it is bounded by the introspection depth rule instead
+// (introspect.go).
 type Limits struct {
 	MaxDocumentBytes, MaxDepth, MaxAliases, MaxRootFields, MaxFragmentSpreads, MaxComplexity int
 }
@@ -104,6 +108,12 @@ func (m *measurer) selectionSet(ss ast.SelectionSet) measure {
 		switch sel := sel.(type) {
 		case *ast.Field:
 			c := m.selectionSet(sel.SelectionSet)
+			if isIntrospectionRoot(sel.Name) {
+				// The answer is bounded by the schema, the introspection
+				// depth rule and maxIntrospectionBytes (introspect.go),
+				// not by depth and complexity: count the field alone.
+				c.depth, c.cost = 0, 0
+			}
 			c.depth++
 			c.cost = satMul(listFactor(sel.Definition), c.cost+1)
 			c.roots = 1
@@ -166,5 +176,8 @@ func (l Limits) check(doc *ast.QueryDocument, op *ast.OperationDefinition) gqler
 	over(l.MaxRootFields, r.roots, "root field count")
 	over(l.MaxFragmentSpreads, r.spreads, "fragment spread count")
 	over(l.MaxComplexity, r.cost, "complexity")
+	if len(errs) == 0 {
+		errs = checkIntrospectionDepth(doc, op)
+	}
 	return errs
 }

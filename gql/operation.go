@@ -71,6 +71,10 @@ func (c *compiler) queryRoots(sh *shape, root *ast.Definition) {
 			continue
 		}
 		f.rkey = root.Name + "." + f.name
+		if isIntrospectionRoot(f.name) {
+			c.introspectionRoot(f)
+			continue
+		}
 		if info := c.s.roots[f.rkey]; info != nil && info.resolver != nil {
 			f.resolver = info.resolver
 			sh.hasResolver = true
@@ -89,6 +93,9 @@ func (c *compiler) bind(r *request, sh *shape) {
 		}
 		cp := *f
 		cp.args = c.args(&cp)
+		if cp.intro != nil {
+			cp.vars = c.vars
+		}
 		r.fields[i] = &cp
 	}
 	if sh.kind != KindSubscription {

@@ -70,6 +70,8 @@ type field struct {
 	rkey     string // "Query.serverTime"
 	resolver ResolverFunc
 	args     map[string]any
+	intro    *Schema        // __schema, __type: the schema they describe (introspect.go)
+	vars     map[string]any // __schema, __type: the request's variables, for arguments below them
 }
 
 // selection is the collected fields of one runtime object type.
@@ -318,7 +320,7 @@ func (o *objPlan) index() {
 	for _, sel := range all {
 		for _, f := range sel.fields {
 			if !f.typename {
-				f.src = idx(f.name)
+				f.src = idx(f.prop())
 			}
 		}
 	}

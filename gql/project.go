@@ -113,6 +113,13 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 	switch {
 	case f.typename:
 		return append(dst, p.plan.rootJSON...), true
+	case f.intro != nil:
+		v, err := p.introspect(f)
+		if err != nil {
+			p.fail(f, err.Error())
+			return p.thrown(dst, f.typ)
+		}
+		raw = v
 	case f.resolver != nil:
 		v, err := p.resolve(ctx, f, event)
 		if err != nil {

@@ -58,6 +58,19 @@ type Options struct {
 	Limits    Limits
 	Logger    *slog.Logger // resolver panics are logged here (nil = slog.Default())
 
+	// DisableIntrospection refuses queries that select __schema or
+	// __type: each gets an error with extensions.code
+	// INTROSPECTION_DISABLED (IntrospectionDisabledCode). __typename is
+	// still answered. The zero value answers introspection, as GraphiQL,
+	// codegen tools and IDE plugins expect.
+	DisableIntrospection bool
+	// IntrospectFraisedDirectives lists fraised's own directive
+	// definitions (@topic, @filter, @auth) in __schema.directives. They
+	// configure the server and cannot be used in client documents, so by
+	// default introspection hides them and a client printing the schema
+	// gets the user's SDL without them.
+	IntrospectFraisedDirectives bool
+
 	// HashForTests is for tests only; leave it nil. When set, it rewrites
 	// every hash the schema computes (its cache keys and
 	// Operation.GroupKey), so a test can make all of them collide (return
@@ -84,6 +97,9 @@ type Schema struct {
 	ops       *interner
 	id        uint64              // unique in the process; separates the identities of different schemas' operations
 	rehash    func(uint64) uint64 // Options.HashForTests, or nil
+
+	noIntrospection bool // Options.DisableIntrospection
+	showDirectives  bool // Options.IntrospectFraisedDirectives
 
 	requestIDs atomic.Uint64
 }
@@ -160,6 +176,9 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 		ops:       newInterner(),
 		id:        schemaIDs.Add(1),
 		rehash:    opts.HashForTests,
+
+		noIntrospection: opts.DisableIntrospection,
+		showDirectives:  opts.IntrospectFraisedDirectives,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -185,6 +204,7 @@ func (s *Schema) init(resolvers map[string]ResolverFunc) error {
 			return err
 		}
 	}
+	s.indexBuiltInEnums()
 	if err := s.checkTopicGuards(); err != nil {
 		return err
 	}
