@@ -59,6 +59,7 @@ func (p *pubConn) onTraffic(gc gnet.Conn) gnet.Action {
 			break
 		}
 		off += n
+		p.parser.Commit()
 	}
 	discard(gc, off)
 	if off > 0 {
