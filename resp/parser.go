@@ -148,6 +148,13 @@ func (p *Parser) Commit() {
 	p.done = p.next
 }
 
+// Partial reports whether the parser is in the middle of a command: one it
+// is skipping (rejected, too large) whose remaining bytes have not all been
+// consumed yet.
+func (p *Parser) Partial() bool {
+	return p.done.state != stateCommand
+}
+
 // multibulk parses the RESP array of bulk strings at the start of b.
 func (p *Parser) multibulk(b []byte) ([][]byte, int, error) {
 	line, pos, err := p.headerLine(b, 0, errBigMultibulk)

@@ -40,6 +40,18 @@ type Options struct {
 	// RingSize is the capacity of the event ring between publishers and the
 	// dispatcher. Default 65536 events.
 	RingSize int
+	// RingBytes is the byte budget of the events in the ring (payload,
+	// topic and a fixed overhead per event); publishers wait when it is
+	// spent. Default 64 MiB. Count it in GOMEMLIMIT's headroom.
+	RingBytes int64
+	// MaxPublishers caps Redis-protocol publisher connections (TCP and Unix
+	// together); past it a new one gets "-ERR max number of clients
+	// reached" and is closed, as Redis does. Default 256.
+	MaxPublishers int
+	// PublishReadTimeout is how long a publisher may take to send one
+	// command, from its first byte to its last; a publisher that stalls
+	// mid-command is cut off. Idle publishers stay connected. Default 10s.
+	PublishReadTimeout time.Duration
 	// EventLoops is the number of gnet event loops. Default GOMAXPROCS.
 	EventLoops int
 	// DrainTimeout bounds graceful shutdown. Default 10s.
@@ -63,7 +75,15 @@ const (
 	DefaultMaxMessage     = 64 << 10 // a subscribe message with a large document
 	DefaultMaxSubsPerConn = 100
 	DefaultRingSize       = 1 << 16
-	DefaultDrainTimeout   = 10 * time.Second
+	// DefaultRingBytes bounds the events in flight to 64 MiB: a full
+	// batch of thousands of typical events, or 64 events of 1 MiB.
+	DefaultRingBytes = 64 << 20
+	// DefaultMaxPublishers: publishers are a few trusted backends; 256
+	// connections leaves room for pools of several per backend.
+	DefaultMaxPublishers = 256
+	// DefaultPublishReadTimeout gives a 1 MiB command 10 s (100 KiB/s).
+	DefaultPublishReadTimeout = 10 * time.Second
+	DefaultDrainTimeout       = 10 * time.Second
 )
 
 func (o *Options) setDefaults() {
@@ -76,6 +96,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxMessage, DefaultMaxMessage)
 	setDefault(&o.MaxSubscriptionsPerConn, DefaultMaxSubsPerConn)
 	setDefault(&o.RingSize, DefaultRingSize)
+	setDefault(&o.RingBytes, DefaultRingBytes)
+	setDefault(&o.MaxPublishers, DefaultMaxPublishers)
+	setDefault(&o.PublishReadTimeout, DefaultPublishReadTimeout)
 	setDefault(&o.EventLoops, runtime.GOMAXPROCS(0))
 	setDefault(&o.DrainTimeout, DefaultDrainTimeout)
 	if o.Logger == nil {

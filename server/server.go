@@ -43,16 +43,16 @@ type Server struct {
 	conns *connSet
 	eng   gnet.Engine
 
-	guard       *guard
-	refusals    *refusalLog
-	publishPort int // port of the TCP publish listener; 0 when disabled
-	nextConnID  atomic.Uint64
-	draining    atomic.Bool
-	booted      chan struct{}
-	done        chan struct{}
-	runErr      chan error
-	stopOnce    sync.Once
-	stats       stats
+	guard      *guard
+	refusals   *refusalLog
+	pubs       *pubListeners // the Redis-protocol publish listeners (off gnet)
+	nextConnID atomic.Uint64
+	draining   atomic.Bool
+	booted     chan struct{}
+	done       chan struct{}
+	runErr     chan error
+	stopOnce   sync.Once
+	stats      stats
 }
 
 type stats struct {
@@ -95,36 +95,26 @@ func New(opts Options) (*Server, error) {
 	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
+	s.d.maxBytes = opts.RingBytes
+	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
-		_, port, err := net.SplitHostPort(opts.PublishListen)
-		if err != nil {
-			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
-		}
-		if s.publishPort, err = net.LookupPort("tcp", port); err != nil {
+		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
 			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
 		}
 	}
 	return s, nil
 }
 
-// addrs returns the gnet listen addresses.
+// addrs returns the gnet listen addresses. The publish listeners are
+// served off gnet (see pubListeners).
 func (s *Server) addrs() []string {
-	addrs := []string{"tcp://" + s.opts.Listen}
-	if s.opts.PublishListen != "-" {
-		addrs = append(addrs, "tcp://"+s.opts.PublishListen)
-	}
-	if s.opts.PublishUnix != "" {
-		addrs = append(addrs, "unix://"+s.opts.PublishUnix)
-	}
-	return addrs
+	return []string{"tcp://" + s.opts.Listen}
 }
 
 // Run serves until Shutdown; it returns the engine's error, if any.
 func (s *Server) Run() error {
-	if s.opts.PublishUnix != "" {
-		if err := removeStaleSocket(s.opts.PublishUnix); err != nil {
-			return err
-		}
+	if err := s.pubs.listen(); err != nil {
+		return err
 	}
 	go s.w.run()
 	go s.d.run()
@@ -137,6 +127,7 @@ func (s *Server) Run() error {
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
 	s.stopOnce.Do(func() { close(s.done) })
+	s.pubs.closeListeners()
 	if err != nil {
 		err = fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
@@ -177,10 +168,6 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	s.stats.connections.Add(1)
-	if s.isPublishConn(gc) {
-		gc.SetContext(newPubConn(s, gc))
-		return nil, gnet.None
-	}
 	c := newWSConn(s, gc)
 	gc.SetContext(c)
 	if !s.guard.allowConn(gc.RemoteAddr()) {
@@ -192,22 +179,10 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-func (s *Server) isPublishConn(gc gnet.Conn) bool {
-	switch a := gc.LocalAddr().(type) {
-	case *net.UnixAddr:
-		return true
-	case *net.TCPAddr:
-		return s.publishPort != 0 && a.Port == s.publishPort
-	}
-	return false
-}
-
 // OnTraffic hands inbound bytes to the connection's handler.
 func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	switch c := gc.Context().(type) {
 	case *wsConn:
-		return c.onTraffic(gc)
-	case *pubConn:
 		return c.onTraffic(gc)
 	}
 	return gnet.Close
@@ -217,9 +192,6 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	switch c := gc.Context().(type) {
 	case *wsConn:
-		s.stats.connections.Add(-1)
-		c.onClose()
-	case *pubConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
 	}
@@ -238,7 +210,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-s.booted
 	s.draining.Store(true)
+	s.pubs.closeListeners()
 	s.waitFor(ctx, func() bool { return s.d.ring.Len() == 0 })
+	s.pubs.shutdown(ctx)
 	for _, c := range s.conns.snapshot(nil, false) {
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
