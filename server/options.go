@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
@@ -104,6 +105,19 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// checkPublish rejects publish-side options that cannot work.
+func (o *Options) checkPublish() error {
+	switch {
+	case o.RingBytes < 0:
+		return fmt.Errorf("ring byte budget %d is negative: set --ring-bytes to a positive size (0 means %d)", o.RingBytes, DefaultRingBytes)
+	case o.MaxPublishers < 0:
+		return fmt.Errorf("max publishers %d is negative: set --max-publishers to a positive count (0 means %d)", o.MaxPublishers, DefaultMaxPublishers)
+	case o.PublishReadTimeout < 0:
+		return fmt.Errorf("publish read timeout %s is negative: set --publish-read-timeout to a positive duration (0 means %s)", o.PublishReadTimeout, DefaultPublishReadTimeout)
+	}
+	return nil
 }
 
 func setDefault[T comparable](p *T, def T) {

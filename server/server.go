@@ -78,6 +78,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
 		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
 	}
+	if err := opts.checkPublish(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	opts.setDefaults()
 	w, err := newWriter(opts.Logger)
 	if err != nil {
