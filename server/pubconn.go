@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fraised/fraised/ratelimit"
@@ -55,6 +56,7 @@ type pubConn struct {
 	partialSince time.Time // when the partial command at the start of buf began arriving
 	deadline     time.Time // the read deadline set on conn
 
+	shutdown  atomic.Bool   // the server is shutting down: the end of input is not the peer's fault
 	ending    chan struct{} // closed by the reader when it stops: the writer flushes and closes
 	closing   chan struct{} // closed to abort: write failure or forced shutdown
 	abortOnce sync.Once
@@ -201,7 +203,7 @@ func (c *pubConn) grow() bool {
 // partial command timed out, or the connection was aborted.
 func (c *pubConn) readFailed(err error) {
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.shutdown.Load():
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.srv.refusals.note("publish_read_timeout", c.remote, "partial command not completed in time",
 			"send whole commands, or raise --publish-read-timeout")

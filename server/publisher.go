@@ -30,6 +30,13 @@ type publisher struct {
 	turn     atomic.Int32 // events it may still push while others wait
 }
 
+// publishWindow caps the events one publisher may have in the ring (pushed,
+// not yet answered). The ring's depth ahead of a light publisher's event is
+// what it waits for: with the window, a few floods hold a few windows of
+// it, not the whole ring (65,536 events, hundreds of milliseconds).
+// Four dispatcher batches keep one pipelining publisher at full speed.
+const publishWindow = dispatchBatch
+
 // publish pushes an event whose delivery count is answered as rk. It
 // reports false when there is no room (or it must wait its turn): the
 // caller keeps the command unconsumed and retries when woken.
@@ -67,10 +74,11 @@ func (p *publisher) push(ev *event) bool {
 }
 
 // tryPush offers ev to the ring, counting it in flight. It reports false,
-// keeping ev, when the ring is full or other publishers wait and this one
-// has no turn; the publisher is then queued for a wake-up (resume).
+// keeping ev, when the ring is full, the publisher's window is, or other
+// publishers wait and this one has no turn; the publisher is then queued
+// for a wake-up (resume).
 func (p *publisher) tryPush(ev *event) bool {
-	if p.turn.Load() > 0 || p.d.pausedN.Load() == 0 {
+	if p.inflight.Load() < publishWindow && (p.turn.Load() > 0 || p.d.pausedN.Load() == 0) {
 		p.inflight.Add(1)
 		if p.d.push(ev) {
 			p.turn.Add(-1)

@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -297,4 +301,194 @@ func writeUntilBlocked(t *testing.T, conn net.Conn, chunk []byte) int {
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	return written
+}
+
+// TestUnreadRepliesStopReading: a publisher that never reads its replies
+// is not read either once its unsent replies pass the cap, so it cannot
+// grow the server's memory; when it reads at last, every reply arrives,
+// in order.
+func TestUnreadRepliesStopReading(t *testing.T) {
+	s := startServer(t, nil)
+	p := dialPublisher(t, "unix", s.opts.PublishUnix)
+	ping := []byte("*1\r\n$4\r\nPING\r\n")
+	written := writeUntilBlocked(t, p.conn, bytes.Repeat(ping, 4096))
+	// 1 MiB of unsent +PONG replies is ~150k commands (2.2 MB); add the
+	// read buffer and the kernel's socket buffers both ways.
+	const bound = 16 << 20
+	if written > bound {
+		t.Fatalf("the server read %d bytes from a publisher that reads no replies (want at most %d)", written, bound)
+	}
+	if rest := written % len(ping); rest != 0 {
+		go p.conn.Write(ping[rest:])
+	}
+	for i := 0; i < (written+len(ping)-1)/len(ping); i++ {
+		if got := p.line(); got != "+PONG" {
+			t.Fatalf("reply %d = %q", i, got)
+		}
+	}
+	t.Logf("a publisher reading no replies could write %d bytes", written)
+}
+
+// TestPartialCommandDeadline: half a command followed by silence is cut
+// after --publish-read-timeout, and so is a command trickled byte by byte;
+// an idle publisher (no partial command) stays connected.
+func TestPartialCommandDeadline(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s := startServer(t, func(o *server.Options) { o.PublishReadTimeout = timeout })
+	idle := dialPublisher(t, "tcp", s.opts.PublishListen)
+	if got := idle.publish("t", `{"a":1}`); got != ":0" {
+		t.Fatalf("reply %q", got)
+	}
+	half := dialPublisher(t, "tcp", s.opts.PublishListen)
+	start := time.Now()
+	half.write([]byte("*3\r\n$7\r\nPUBLISH\r\n$1\r\nt\r\n$7\r\n{\"a\""))
+	if got := half.line(); got != "-ERR Protocol error: command not completed within 300ms (--publish-read-timeout)" {
+		t.Fatalf("reply %q", got)
+	}
+	half.expectEOF()
+	if d := time.Since(start); d < timeout {
+		t.Fatalf("cut after %s, before the %s deadline", d, timeout)
+	}
+	trickle := dialPublisher(t, "tcp", s.opts.PublishListen)
+	cmd := resp.AppendArray(nil, []byte("PUBLISH"), []byte("t"), []byte(`{"a":1}`))
+	cut := false
+	for _, b := range cmd {
+		if _, err := trickle.conn.Write([]byte{b}); err != nil {
+			cut = true
+			break
+		}
+		time.Sleep(timeout / 8)
+	}
+	if !cut {
+		trickle.expectEOFAfterError(t)
+	}
+	// The idle publisher outlived several deadlines.
+	if got := idle.publish("t", `{"a":2}`); got != ":0" {
+		t.Fatalf("idle publisher: reply %q", got)
+	}
+}
+
+// expectEOFAfterError reads one -ERR reply, then the close.
+func (p *publisher) expectEOFAfterError(t *testing.T) {
+	t.Helper()
+	if got := p.line(); !strings.HasPrefix(got, "-ERR Protocol error: command not completed") {
+		t.Fatalf("reply %q", got)
+	}
+	p.expectEOF()
+}
+
+// TestMaxPublishers: past --max-publishers a publisher gets Redis's error
+// and is closed; a slot freed is reusable.
+func TestMaxPublishers(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.MaxPublishers = 2 })
+	a := dialPublisher(t, "tcp", s.opts.PublishListen)
+	b := dialPublisher(t, "unix", s.opts.PublishUnix)
+	for _, p := range []*publisher{a, b} {
+		if got := p.publish("t", `{}`); got != ":0" {
+			t.Fatalf("reply %q", got)
+		}
+	}
+	c := dialPublisher(t, "tcp", s.opts.PublishListen)
+	if got := c.line(); got != "-ERR max number of clients reached" {
+		t.Fatalf("third publisher: %q", got)
+	}
+	c.expectEOF()
+	a.conn.Close()
+	waitUntil(t, "the closed publisher is gone", func() bool { return server.Publishers(s.Server) == 1 })
+	d := dialPublisher(t, "tcp", s.opts.PublishListen)
+	if got := d.publish("t", `{}`); got != ":0" {
+		t.Fatalf("publisher in the freed slot: %q", got)
+	}
+}
+
+// TestDrainRefusesPublishes: once Shutdown starts, RESP publishes answer
+// -ERR and HTTP publishes 503, new publishers are refused, and events
+// acknowledged before are still delivered.
+func TestDrainRefusesPublishes(t *testing.T) {
+	s, g := startGated(t, func(o *server.Options) { o.PublishToken = "tok" })
+	p := dialPublisher(t, "tcp", s.opts.PublishListen)
+	held := blockDispatcher(t, s, g, p, 0)
+	p.write(resp.AppendArray(nil, []byte("PUBLISH"), []byte("held"), []byte(`{"seq":1}`))) // waits in the ring
+	waitUntil(t, "the second event is in the ring", func() bool { return server.RingBytes(s.Server) > 0 })
+	web, err := net.Dial("tcp", s.opts.Listen) // HTTP publisher connected before the drain
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	webr := bufio.NewReader(web)
+	fmt.Fprintf(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") // served: not refused by the drain
+	_ = web.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if res, err := http.ReadResponse(webr, nil); err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz before the drain: %v %v", res, err)
+	} else {
+		io.Copy(io.Discard, res.Body)
+	}
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	waitUntil(t, "new publishers are refused", func() bool {
+		c, err := net.Dial("tcp", s.opts.PublishListen)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	p.write(resp.AppendArray(nil, []byte("PUBLISH"), []byte("held"), []byte(`{"seq":2}`)))
+	body := `{"seq":3}`
+	fmt.Fprintf(web, "POST /publish/held HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = web.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(webr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("HTTP publish while draining: %d", res.StatusCode)
+	}
+	g.release()
+	for i, w := range []string{":1", ":1", "-ERR server is draining (shutting down): publish to another instance or retry after it restarts"} {
+		if got := p.line(); got != w {
+			t.Fatalf("reply %d = %q, want %q", i, got, w)
+		}
+	}
+	p.expectEOF()
+	for seq := 0; seq <= 1; seq++ {
+		held.expect(fmt.Sprintf(`{"id":"h","type":"next","payload":{"data":{"held":{"seq":%d}}}}`, seq))
+	}
+	held.expectClose(1001)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestRingByteBudget: the ring holds at most --ring-bytes of events (one
+// event more at most), however many slots are free.
+func TestRingByteBudget(t *testing.T) {
+	const budget = 16 << 10
+	s, g := startGated(t, func(o *server.Options) { o.RingBytes = budget })
+	p := dialPublisher(t, "unix", s.opts.PublishUnix)
+	blockDispatcher(t, s, g, p, 0)
+	event := fmt.Appendf(nil, `{"seq":1,"pad":"%s"}`, bytes.Repeat([]byte("x"), 1000))
+	var in []byte
+	const n = 100 // 100 KB of events: six times the budget
+	for range n {
+		in = resp.AppendArray(in, []byte("PUBLISH"), []byte("nobody"), event)
+	}
+	p.write(in)
+	waitUntil(t, "the publisher waits for ring space", func() bool { return server.WaitingPublishers(s.Server) == 1 })
+	if got := server.RingBytes(s.Server); got > budget {
+		t.Fatalf("%d bytes in the ring, budget %d", got, budget)
+	}
+	g.release()
+	if got := p.line(); got != ":1" {
+		t.Fatalf("reply %q", got)
+	}
+	for i := range n {
+		if got := p.line(); got != ":0" {
+			t.Fatalf("reply %d = %q", i, got)
+		}
+	}
 }

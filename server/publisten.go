@@ -151,6 +151,7 @@ func (pl *pubListeners) shutdown(ctx context.Context) {
 	pl.closeListeners()
 	pl.mu.Lock()
 	for c := range pl.conns {
+		c.shutdown.Store(true)
 		closeRead(c.conn)
 	}
 	pl.mu.Unlock()
