@@ -37,14 +37,15 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 
-# The real npm graphql-ws client against the real binary. Skipped with a
-# notice on a machine without Node/npm, unless FRAISED_REQUIRE_NODE is set
-# (.ci/run sets it).
+# The real npm clients against the real binary: graphql-ws and ioredis.
+# Skipped with a notice on a machine without Node/npm, unless
+# FRAISED_REQUIRE_NODE is set (.ci/run sets it). redis-py and go-redis run
+# in `unit` (redis-py from Debian's python3-redis, which .ci/run installs).
 e2e-npm: build
 	@if ! command -v npm >/dev/null 2>&1 && [ -z "$$FRAISED_REQUIRE_NODE" ]; then \
-		echo "e2e-npm: node/npm not installed; skipping the graphql-ws client test"; exit 0; fi; \
+		echo "e2e-npm: node/npm not installed; skipping the graphql-ws and ioredis client tests"; exit 0; fi; \
 	set -e; cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
-	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run NPM ./e2e/
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run 'NPM|IORedis' ./e2e/
 
 FUZZTIME ?= 30s
 fuzz:
