@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server
