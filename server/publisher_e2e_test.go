@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/resp"
 	"github.com/fraised/fraised/server"
 )
@@ -490,5 +491,79 @@ func TestRingByteBudget(t *testing.T) {
 		if got := p.line(); got != ":0" {
 			t.Fatalf("reply %d = %q", i, got)
 		}
+	}
+}
+
+// TestRateLimitChargedOncePerCommand: a command that waits for ring space
+// is charged against the publish rate limit once, not once per retry.
+func TestRateLimitChargedOncePerCommand(t *testing.T) {
+	const burst = 8
+	s, g := startGated(t, func(o *server.Options) {
+		o.RingSize = 2
+		o.Security.Limits.PublishesPerConn = ratelimit.Limit{Rate: 0.001, Burst: burst}
+	})
+	p := dialPublisher(t, "tcp", s.opts.PublishListen)
+	blockDispatcher(t, s, g, p, 0) // the first of the burst
+	var in []byte
+	for seq := 1; seq < burst; seq++ {
+		in = resp.AppendArray(in, []byte("PUBLISH"), []byte("nobody"), fmt.Appendf(nil, `{"seq":%d}`, seq))
+	}
+	p.write(in)
+	waitUntil(t, "the publisher waits for ring space", func() bool { return server.WaitingPublishers(s.Server) == 1 })
+	g.release()
+	if got := p.line(); got != ":1" {
+		t.Fatalf("reply %q", got)
+	}
+	for i := 1; i < burst; i++ {
+		if got := p.line(); got != ":0" {
+			t.Fatalf("command %d of a burst of %d: reply %q (charged more than once?)", i, burst, got)
+		}
+	}
+	if got := p.publish("nobody", `{}`); got != "-ERR rate limit exceeded: publish commands on this connection" {
+		t.Fatalf("command past the burst: %q", got)
+	}
+}
+
+// TestHTTPPublishWaitsForRingSpace: an HTTP publish that finds the ring
+// full waits its turn (on its event loop, without blocking it) and is
+// answered once there is room.
+func TestHTTPPublishWaitsForRingSpace(t *testing.T) {
+	s, g := startGated(t, func(o *server.Options) {
+		o.RingSize = 2
+		o.PublishToken = "tok"
+	})
+	p := dialPublisher(t, "tcp", s.opts.PublishListen)
+	held := blockDispatcher(t, s, g, p, 0)
+	var in []byte
+	for seq := 1; seq <= 3; seq++ {
+		in = resp.AppendArray(in, []byte("PUBLISH"), []byte("held"), fmt.Appendf(nil, `{"seq":%d}`, seq))
+	}
+	p.write(in)
+	waitUntil(t, "the ring is full", func() bool { return server.RingFull(s.Server) })
+	done := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+s.opts.Listen+"/publish/held", strings.NewReader(`{"seq":4}`))
+		req.Header.Set("Authorization", "Bearer tok")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		done <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	waitUntil(t, "two publishers wait for ring space", func() bool { return server.WaitingPublishers(s.Server) == 2 })
+	g.release()
+	select {
+	case got := <-done:
+		if got != `200 {"delivered":1}` {
+			t.Fatalf("HTTP publish: %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("HTTP publish never answered")
+	}
+	for seq := 0; seq <= 4; seq++ {
+		held.expect(fmt.Sprintf(`{"id":"h","type":"next","payload":{"data":{"held":{"seq":%d}}}}`, seq))
 	}
 }
