@@ -81,7 +81,9 @@ func (p *publisher) tryPush(ev *event) bool {
 	if p.inflight.Load() < publishWindow && (p.turn.Load() > 0 || p.d.pausedN.Load() == 0) {
 		p.inflight.Add(1)
 		if p.d.push(ev) {
-			p.turn.Add(-1)
+			if p.turn.Load() > 0 {
+				p.turn.Add(-1)
+			}
 			return true
 		}
 		p.inflight.Add(-1)

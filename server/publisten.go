@@ -96,12 +96,14 @@ func (pl *pubListeners) open(conn net.Conn) {
 	if pl.closed || len(pl.conns) >= pl.srv.opts.MaxPublishers {
 		closed := pl.closed
 		pl.mu.Unlock()
+		reply := replyDraining
 		if !closed {
+			reply = replyMaxClients
 			pl.srv.refusals.note("max_publishers", conn.RemoteAddr().String(), "too many publisher connections",
 				"raise --max-publishers, or have publishers share connections")
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
-		_, _ = conn.Write(replyMaxClients)
+		_, _ = conn.Write(reply)
 		_ = conn.Close()
 		return
 	}
