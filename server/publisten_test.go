@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -69,5 +70,24 @@ func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
 	}
 	if l.failures.Load() >= 0 {
 		t.Fatal("the listener's failures were not all seen")
+	}
+}
+
+// TestNegativePublishOptions: options that cannot work are refused with
+// the flag to change.
+func TestNegativePublishOptions(t *testing.T) {
+	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for flag, o := range map[string]Options{
+		"--ring-bytes":           {RingBytes: -1},
+		"--max-publishers":       {MaxPublishers: -1},
+		"--publish-read-timeout": {PublishReadTimeout: -time.Second},
+	} {
+		o.Schema = schema
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s negative: New = %v, want an error naming the flag", flag, err)
+		}
 	}
 }
