@@ -1,10 +1,11 @@
 // Package server is fraised's network core: one gnet engine serving the
-// HTTP/WebSocket listener and the Redis-protocol publish listeners, the
-// graphql-transport-ws state machine, and the dispatcher that fans events
-// out to subscribers.
+// HTTP/WebSocket listener, the Redis-protocol publish listeners (served
+// off gnet, a reader and a writer goroutine per publisher, so that a
+// publisher waiting for ring space is not read), the graphql-transport-ws
+// state machine, and the dispatcher that fans events out to subscribers.
 //
-// Data flow: a publisher connection (event loop) validates a PUBLISH and
-// pushes it into the MPMC ring; the dispatcher goroutine pops batches,
+// Data flow: a publisher connection validates a PUBLISH and pushes it
+// into the MPMC ring; the dispatcher goroutine pops batches,
 // looks the topic up in the registry, projects the event once per group,
 // appends each subscriber's frame to its connection's outbox and flushes
 // every touched connection once per batch. Event loops never block and
