@@ -46,17 +46,18 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
 
-# The real npm graphql-ws client against the real binary (and graphql-js
-# reading its introspection), and graphql-http's GraphQL-over-HTTP audit
-# suite against the httpgql handler. Skipped with a
+# The real npm clients against the real binary: graphql-ws (and graphql-js
+# reading its introspection) and ioredis; and graphql-http's
+# GraphQL-over-HTTP audit suite against the httpgql handler. Skipped with a
 # notice on a machine without Node/npm, unless FRAISED_REQUIRE_NODE is set
-# (.ci/run sets it).
+# (.ci/run sets it). redis-py and go-redis run in `unit` (redis-py from
+# Debian's python3-redis, which .ci/run installs).
 e2e-npm: build
 	@if ! command -v npm >/dev/null 2>&1 && [ -z "$$FRAISED_REQUIRE_NODE" ]; then \
-		echo "e2e-npm: node/npm not installed; skipping the graphql-ws client test"; exit 0; fi; \
+		echo "e2e-npm: node/npm not installed; skipping the graphql-ws and ioredis client tests"; exit 0; fi; \
 	set -e; cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
 	npm ci --prefix e2e/httpaudit --no-audit --no-fund --loglevel=error && \
-	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run NPM ./e2e/
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run 'NPM|IORedis' ./e2e/
 
 # The embedded GraphiQL page in headless chromium (Debian's package, driven
 # by the pinned playwright-core; no browser is downloaded). Skipped with a
@@ -92,6 +93,7 @@ fuzz:
 	$(GO) test ./server -run XXX -fuzz FuzzProxiedInput -fuzztime $(FUZZTIME)
 	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./server

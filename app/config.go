@@ -28,6 +28,9 @@ type config struct {
 	maxMessage     int
 	maxSubsPerConn int
 	ringSize       int
+	ringBytes      int64
+	maxPublishers  int
+	publishReadTO  time.Duration
 	eventLoops     int
 	drainTimeout   time.Duration
 	edge           edgeConfig
@@ -54,6 +57,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.maxMessage, "max-message", server.DefaultMaxMessage, "largest client WebSocket message in `bytes` (close 1009 past it)")
 	fs.IntVar(&cfg.maxSubsPerConn, "max-subscriptions", server.DefaultMaxSubsPerConn, "active operations per connection")
 	fs.IntVar(&cfg.ringSize, "ring-size", server.DefaultRingSize, "event ring capacity (`events`); publishers wait when it is full")
+	fs.Int64Var(&cfg.ringBytes, "ring-bytes", server.DefaultRingBytes, "byte budget of the events in the ring (`bytes`, payload + topic + 128 per event); publishers wait when it is spent")
+	fs.IntVar(&cfg.maxPublishers, "max-publishers", server.DefaultMaxPublishers, "Redis-protocol publisher `connections` (TCP and Unix); past it: -ERR max number of clients reached")
+	fs.DurationVar(&cfg.publishReadTO, "publish-read-timeout", server.DefaultPublishReadTimeout, "a publisher must send each command in full within this `duration` of its first byte, or be cut off")
 	fs.IntVar(&cfg.eventLoops, "event-loops", 0, "number of network event loops (0 = GOMAXPROCS)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGTERM/SIGINT, finish within this `duration`")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
@@ -142,6 +148,9 @@ func (cfg *config) serverOptions() server.Options {
 		MaxMessage:              cfg.maxMessage,
 		MaxSubscriptionsPerConn: cfg.maxSubsPerConn,
 		RingSize:                cfg.ringSize,
+		RingBytes:               cfg.ringBytes,
+		MaxPublishers:           cfg.maxPublishers,
+		PublishReadTimeout:      cfg.publishReadTO,
 		EventLoops:              cfg.eventLoops,
 		DrainTimeout:            cfg.drainTimeout,
 		HTTPReadTimeout:         cfg.edge.readTimeout,

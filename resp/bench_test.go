@@ -37,6 +37,7 @@ func benchmarkNext(b *testing.B, in []byte) {
 			}
 			sink += len(args[2])
 			buf = buf[n:]
+			p.Commit()
 		}
 	}
 }

@@ -8,11 +8,13 @@ import (
 // Sentinel errors, for errors.Is on the *Error returned by Parser.Next (to
 // count rejected commands by kind). They are never returned bare.
 var (
-	// ErrProtocol: malformed input. The bytes of the offending element were
-	// skipped; the client is probably out of sync and may be disconnected.
+	// ErrProtocol: malformed input, an inline line over Parser.MaxBulk, or a
+	// bulk length so far over Parser.MaxBulk that skipping it is not worth
+	// it. The client is out of sync: answer and close the connection.
 	ErrProtocol = errors.New("resp: protocol error")
-	// ErrTooLarge: a bulk string or an inline line over Parser.MaxBulk. The
-	// whole command was (or is being) skipped; the stream stays in sync.
+	// ErrTooLarge: a bulk string over Parser.MaxBulk (by at most a factor
+	// of 16). The whole command was (or is being) skipped; the stream stays
+	// in sync.
 	ErrTooLarge = errors.New("resp: payload too large")
 	// ErrTooManyArgs: a command with more than Parser.MaxArgs arguments. The
 	// whole command was (or is being) skipped; the stream stays in sync.
@@ -47,6 +49,7 @@ var (
 	errBigBulkCount     = protocolError("too big bulk count string")
 	errBadCRLF          = protocolError("expected CRLF")
 	errUnbalancedQuotes = protocolError("unbalanced quotes in request")
+	errBigInline        = protocolError("too big inline request")
 	errTooLargeDefault  = tooLargeError(DefaultMaxBulk)
 	errTooManyDefault   = tooManyArgsError(DefaultMaxArgs)
 )

@@ -14,8 +14,10 @@ func (p *Parser) inline(b []byte) ([][]byte, int, error) {
 	}
 	switch {
 	case i < 0 && len(window) == p.maxBulk()+2:
-		p.scanned, p.state = 0, stateSkipLine
-		return nil, len(window), p.errTooLarge()
+		// No line end within the limit: where the line ends is unknown,
+		// so the stream cannot be resynchronised (Redis closes too).
+		p.scanned, p.next.state = 0, stateSkipLine
+		return nil, len(window), errBigInline
 	case i < 0:
 		p.scanned = len(window)
 		return nil, 0, nil
@@ -26,7 +28,7 @@ func (p *Parser) inline(b []byte) ([][]byte, int, error) {
 		line = line[:i-1]
 	}
 	if len(line) > p.maxBulk() {
-		return nil, i + 1, p.errTooLarge()
+		return nil, i + 1, errBigInline
 	}
 	if err := p.split(line); err != nil {
 		return nil, i + 1, err

@@ -40,9 +40,9 @@ var inlineTests = []nextTest{
 	{name: "inline too many args", maxArgs: 2, in: "a b c\r\nPING\r\n",
 		want: []string{"-ERR too many arguments (limit 2)", `["PING"]`}},
 	{name: "inline line too long", maxBulk: 6, in: "PING xy\r\nPING\r\n",
-		want: []string{"-ERR payload too large (limit 6 bytes)", `["PING"]`}},
+		want: []string{"-ERR Protocol error: too big inline request", `["PING"]`}},
 	{name: "inline line too long, skipped", maxBulk: 6, in: "PING xyzzy and more\r\nPING\r\n",
-		want: []string{"-ERR payload too large (limit 6 bytes)", `["PING"]`}},
+		want: []string{"-ERR Protocol error: too big inline request", `["PING"]`}},
 	{name: "inline line too long, incomplete", maxBulk: 6, in: "PING xyzzy and",
-		want: []string{"-ERR payload too large (limit 6 bytes)"}},
+		want: []string{"-ERR Protocol error: too big inline request"}},
 }

@@ -35,6 +35,14 @@ const (
 	// commands, so that one big quoted command does not pin its buffer for the
 	// life of the connection.
 	maxKeptScratch = 4 << 10
+	// skipFactor bounds what the parser skips to stay in sync after a
+	// payload over MaxBulk: a command whose bulk strings add up to more than
+	// skipFactor times MaxBulk is not an honest event that grew a little too
+	// big but a broken or hostile client (a "$999999999999" header would
+	// otherwise swallow the next terabyte), so it is a protocol error and
+	// the connection is to be closed, as Redis does for a bulk length over
+	// its proto-max-bulk-len.
+	skipFactor = 16
 )
 
 // state says what the parser is doing at the start of the next Next call.
@@ -46,6 +54,15 @@ const (
 	stateSkipArray              // discarding p.skip bytes, then p.skipArgs bulk strings
 )
 
+// progress is the parser's position in the stream: what the next byte
+// passed to Next means.
+type progress struct {
+	state    state
+	skip     int64 // stateSkipArray: bytes left of the bulk string being skipped
+	skipArgs int64 // stateSkipArray: bulk strings left to skip after it
+	skipped  int64 // stateSkipArray: bulk bytes of the rejected command so far
+}
+
 // Parser reads pipelined Redis commands from a byte stream: RESP arrays of
 // bulk strings, and inline commands split by blanks with Redis's quoting
 // (sdssplitargs), except that a quote is special only at the start of an
@@ -55,6 +72,12 @@ const (
 // zero value is ready to use. A Parser is not safe for concurrent use: use one
 // per connection. It holds a few words of state plus the argument slice and
 // the inline unescape buffer it reuses.
+//
+// State advances only with bytes actually consumed: Next computes where the
+// stream will be after its n bytes, and Commit makes that the parser's
+// position once the caller has discarded them. A caller that cannot act on a
+// command yet (no room for its event) keeps the bytes and calls Next again
+// on them later, without Commit, and gets the same result.
 type Parser struct {
 	// MaxBulk is the limit, in bytes, of one bulk string and of an inline
 	// command line (CRLF excluded); 0 means DefaultMaxBulk, and values over
@@ -63,12 +86,11 @@ type Parser struct {
 	// MaxArgs is the limit on arguments per command; 0 means DefaultMaxArgs.
 	MaxArgs int
 
-	state    state
-	scanned  int      // inline command: b[:scanned] holds no '\n'
-	skip     int64    // stateSkipArray: bytes left of the bulk string being skipped
-	skipArgs int64    // stateSkipArray: bulk strings left to skip after it
-	args     [][]byte // reused result of Next
-	scratch  []byte   // unescaped quoted inline arguments
+	done    progress // position at the start of the bytes not yet consumed
+	next    progress // position after the bytes the last Next returned
+	scanned int      // inline command: b[:scanned] holds no '\n'
+	args    [][]byte // reused result of Next
+	scratch []byte   // unescaped quoted inline arguments
 }
 
 // Next parses the next command at the start of b, the bytes received and not
@@ -89,17 +111,25 @@ type Parser struct {
 //     the client (see AppendError); n > 0. Discard n bytes and call again.
 //     For ErrTooLarge and ErrTooManyArgs the rest of the command is skipped by
 //     the following calls, without buffering it, so the stream stays in sync.
-//     For ErrProtocol only the malformed line (or bulk string) is skipped; the
-//     bytes after it are parsed as new commands. Redis would close the
-//     connection instead; the caller may.
+//     ErrProtocol means the stream cannot be trusted any more: the caller
+//     must answer and close the connection, as Redis does (bytes after a
+//     malformed header may be the payload of a command it hid, and parsing
+//     them as commands would run that command). If it goes on, only the
+//     malformed line (or bulk string) is skipped.
+//
+// Whenever n > 0, the parser's position moves past those n bytes only when
+// the caller calls Commit after discarding them. Until then Next may be
+// called again on the same bytes (more may be appended) and returns the same
+// result. Next does not allocate, except for errors of a non-default limit.
 func (p *Parser) Next(b []byte) (args [][]byte, n int, err error) {
 	if cap(p.scratch) > maxKeptScratch {
 		p.scratch = nil
 	}
+	p.next = p.done
 	switch {
-	case p.state == stateSkipLine:
+	case p.next.state == stateSkipLine:
 		return nil, p.skipLine(b), nil
-	case p.state == stateSkipArray:
+	case p.next.state == stateSkipArray:
 		n, err = p.skipArray(b)
 		return nil, n, err
 	case len(b) == 0:
@@ -109,6 +139,20 @@ func (p *Parser) Next(b []byte) (args [][]byte, n int, err error) {
 	default:
 		return p.inline(b)
 	}
+}
+
+// Commit moves the parser past the n bytes the last Next call returned; call
+// it after discarding them. Calling it again, or after a Next that returned
+// n == 0, changes nothing.
+func (p *Parser) Commit() {
+	p.done = p.next
+}
+
+// Partial reports whether the parser is in the middle of a command: one it
+// is skipping (rejected, too large) whose remaining bytes have not all been
+// consumed yet.
+func (p *Parser) Partial() bool {
+	return p.done.state != stateCommand
 }
 
 // multibulk parses the RESP array of bulk strings at the start of b.
@@ -134,7 +178,11 @@ func (p *Parser) multibulk(b []byte) ([][]byte, int, error) {
 			return nil, data, err
 		}
 		if size > int64(p.maxBulk()) {
+			if size > p.skipLimit() {
+				return nil, data, errBulkLen
+			}
 			p.startSkip(size+2, count-i-1)
+			p.next.skipped = size
 			return nil, data, p.errTooLarge()
 		}
 		end := data + int(size)
@@ -177,7 +225,7 @@ func (p *Parser) headerLine(b []byte, pos int, tooBig *Error) (line []byte, end 
 	i := bytes.IndexByte(window, '\n')
 	switch {
 	case i < 0 && len(window) > maxHeaderLine:
-		p.state = stateSkipLine
+		p.next.state = stateSkipLine
 		return nil, pos + len(window), tooBig
 	case i < 0:
 		return nil, 0, nil
@@ -213,31 +261,36 @@ func parseLen(s []byte) (int64, bool) {
 // startSkip rejects the rest of an array: skip bytes of a bulk string, then
 // args whole bulk strings.
 func (p *Parser) startSkip(skip, args int64) {
-	p.state, p.skip, p.skipArgs = stateSkipArray, skip, args
+	p.next = progress{state: stateSkipArray, skip: skip, skipArgs: args}
 }
 
 // skipArray discards the next part of a rejected array: bytes of the bulk
-// string being skipped, or the header of the next one.
+// string being skipped, or the header of the next one. A rejected command
+// whose bulk strings add up to more than skipLimit is a protocol error.
 func (p *Parser) skipArray(b []byte) (int, error) {
 	n := 0
-	if p.skip > 0 {
-		n = int(min(p.skip, int64(len(b))))
-		p.skip -= int64(n)
+	s := &p.next
+	if s.skip > 0 {
+		n = int(min(s.skip, int64(len(b))))
+		s.skip -= int64(n)
 	} else {
 		size, end, err := p.bulkHeader(b, 0)
+		if err == nil && end > 0 && s.skipped+size > p.skipLimit() {
+			err = errBulkLen
+		}
 		if err != nil {
-			if p.state == stateSkipArray {
-				p.state = stateCommand
+			if s.state == stateSkipArray {
+				*s = progress{}
 			}
 			return end, err
 		}
 		if end == 0 {
 			return 0, nil
 		}
-		n, p.skip, p.skipArgs = end, size+2, p.skipArgs-1
+		n, s.skip, s.skipArgs, s.skipped = end, size+2, s.skipArgs-1, s.skipped+size
 	}
-	if p.skip == 0 && p.skipArgs == 0 {
-		p.state = stateCommand
+	if s.skip == 0 && s.skipArgs == 0 {
+		*s = progress{}
 	}
 	return n, nil
 }
@@ -248,8 +301,14 @@ func (p *Parser) skipLine(b []byte) int {
 	if i < 0 {
 		return len(b)
 	}
-	p.state = stateCommand
+	p.next.state = stateCommand
 	return i + 1
+}
+
+// skipLimit is the most bulk bytes of one rejected command the parser skips
+// to stay in sync; see skipFactor.
+func (p *Parser) skipLimit() int64 {
+	return skipFactor * int64(p.maxBulk())
 }
 
 func (p *Parser) maxBulk() int {

@@ -75,8 +75,17 @@ var respTests = []nextTest{
 		want: []string{"-ERR payload too large (limit 4 bytes)", `["PING"]`}},
 	{name: "too large last arg", maxBulk: 4, in: "*1\r\n$5\r\nhello\r\nPING\r\n",
 		want: []string{"-ERR payload too large (limit 4 bytes)", `["PING"]`}},
-	{name: "too large skipped without data", maxBulk: 4, in: "*1\r\n$100\r\nhello",
+	{name: "too large skipped without data", maxBulk: 4, in: "*1\r\n$60\r\nhello",
 		want: []string{"-ERR payload too large (limit 4 bytes)"}},
+	{name: "too large at the skip limit", maxBulk: 4, in: "*1\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\nPING\r\n",
+		want: []string{"-ERR payload too large (limit 4 bytes)", `["PING"]`}},
+	{name: "too large beyond the skip limit", maxBulk: 4, in: "*1\r\n$65\r\n" + strings.Repeat("x", 65) + "\r\n",
+		want: []string{"-ERR Protocol error: invalid bulk length", "-ERR Protocol error: too big inline request"}},
+	{name: "huge bulk length", in: "*3\r\n$7\r\nPUBLISH\r\n$1\r\nt\r\n$999999999999\r\n",
+		want: []string{"-ERR Protocol error: invalid bulk length"}},
+	{name: "skipped args add up beyond the skip limit", maxBulk: 4,
+		in:   "*3\r\n$40\r\n" + strings.Repeat("x", 40) + "\r\n$30\r\n" + strings.Repeat("y", 30) + "\r\n",
+		want: []string{"-ERR payload too large (limit 4 bytes)", "-ERR Protocol error: invalid bulk length", "-ERR Protocol error: too big inline request"}},
 }
 
 // event formats one result of Next for comparison.
@@ -106,6 +115,7 @@ func feed(t testing.TB, p *Parser, chunks ...[]byte) (events []string, rest []by
 				events = append(events, event(args, err))
 			}
 			buf = buf[n:]
+			p.Commit()
 		}
 	}
 	return events, buf, maxBuf
@@ -184,7 +194,6 @@ func TestNextSkipsWithoutBuffering(t *testing.T) {
 		maxBuf int // most bytes the caller may have to buffer
 	}{
 		{"bulk", AppendArray(nil, []byte("PUBLISH"), []byte("t"), payload, []byte("more")), 2 * chunk},
-		{"inline", slices.Concat([]byte("PUBLISH t "), payload, []byte("\r\n")), DefaultMaxBulk + 2 + chunk},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,8 +226,8 @@ func TestNextLimits(t *testing.T) {
 		{"bulk at limit", AppendArray(nil, atLimit), fmt.Sprintf("%q", [][]byte{atLimit})},
 		{"bulk over limit", AppendArray(nil, overLimit), "-ERR payload too large (limit 1048576 bytes)"},
 		{"inline at limit", append(atLimit[:len(atLimit):len(atLimit)], "\r\n"...), fmt.Sprintf("%q", [][]byte{atLimit})},
-		{"inline over limit", append(overLimit, "\r\n"...), "-ERR payload too large (limit 1048576 bytes)"},
-		{"inline over limit by CR", append(overLimit[:DefaultMaxBulk], "\r\r\n"...), "-ERR payload too large (limit 1048576 bytes)"},
+		{"inline over limit", append(overLimit, "\r\n"...), "-ERR Protocol error: too big inline request"},
+		{"inline over limit by CR", append(overLimit[:DefaultMaxBulk], "\r\r\n"...), "-ERR Protocol error: too big inline request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,6 +305,7 @@ func TestNextDoesNotAllocate(t *testing.T) {
 			for b := in; len(b) > 0; {
 				_, n, _ := p.Next(b)
 				b = b[n:]
+				p.Commit()
 			}
 		})
 		if allocs != 0 {

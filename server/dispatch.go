@@ -59,8 +59,12 @@ type dispatcher struct {
 	maxCtlAdds int // maxQueuedAdds; a test may lower it
 
 	pausedMu sync.Mutex
-	paused   []*publisher
+	paused   []*publisher // FIFO of publishers waiting for ring space
 	pausedN  atomic.Int32
+
+	maxBytes     int64        // byte budget of the events in the ring
+	bytesIn      atomic.Int64 // bytes of the events pushed and not yet dispatched
+	dirtyReplies []*replyBuf  // RESP reply buffers to kick at the end of the batch
 
 	sleeping atomic.Bool
 	wake     chan struct{}
@@ -74,13 +78,14 @@ type dispatcher struct {
 	maxTotal   int64
 	overBudget func()
 
-	batch      []*event
-	batchBytes int // bytes queued since the last flush
-	ctlWork    []control
-	dirty      []*outbox
-	slow       []*wsConn
-	scratch    []byte
-	reply      []byte
+	batch        []*event
+	batchBytes   int // bytes queued since the last flush
+	ctlWork      []control
+	dirty        []*outbox
+	slow         []*wsConn
+	scratch      []byte
+	reply        []byte
+	wokenScratch []*publisher
 
 	// Drain barrier: events pushed into the ring (one atomic add per
 	// publish) and events dispatched and flushed (one per batch).
@@ -111,8 +116,17 @@ const flushAt = 256 << 10
 // subscribers never holds more than this in outbound buffers at once.
 const batchBudget = 16 << 20
 
+// publishQuantum is the turn, in events, the dispatcher grants a waiting
+// publisher when it wakes it: four publishers' turns fill a batch
+// (dispatchBatch), so the ring refills at full speed, while a light
+// publisher queued behind floods waits at most a few batches for its turn.
+const publishQuantum = 256
+
+// newDispatcher returns a dispatcher with a ring of ringSize events and the
+// default byte budget (the server sets maxBytes from Options.RingBytes).
 func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
 	return &dispatcher{
+		maxBytes:    DefaultRingBytes,
 		ring:        ring.New[*event](ringSize),
 		reg:         registry.New[group, member](),
 		w:           w,
@@ -126,17 +140,25 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 	}
 }
 
-// push offers ev to the ring; false means the ring is full and the
-// caller must hold the event back (backpressure). The caller calls notify
-// after its last push of a read, so a pipelined burst reaches the
-// dispatcher as one batch (one write per subscriber for the whole burst).
-// Safe for concurrent use.
+// push offers ev to the ring; false means the ring is full (in slots or in
+// bytes) and the caller must hold the event back (backpressure). An event
+// over the whole byte budget still goes when the ring holds no bytes, so
+// every valid event can be published. The caller calls notify after its
+// last push of a read, so a pipelined burst reaches the dispatcher as one
+// batch (one write per subscriber for the whole burst). Safe for
+// concurrent use.
 func (d *dispatcher) push(ev *event) bool {
-	if !d.ring.TryPush(ev) {
+	n := ev.size()
+	if after := d.bytesIn.Add(n); after > d.maxBytes && after != n {
+		d.bytesIn.Add(-n)
 		return false
 	}
-	d.pushed.Add(1)
-	return true
+	if d.ring.TryPush(ev) {
+		d.pushed.Add(1)
+		return true
+	}
+	d.bytesIn.Add(-n)
+	return false
 }
 
 // maxQueuedAdds bounds the subscribes waiting for the dispatcher to
@@ -176,8 +198,9 @@ func (d *dispatcher) queueRemove(s *subscription) {
 	d.notify()
 }
 
-// pause records a publisher waiting for ring space; the dispatcher wakes
-// it after the next batch. Safe for concurrent use.
+// pause queues a publisher waiting for ring space at the tail of the FIFO;
+// the dispatcher wakes waiters in order after each batch. Safe for
+// concurrent use.
 func (d *dispatcher) pause(p *publisher) {
 	d.pausedMu.Lock()
 	d.paused = append(d.paused, p)
@@ -211,6 +234,7 @@ func (d *dispatcher) run() {
 	for {
 		n := d.ring.PopBatch(d.batch)
 		d.applyControl()
+		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
 			if d.batchBytes > batchBudget {
@@ -222,6 +246,7 @@ func (d *dispatcher) run() {
 		if n > 0 {
 			d.flushed.Add(uint64(n))
 		}
+		d.bytesIn.Add(-size)
 		d.resumePaused()
 		if n == 0 && d.idle() {
 			return
@@ -371,7 +396,18 @@ func (d *dispatcher) replyCount(p *publisher, rk replyKind, n int) {
 	d.queueReply(p, d.reply)
 }
 
+// queueReply appends a reply to p's output, after every earlier reply.
+// Called by the dispatcher; it never blocks (a RESP publisher's reply
+// buffer is bounded by its reader, which stops reading past the cap).
 func (d *dispatcher) queueReply(p *publisher, b []byte) {
+	if rb := p.replies; rb != nil {
+		if rb.add(b, false) && !rb.dirty {
+			rb.dirty = true
+			d.dirtyReplies = append(d.dirtyReplies, rb)
+		}
+		p.inflight.Add(-1)
+		return
+	}
 	o := p.out
 	o.mu.Lock()
 	if !o.ended {
@@ -413,18 +449,44 @@ func (d *dispatcher) barrier() func() bool {
 	return func() bool { return d.flushed.Load() >= target }
 }
 
+// resumePaused kicks the RESP writers the batch gave replies to, then
+// wakes waiting publishers in FIFO order, one per publishQuantum slots
+// free (at least one), each with a turn of publishQuantum events; the
+// rest stay at the head of the queue for the next batch.
 func (d *dispatcher) resumePaused() {
+	for i, rb := range d.dirtyReplies {
+		rb.dirty = false
+		rb.kick()
+		d.dirtyReplies[i] = nil
+	}
+	d.dirtyReplies = d.dirtyReplies[:0]
 	if d.pausedN.Load() == 0 {
 		return
 	}
+	wake := max(1, (d.ring.Cap()-d.ring.Len())/publishQuantum)
 	d.pausedMu.Lock()
-	paused := d.paused
-	d.paused = nil
-	d.pausedN.Store(0)
+	wake = min(wake, len(d.paused))
+	woken := append(d.wokenScratch[:0], d.paused[:wake]...)
+	n := copy(d.paused, d.paused[wake:])
+	clear(d.paused[n:])
+	d.paused = d.paused[:n]
+	d.pausedN.Store(int32(n))
 	d.pausedMu.Unlock()
-	for _, p := range paused {
-		p.resume()
+	for i, p := range woken {
+		p.resume(publishQuantum)
+		woken[i] = nil
 	}
+	d.wokenScratch = woken[:0]
+}
+
+// batchSize returns the bytes the events of a batch hold against the
+// ring's byte budget.
+func batchSize(batch []*event) int64 {
+	var n int64
+	for _, ev := range batch {
+		n += ev.size()
+	}
+	return n
 }
 
 func appendHTTPDelivered(dst []byte, n int) []byte {

@@ -61,6 +61,16 @@ func newReplyEvent(reply []byte, from *publisher) *event {
 	return ev
 }
 
+// eventOverhead is what an event costs besides its bytes (the struct, its
+// pool entry and ring slot), counted against the ring's byte budget so that
+// many tiny events are not free.
+const eventOverhead = 128
+
+// size is what ev counts against the ring's byte budget.
+func (ev *event) size() int64 {
+	return int64(len(ev.data)) + eventOverhead
+}
+
 func (ev *event) release() {
 	ev.topic, ev.payload, ev.from = nil, nil, nil
 	if cap(ev.data) > maxPooledEvent {

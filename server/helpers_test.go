@@ -241,6 +241,20 @@ func (p *publisher) line() string {
 	return strings.TrimRight(s, "\r\n")
 }
 
+// expectEOF reads until the server closes the connection; any reply
+// before the close fails the test.
+func (p *publisher) expectEOF() {
+	p.t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s, err := p.r.ReadString('\n')
+	if err == nil || s != "" {
+		p.t.Fatalf("want the connection closed, got %q, %v", s, err)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		p.t.Fatalf("want the connection closed, still open after 5s")
+	}
+}
+
 // publish sends PUBLISH and returns the reply line.
 func (p *publisher) publish(topic, payload string) string {
 	p.t.Helper()

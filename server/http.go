@@ -148,6 +148,8 @@ func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool
 		return c.respond(http.StatusMethodNotAllowed, "use POST\n")
 	case !bearerMatches(req.Header.Get("Authorization"), token):
 		return c.respond(http.StatusUnauthorized, "missing or wrong bearer token\n")
+	case c.srv.draining.Load():
+		return c.respond(http.StatusServiceUnavailable, "server is draining (shutting down): publish to another instance or retry after it restarts\n")
 	}
 	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
 		return c.respond(http.StatusBadRequest, err.Error()+"\n")

@@ -189,12 +189,6 @@ func newAnchor() (string, func(), error) {
 // maxUnixPath is the size of sockaddr_un.sun_path on Linux, NUL included.
 const maxUnixPath = 108
 
-// isAnchor reports whether gc arrived on the anchor socket.
-func (s *Server) isAnchor(gc gnet.Conn) bool {
-	a, ok := gc.LocalAddr().(*net.UnixAddr)
-	return ok && a.Name == s.anchor
-}
-
 // openHTTP sets up a connection admitted by the HTTP listener. Called by
 // OnOpen on the connection's event loop.
 func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {

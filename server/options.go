@@ -53,6 +53,18 @@ type Options struct {
 	// RingSize is the capacity of the event ring between publishers and the
 	// dispatcher. Default 65536 events.
 	RingSize int
+	// RingBytes is the byte budget of the events in the ring (payload,
+	// topic and a fixed overhead per event); publishers wait when it is
+	// spent. Default 64 MiB. Count it in GOMEMLIMIT's headroom.
+	RingBytes int64
+	// MaxPublishers caps Redis-protocol publisher connections (TCP and Unix
+	// together); past it a new one gets "-ERR max number of clients
+	// reached" and is closed, as Redis does. Default 256.
+	MaxPublishers int
+	// PublishReadTimeout is how long a publisher may take to send one
+	// command, from its first byte to its last; a publisher that stalls
+	// mid-command is cut off. Idle publishers stay connected. Default 10s.
+	PublishReadTimeout time.Duration
 	// EventLoops is the number of gnet event loops. Default GOMAXPROCS.
 	EventLoops int
 	// HTTPReadTimeout bounds the reading of one HTTP request, head and
@@ -114,6 +126,14 @@ const (
 	// proxies' upstream pools, so the proxy closes first and never reuses a
 	// connection we are closing.
 	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultRingBytes bounds the events in flight to 64 MiB: a full
+	// batch of thousands of typical events, or 64 events of 1 MiB.
+	DefaultRingBytes = 64 << 20
+	// DefaultMaxPublishers: publishers are a few trusted backends; 256
+	// connections leaves room for pools of several per backend.
+	DefaultMaxPublishers = 256
+	// DefaultPublishReadTimeout gives a 1 MiB command 10 s (100 KiB/s).
+	DefaultPublishReadTimeout = 10 * time.Second
 )
 
 func (o *Options) setDefaults() error {
@@ -128,6 +148,9 @@ func (o *Options) setDefaults() error {
 	setDefault(&o.MaxMessage, DefaultMaxMessage)
 	setDefault(&o.MaxSubscriptionsPerConn, DefaultMaxSubsPerConn)
 	setDefault(&o.RingSize, DefaultRingSize)
+	setDefault(&o.RingBytes, DefaultRingBytes)
+	setDefault(&o.MaxPublishers, DefaultMaxPublishers)
+	setDefault(&o.PublishReadTimeout, DefaultPublishReadTimeout)
 	setDefault(&o.EventLoops, runtime.GOMAXPROCS(0))
 	setDefault(&o.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&o.HTTPReadTimeout, DefaultHTTPReadTimeout)
@@ -141,6 +164,19 @@ func (o *Options) setDefaults() error {
 			return fmt.Errorf("%w; set Options.MaxConnections (--max-connections) explicitly", err)
 		}
 		o.MaxConnections = MaxConnectionsFor(nofile, DefaultPublisherReserve)
+	}
+	return nil
+}
+
+// checkPublish rejects publish-side options that cannot work.
+func (o *Options) checkPublish() error {
+	switch {
+	case o.RingBytes < 0:
+		return fmt.Errorf("ring byte budget %d is negative: set --ring-bytes to a positive size (0 means %d)", o.RingBytes, DefaultRingBytes)
+	case o.MaxPublishers < 0:
+		return fmt.Errorf("max publishers %d is negative: set --max-publishers to a positive count (0 means %d)", o.MaxPublishers, DefaultMaxPublishers)
+	case o.PublishReadTimeout < 0:
+		return fmt.Errorf("publish read timeout %s is negative: set --publish-read-timeout to a positive duration (0 means %s)", o.PublishReadTimeout, DefaultPublishReadTimeout)
 	}
 	return nil
 }

@@ -1,10 +1,11 @@
 // Package server is fraised's network core: one gnet engine serving the
-// HTTP/WebSocket listener and the Redis-protocol publish listeners, the
-// graphql-transport-ws state machine, and the dispatcher that fans events
-// out to subscribers.
+// HTTP/WebSocket listener, the Redis-protocol publish listeners (served
+// off gnet, a reader and a writer goroutine per publisher, so that a
+// publisher waiting for ring space is not read), the graphql-transport-ws
+// state machine, and the dispatcher that fans events out to subscribers.
 //
-// Data flow: a publisher connection (event loop) validates a PUBLISH and
-// pushes it into the MPMC ring; the dispatcher goroutine pops batches,
+// Data flow: a publisher connection validates a PUBLISH and pushes it
+// into the MPMC ring; the dispatcher goroutine pops batches,
 // looks the topic up in the registry, projects the event once per group,
 // appends each subscriber's frame to its connection's outbox and flushes
 // every touched connection once per batch. Event loops never block and
@@ -50,7 +51,7 @@ type Server struct {
 	anchor      string        // path of the engine's unreachable listener
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
-	publishPort int // port of the TCP publish listener; 0 when disabled
+	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
@@ -102,6 +103,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxOutboundTotal < 0 || opts.WriteTimeout < 0 {
 		return nil, fmt.Errorf("server: --max-outbound-total (%d) and --write-timeout (%v) must not be negative (0 selects the default)", opts.MaxOutboundTotal, opts.WriteTimeout)
 	}
+	if err := opts.checkPublish(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -126,30 +130,20 @@ func New(opts Options) (*Server, error) {
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
 	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
+	s.d.maxBytes = opts.RingBytes
+	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
-		_, port, err := net.SplitHostPort(opts.PublishListen)
-		if err != nil {
-			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
-		}
-		if s.publishPort, err = net.LookupPort("tcp", port); err != nil {
+		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
 			return nil, fmt.Errorf("invalid publish listen address %q: %w", opts.PublishListen, err)
 		}
 	}
 	return s, nil
 }
 
-// addrs returns the gnet listen addresses (the HTTP/WebSocket listener
-// is served by serveHTTP, see listen.go).
-func (s *Server) addrs() []string {
-	var addrs []string
-	if s.opts.PublishListen != "-" {
-		addrs = append(addrs, "tcp://"+s.opts.PublishListen)
-	}
-	if s.opts.PublishUnix != "" {
-		addrs = append(addrs, "unix://"+s.opts.PublishUnix)
-	}
-	return addrs
-}
+// addrs returns the gnet listen addresses besides the engine's anchor:
+// none, since the HTTP/WebSocket listener is served by serveHTTP (see
+// listen.go) and the publish listeners off gnet (see pubListeners).
+func (s *Server) addrs() []string { return nil }
 
 // ErrEngineStopped is returned by Run when the network engine stopped
 // although Shutdown was not called.
@@ -161,10 +155,8 @@ var ErrEngineStopped = errors.New("server: the network engine stopped without Sh
 // an accept failure and reports no error): a supervisor must see that
 // exit as a failure.
 func (s *Server) Run() error {
-	if s.opts.PublishUnix != "" {
-		if err := removeStaleSocket(s.opts.PublishUnix); err != nil {
-			return err
-		}
+	if err := s.pubs.listen(); err != nil {
+		return err
 	}
 	ln, err := s.listenHTTP()
 	if err != nil {
@@ -193,6 +185,7 @@ func (s *Server) Run() error {
 	)
 	ln.Close()
 	close(s.engStopped)
+	s.pubs.closeListeners()
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -261,30 +254,16 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if t, ok := gc.Context().(*edge.Ticket); ok {
 		return nil, s.openHTTP(gc, t)
 	}
-	if s.draining.Load() || s.isAnchor(gc) || !s.isPublishConn(gc) {
-		return nil, gnet.Close // the HTTP listener's connections carry a ticket
-	}
-	s.stats.connections.Add(1)
-	gc.SetContext(newPubConn(s, gc))
-	return nil, gnet.None
-}
-
-func (s *Server) isPublishConn(gc gnet.Conn) bool {
-	switch a := gc.LocalAddr().(type) {
-	case *net.UnixAddr:
-		return true
-	case *net.TCPAddr:
-		return s.publishPort != 0 && a.Port == s.publishPort
-	}
-	return false
+	// Only the HTTP listener's connections, which carry a ticket, are
+	// served: the publish listeners are off gnet, and nobody may use the
+	// engine's anchor listener.
+	return nil, gnet.Close
 }
 
 // OnTraffic hands inbound bytes to the connection's handler.
 func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	switch c := gc.Context().(type) {
 	case *wsConn:
-		return c.onTraffic(gc)
-	case *pubConn:
 		return c.onTraffic(gc)
 	}
 	return gnet.Close
@@ -299,9 +278,6 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		s.closeHTTP(c)
 	case *edge.Ticket: // closed before it was set up (draining)
 		c.Release()
-	case *pubConn:
-		s.stats.connections.Add(-1)
-		c.onClose()
 	}
 	return gnet.None
 }
@@ -350,11 +326,13 @@ func (s *Server) drain(ctx context.Context) error {
 	<-s.booted
 	s.draining.Store(true)
 	_ = s.httpLn.Close() // stop accepting
+	s.pubs.closeListeners()
 	deadline, _ := ctx.Deadline()
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
 	s.waitFor(deliverCtx, s.d.barrier())
+	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Accept back-off after an error such as EMFILE (out of file descriptors):
+// like net/http, wait 5 ms, doubling up to 1 s, and keep serving.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// refuseWriteTimeout bounds writing the refusal to a publisher over
+// --max-publishers; the socket is fresh, so the write normally cannot block.
+const refuseWriteTimeout = time.Second
+
+var replyMaxClients = []byte("-ERR max number of clients reached\r\n")
+
+// pubListeners serves the Redis-protocol publish listeners (TCP and Unix)
+// off gnet: an accept goroutine per listener and a pubConn (two
+// goroutines) per publisher.
+type pubListeners struct {
+	srv       *Server
+	listeners []net.Listener
+
+	mu     sync.Mutex
+	conns  map[*pubConn]struct{}
+	nextID int64
+	closed bool
+	wg     sync.WaitGroup // one per connection
+}
+
+func newPubListeners(s *Server) *pubListeners {
+	return &pubListeners{srv: s, conns: map[*pubConn]struct{}{}}
+}
+
+// listen opens the configured publish listeners.
+func (pl *pubListeners) listen() error {
+	o := pl.srv.opts
+	if o.PublishListen != "-" {
+		l, err := net.Listen("tcp", o.PublishListen)
+		if err != nil {
+			return fmt.Errorf("cannot listen for publishers on %s: %w (change --publish-listen, or \"-\" to disable it)", o.PublishListen, err)
+		}
+		pl.listeners = append(pl.listeners, l)
+	}
+	if o.PublishUnix != "" {
+		if err := removeStaleSocket(o.PublishUnix); err != nil {
+			pl.closeListeners()
+			return err
+		}
+		l, err := net.Listen("unix", o.PublishUnix)
+		if err != nil {
+			pl.closeListeners()
+			return fmt.Errorf("cannot listen for publishers on %s: %w (change --publish-unix)", o.PublishUnix, err)
+		}
+		pl.listeners = append(pl.listeners, l)
+	}
+	for _, l := range pl.listeners {
+		go pl.accept(l)
+	}
+	return nil
+}
+
+// accept accepts publishers until the listener is closed. Errors (EMFILE,
+// ENFILE, ECONNABORTED) back off and retry: the loop never gives up.
+func (pl *pubListeners) accept(l net.Listener) {
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			pl.srv.refusals.note("publish_accept", l.Addr().String(), err.Error(),
+				"raise the open-files limit (ulimit -n) or lower --max-publishers")
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		pl.open(conn)
+	}
+}
+
+// open starts serving conn, or refuses it past --max-publishers (or while
+// shutting down).
+func (pl *pubListeners) open(conn net.Conn) {
+	pl.mu.Lock()
+	if pl.closed || len(pl.conns) >= pl.srv.opts.MaxPublishers {
+		closed := pl.closed
+		pl.mu.Unlock()
+		reply := replyDraining
+		if !closed {
+			reply = replyMaxClients
+			pl.srv.refusals.note("max_publishers", conn.RemoteAddr().String(), "too many publisher connections",
+				"raise --max-publishers, or have publishers share connections")
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+		_, _ = conn.Write(reply)
+		_ = conn.Close()
+		return
+	}
+	pl.nextID++
+	c := newPubConn(pl.srv, conn, pl.nextID)
+	pl.conns[c] = struct{}{}
+	pl.wg.Add(1)
+	pl.mu.Unlock()
+	pl.srv.stats.connections.Add(1)
+	go func() {
+		defer pl.remove(c)
+		c.serve()
+	}()
+}
+
+func (pl *pubListeners) remove(c *pubConn) {
+	pl.srv.stats.connections.Add(-1)
+	pl.mu.Lock()
+	delete(pl.conns, c)
+	pl.mu.Unlock()
+	pl.wg.Done()
+}
+
+// count returns the number of publisher connections.
+func (pl *pubListeners) count() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.conns)
+}
+
+// closeListeners stops accepting publishers; later connections are refused
+// by the kernel, so publishers fail over at once. Safe to call twice.
+func (pl *pubListeners) closeListeners() {
+	pl.mu.Lock()
+	pl.closed = true
+	pl.mu.Unlock()
+	for _, l := range pl.listeners {
+		_ = l.Close()
+	}
+}
+
+// shutdown ends every publisher connection: reading stops (commands
+// already received are answered, publishes with the draining error), the
+// replies of events in flight are written, then the socket is closed. The
+// dispatcher must still run. Connections left when ctx ends are cut.
+func (pl *pubListeners) shutdown(ctx context.Context) {
+	pl.closeListeners()
+	pl.mu.Lock()
+	for c := range pl.conns {
+		c.shutdown.Store(true)
+		closeRead(c.conn)
+	}
+	pl.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		pl.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	pl.mu.Lock()
+	for c := range pl.conns {
+		c.abort()
+	}
+	pl.mu.Unlock()
+	<-done
+}
+
+// closeRead shuts the read side of a socket, so its reader sees EOF.
+func closeRead(conn net.Conn) {
+	if cr, ok := conn.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now())
+}
