@@ -39,14 +39,10 @@ const maxEnrolling = 64
 // resolver sockets, with margin.
 const fdReserveFixed = 128
 
-// DefaultPublisherReserve is the descriptors reserved for publisher
-// connections when the connection cap is derived from the open-files
-// limit (the default maximum of publisher connections).
-const DefaultPublisherReserve = 256
-
 // MaxConnectionsFor returns the default connection cap for an open-files
-// limit: the limit minus the descriptors other uses need (publishers,
-// hand-offs in flight, fdReserveFixed). At least 1.
+// limit: the limit minus the descriptors other uses need (publishers, at
+// most Options.MaxPublishers of them; hand-offs in flight; fdReserveFixed).
+// At least 1.
 func MaxConnectionsFor(nofile uint64, publishers int) int {
 	reserve := uint64(fdReserveFixed + maxEnrolling + max(publishers, 0))
 	const ceiling = 1 << 30
@@ -238,7 +234,7 @@ func (s *Server) warnIfOverLimit() {
 	if err != nil {
 		return
 	}
-	if safe := MaxConnectionsFor(nofile, DefaultPublisherReserve); s.opts.MaxConnections > safe {
+	if safe := MaxConnectionsFor(nofile, s.opts.MaxPublishers); s.opts.MaxConnections > safe {
 		s.log.Warn("--max-connections is above what the open-files limit allows; accepts will fail with EMFILE and back off",
 			"max_connections", s.opts.MaxConnections, "open_files_limit", nofile, "safe_max", safe,
 			"fix", "raise the open-files limit (ulimit -n, LimitNOFILE) or lower --max-connections")

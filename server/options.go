@@ -163,7 +163,7 @@ func (o *Options) setDefaults() error {
 		if err != nil {
 			return fmt.Errorf("%w; set Options.MaxConnections (--max-connections) explicitly", err)
 		}
-		o.MaxConnections = MaxConnectionsFor(nofile, DefaultPublisherReserve)
+		o.MaxConnections = MaxConnectionsFor(nofile, o.MaxPublishers)
 	}
 	return nil
 }
