@@ -1,0 +1,344 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fraised/fraised/source"
+)
+
+const (
+	// maxBatchBytes stops a read early once its payloads reach this size,
+	// so a batch of big rows holds at most this much (plus one row).
+	maxBatchBytes = 8 << 20
+	// pruneEvery is how often a source applies retention.
+	pruneEvery = time.Minute
+	// pruneRows is the most rows one fraised.prune call deletes (short
+	// transactions); pruneCalls the most calls per round (a backlog is
+	// worked off over several rounds instead of stalling delivery).
+	pruneRows  = 10000
+	pruneCalls = 10
+)
+
+// readSQL takes, for every shard, the rows above that shard's position, in id
+// order: one index range scan on (shard, id) per shard. $1 holds the
+// positions indexed by shard, $2 the batch size, $3 the payload limit (a
+// larger payload comes back NULL with its length, and is skipped unread).
+const readSQL = `
+SELECT o.id, o.shard, o.topic,
+       CASE WHEN octet_length(o.payload::text) <= $3 THEN o.payload::text END,
+       octet_length(o.payload::text)
+FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
+CROSS JOIN LATERAL (
+	SELECT id, shard, topic, payload FROM fraised.outbox
+	WHERE shard = p.n - 1 AND id > p.last_id
+	ORDER BY id LIMIT $2
+) o
+ORDER BY o.id LIMIT $2`
+
+const storeSQL = `
+INSERT INTO fraised.position (source, shard, last_id)
+SELECT $1, u.shard, u.last_id FROM unnest($2::smallint[], $3::bigint[]) AS u(shard, last_id)
+ON CONFLICT (source, shard) DO UPDATE
+	SET last_id = GREATEST(fraised.position.last_id, EXCLUDED.last_id), updated_at = now()`
+
+const latestSQL = `
+SELECT s, coalesce((SELECT max(id) FROM fraised.outbox WHERE shard = s), 0)
+FROM generate_series(0, $1::int - 1) AS s`
+
+const pruneSQL = `
+SELECT fraised.prune(CASE WHEN $1::bigint > 0 THEN $1::bigint * interval '1 millisecond' END,
+                     CASE WHEN $2::bigint > 0 THEN $2::bigint END, $3)`
+
+// row is one outbox event of a batch; topic and payload alias the batch's
+// arena.
+type row struct {
+	id      int64
+	shard   int
+	topic   []byte
+	payload []byte // nil: over MaxPayload (size says how big)
+	size    int
+}
+
+// reader is one outbox session's state.
+type reader struct {
+	s         *Source
+	conn      *pgx.Conn
+	positions []int64 // per shard
+	rows      []row
+	arena     []byte
+	lastPrune time.Time
+}
+
+func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
+	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
+	if err := r.setup(ctx); err != nil {
+		return err
+	}
+	s.connected("name", s.cfg.Name, "shards", len(r.positions), "positions", r.positions)
+	for {
+		more, err := r.readAndPublish(ctx, sink)
+		if err != nil {
+			return err
+		}
+		if more {
+			continue // a backlog: read on at once
+		}
+		if err := r.maybePrune(ctx); err != nil {
+			return err
+		}
+		if err := r.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// setup checks the schema, takes the name lock, listens, and loads (or
+// initialises) the positions.
+func (r *reader) setup(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	v, err := installedVersion(ctx, r.conn)
+	switch {
+	case errors.Is(err, ErrNotInstalled):
+		return &fatalError{err}
+	case err != nil:
+		return err
+	case v < SchemaVersion:
+		return &fatalError{fmt.Errorf("the database has fraised schema version %d, this fraised reads %d: run `fraised pg install` with this fraised", v, SchemaVersion)}
+	case v > SchemaVersion:
+		return &fatalError{fmt.Errorf("the database has fraised schema version %d, this fraised reads %d: upgrade fraised", v, SchemaVersion)}
+	}
+	var shards int
+	var locked bool
+	if err := r.conn.QueryRow(ctx, "SELECT shards, pg_try_advisory_lock($1, hashtext($2)) FROM fraised.meta",
+		lockName, r.s.cfg.Name).Scan(&shards, &locked); err != nil {
+		return fmt.Errorf("reading fraised.meta: %w", err)
+	}
+	if !locked {
+		return fmt.Errorf("another connection reads as name=%s: give each fraised node its own name= (or, after a network drop, wait until PostgreSQL closes this node's old connection)", r.s.cfg.Name)
+	}
+	if _, err := r.conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("LISTEN %s: %w", notifyChannel, err)
+	}
+	if err := r.loadPositions(ctx, shards); err != nil {
+		return err
+	}
+	return r.checkPruned(ctx)
+}
+
+func (r *reader) loadPositions(ctx context.Context, shards int) error {
+	r.positions = make([]int64, shards)
+	known := make([]bool, shards)
+	rows, err := r.conn.Query(ctx, "SELECT shard, last_id FROM fraised.position WHERE source = $1", r.s.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("reading positions: %w", err)
+	}
+	var shard int
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &last}, func() error {
+		if shard >= 0 && shard < shards {
+			r.positions[shard], known[shard] = last, true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading positions: %w", err)
+	}
+	if r.s.cfg.Start == StartLatest {
+		if err := r.latest(ctx, known); err != nil {
+			return err
+		}
+	}
+	return r.store(ctx, allShards(shards))
+}
+
+// latest sets unknown shards' positions to their newest committed id: within
+// a shard every uncommitted id is above it (see fraised.publish).
+func (r *reader) latest(ctx context.Context, known []bool) error {
+	rows, err := r.conn.Query(ctx, latestSQL, len(known))
+	if err != nil {
+		return fmt.Errorf("reading the newest ids: %w", err)
+	}
+	var shard int
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &last}, func() error {
+		if !known[shard] {
+			r.positions[shard] = last
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the newest ids: %w", err)
+	}
+	return nil
+}
+
+// checkPruned logs the shards where retention deleted events this source had
+// not read yet.
+func (r *reader) checkPruned(ctx context.Context) error {
+	rows, err := r.conn.Query(ctx, "SELECT shard, through_id FROM fraised.pruned")
+	if err != nil {
+		return fmt.Errorf("reading fraised.pruned: %w", err)
+	}
+	var shard int
+	var through int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &through}, func() error {
+		if shard >= 0 && shard < len(r.positions) && through > r.positions[shard] {
+			r.s.log.Warn("postgres source: retention deleted events this node had not read; raise retain_age/retain_count or keep nodes up",
+				"name", r.s.cfg.Name, "shard", shard, "position", r.positions[shard], "deleted_through", through)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading fraised.pruned: %w", err)
+	}
+	return nil
+}
+
+// readAndPublish reads one batch, publishes it in id order and stores the
+// new positions. It reports whether more rows may be waiting.
+func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more bool, err error) {
+	if more, err = r.read(ctx); err != nil || len(r.rows) == 0 {
+		return false, err
+	}
+	moved := make([]bool, len(r.positions))
+	var pubErr error
+	for _, ev := range r.rows {
+		if ev.payload == nil {
+			r.s.log.Warn("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
+		} else if pubErr = r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); pubErr != nil {
+			break
+		}
+		r.positions[ev.shard], moved[ev.shard] = ev.id, true
+	}
+	// Store what was published even when a publish failed: those events are
+	// in the pipeline and must not come again.
+	if err := r.store(ctx, moved); err != nil {
+		return false, err
+	}
+	return more, pubErr
+}
+
+// read fills r.rows with the next batch (at most Batch rows, stopping early
+// past maxBatchBytes) and reports whether more rows may be waiting.
+func (r *reader) read(ctx context.Context) (more bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	r.rows, r.arena = r.rows[:0], r.arena[:0]
+	rows, err := r.conn.Query(ctx, readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
+	if err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	defer rows.Close()
+	var ev row
+	var topic, payload []byte
+	for rows.Next() && len(r.arena) < maxBatchBytes {
+		if err := rows.Scan(&ev.id, &ev.shard, &topic, &payload, &ev.size); err != nil {
+			return false, fmt.Errorf("reading the outbox: %w", err)
+		}
+		if ev.shard < 0 || ev.shard >= len(r.positions) {
+			return false, &fatalError{fmt.Errorf("outbox row %d has shard %d, the schema has %d shards: the fraised schema was changed by hand", ev.id, ev.shard, len(r.positions))}
+		}
+		start := len(r.arena)
+		r.arena = append(r.arena, topic...)
+		ev.topic = r.arena[start:len(r.arena):len(r.arena)]
+		ev.payload = nil
+		if payload != nil {
+			start = len(r.arena)
+			r.arena = append(r.arena, payload...)
+			ev.payload = r.arena[start:len(r.arena):len(r.arena)]
+		}
+		r.rows = append(r.rows, ev)
+	}
+	more = len(r.rows) == r.s.cfg.Batch || len(r.arena) >= maxBatchBytes
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	return more, nil
+}
+
+// store saves the positions of the shards marked in moved. It runs even
+// when ctx has ended (shutdown): what was published must not come again.
+func (r *reader) store(ctx context.Context, moved []bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	defer cancel()
+	var shards []int16
+	var last []int64
+	for s, m := range moved {
+		if m {
+			shards, last = append(shards, int16(s)), append(last, r.positions[s])
+		}
+	}
+	if len(shards) == 0 {
+		return nil
+	}
+	if _, err := r.conn.Exec(ctx, storeSQL, r.s.cfg.Name, shards, last); err != nil {
+		return fmt.Errorf("storing the position: %w", err)
+	}
+	return nil
+}
+
+// wait blocks until a NOTIFY arrives or Poll passes.
+func (r *reader) wait(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, r.s.cfg.Poll)
+	defer cancel()
+	_, err := r.conn.WaitForNotification(wctx)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil && !r.conn.IsClosed() {
+		return nil // poll interval passed
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", notifyChannel, err)
+	}
+	return nil
+}
+
+// maybePrune applies retention once per pruneEvery.
+func (r *reader) maybePrune(ctx context.Context) error {
+	c := r.s.cfg
+	if (c.RetainAge == 0 && c.RetainCount == 0) || time.Since(r.lastPrune) < pruneEvery {
+		return nil
+	}
+	r.lastPrune = time.Now()
+	deleted, err := prune(ctx, r.conn, c.RetainAge, c.RetainCount)
+	if err != nil {
+		return err
+	}
+	if deleted > 0 {
+		r.s.log.Debug("postgres source: retention deleted events", "rows", deleted)
+	}
+	return nil
+}
+
+// prune runs fraised.prune until it deletes less than pruneRows, at most
+// pruneCalls times, and returns how many rows it deleted.
+func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64) (int64, error) {
+	var total int64
+	for range pruneCalls {
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		var n int64
+		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("applying retention (fraised.prune): %w", err)
+		}
+		total += n
+		if n < pruneRows {
+			break
+		}
+	}
+	return total, nil
+}
+
+func allShards(n int) []bool {
+	m := make([]bool, n)
+	for i := range m {
+		m[i] = true
+	}
+	return m
+}
