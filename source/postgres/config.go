@@ -55,6 +55,9 @@ const (
 	MinPoll = 10 * time.Millisecond
 	// MaxPoll keeps dead-connection detection within a minute.
 	MaxPoll = time.Minute
+	// DefaultQueryTimeout is generous for the outbox reads and position
+	// writes (index range scans), which take milliseconds.
+	DefaultQueryTimeout = 30 * time.Second
 	// DefaultRetainAge keeps a day of events: a node down for less than a
 	// day catches up on everything.
 	DefaultRetainAge = 24 * time.Hour
@@ -100,6 +103,9 @@ type Config struct {
 	// RetainAge and RetainCount are the outbox retention (0 disables a rule).
 	RetainAge   time.Duration
 	RetainCount int64
+	// QueryTimeout bounds every query of a running session (and so how
+	// long a silently dead connection goes unnoticed: Poll + QueryTimeout).
+	QueryTimeout time.Duration
 	// Channels are the listen mode's channels.
 	Channels []Channel
 	// MaxPayload is the largest payload handed to the Sink (the server's
@@ -108,6 +114,13 @@ type Config struct {
 	MaxPayload int
 
 	redacted string
+}
+
+func (c *Config) queryTimeout() time.Duration {
+	if c.QueryTimeout <= 0 {
+		return DefaultQueryTimeout
+	}
+	return c.QueryTimeout
 }
 
 func (c *Config) maxPayload() int {
@@ -125,6 +138,7 @@ func (c *Config) String() string { return c.redacted }
 var ownParams = map[string]bool{
 	"mode": true, "name": true, "start": true, "batch": true, "poll": true,
 	"retain_age": true, "retain_count": true, "channels": true, "password_file": true,
+	"query_timeout": true,
 }
 
 var channelRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
@@ -132,7 +146,7 @@ var channelRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 // ParseURL parses a --source value, postgres://user@host:port/db?params.
 // fraised's parameters: mode=outbox|listen, name, start=latest|earliest,
 // batch, poll, retain_age, retain_count (outbox); channels=ch[:topic],...
-// (listen); password_file. The others go to pgx (sslmode, connect_timeout,
+// (listen); password_file, query_timeout. The others go to pgx (sslmode, connect_timeout,
 // application_name, ...). The password comes from the URL, password_file or
 // the PGPASSWORD environment variable, in that order. Errors say what to change.
 func ParseURL(raw string) (*Config, error) {
@@ -148,7 +162,7 @@ func ParseURL(raw string) (*Config, error) {
 		return nil, fmt.Errorf("postgres source: cannot parse URL query: %w", err)
 	}
 	cfg := &Config{Mode: ModeOutbox, Name: "default", Start: StartLatest, Batch: DefaultBatch,
-		Poll: DefaultPoll, RetainAge: DefaultRetainAge, RetainCount: DefaultRetainCount}
+		Poll: DefaultPoll, QueryTimeout: DefaultQueryTimeout, RetainAge: DefaultRetainAge, RetainCount: DefaultRetainCount}
 	if err := cfg.applyParams(q); err != nil {
 		return nil, fmt.Errorf("postgres source %s: %w", redactURL(u), err)
 	}
@@ -205,6 +219,9 @@ func (c *Config) applyParams(q url.Values) error {
 		return err
 	}
 	if c.Poll, err = durationParam(q, "poll", c.Poll, MinPoll, MaxPoll); err != nil {
+		return err
+	}
+	if c.QueryTimeout, err = durationParam(q, "query_timeout", c.QueryTimeout, 100*time.Millisecond, 10*time.Minute); err != nil {
 		return err
 	}
 	if c.RetainAge, err = durationParam(q, "retain_age", c.RetainAge, 0, 100*365*24*time.Hour); err != nil {

@@ -51,7 +51,7 @@ func (s *Source) waitNotification(ctx context.Context, conn *pgx.Conn) (*pgconn.
 	timedOut := err != nil && wctx.Err() != nil && ctx.Err() == nil && !conn.IsClosed()
 	cancel()
 	if timedOut {
-		pctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.queryTimeout())
 		defer cancel()
 		if err := conn.Ping(pctx); err != nil {
 			return nil, fmt.Errorf("ping: %w", err)

@@ -15,8 +15,6 @@ const (
 	// maxBatchBytes stops a read early once its payloads reach this size,
 	// so a batch of big rows holds at most this much (plus one row).
 	maxBatchBytes = 8 << 20
-	// pruneEvery is how often a source applies retention.
-	pruneEvery = time.Minute
 	// pruneRows is the most rows one fraised.prune call deletes (short
 	// transactions); pruneCalls the most calls per round (a backlog is
 	// worked off over several rounds instead of stalling delivery).
@@ -154,6 +152,12 @@ func (r *reader) loadPositions(ctx context.Context, shards int) error {
 			return err
 		}
 	}
+	if len(r.s.published) == shards {
+		for i, p := range r.s.published {
+			r.positions[i] = max(r.positions[i], p)
+		}
+	}
+	r.s.published = r.positions
 	return r.store(ctx, allShards(shards))
 }
 
@@ -227,7 +231,7 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 // read fills r.rows with the next batch (at most Batch rows, stopping early
 // past maxBatchBytes) and reports whether more rows may be waiting.
 func (r *reader) read(ctx context.Context) (more bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	rows, err := r.conn.Query(ctx, readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
@@ -266,7 +270,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 // store saves the positions of the shards marked in moved. It runs even
 // when ctx has ended (shutdown): what was published must not come again.
 func (r *reader) store(ctx context.Context, moved []bool) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	var shards []int16
 	var last []int64
@@ -301,11 +305,11 @@ func (r *reader) wait(ctx context.Context) error {
 // maybePrune applies retention once per pruneEvery.
 func (r *reader) maybePrune(ctx context.Context) error {
 	c := r.s.cfg
-	if (c.RetainAge == 0 && c.RetainCount == 0) || time.Since(r.lastPrune) < pruneEvery {
+	if (c.RetainAge == 0 && c.RetainCount == 0) || time.Since(r.lastPrune) < r.s.pruneEvery {
 		return nil
 	}
 	r.lastPrune = time.Now()
-	deleted, err := prune(ctx, r.conn, c.RetainAge, c.RetainCount)
+	deleted, err := prune(ctx, r.conn, c.RetainAge, c.RetainCount, c.queryTimeout())
 	if err != nil {
 		return err
 	}
@@ -317,10 +321,10 @@ func (r *reader) maybePrune(ctx context.Context) error {
 
 // prune runs fraised.prune until it deletes less than pruneRows, at most
 // pruneCalls times, and returns how many rows it deleted.
-func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64) (int64, error) {
+func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64, timeout time.Duration) (int64, error) {
 	var total int64
 	for range pruneCalls {
-		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		qctx, cancel := context.WithTimeout(ctx, timeout)
 		var n int64
 		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
 		cancel()

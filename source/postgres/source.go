@@ -31,16 +31,30 @@ const (
 	// connectTimeout bounds connecting and the session's set-up queries
 	// when the URL sets no connect_timeout.
 	connectTimeout = 10 * time.Second
-	// queryTimeout bounds every query of a running session, so a silently
-	// dead connection is noticed.
-	queryTimeout = 30 * time.Second
+	// pruneEvery is how often an outbox source applies retention.
+	pruneEvery = time.Minute
 )
+
+// serverKeepalives are the TCP keepalive settings fraised asks the server to
+// use on its connection unless the URL sets them: the server then notices
+// within about 25 s that a node vanished without closing (network drop)
+// and releases the node's name lock, instead of after the 2-hour default.
+var serverKeepalives = map[string]string{
+	"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+}
 
 // Source is one --source. Create it with New; call Run once.
 type Source struct {
 	cfg    *Config
 	log    *slog.Logger
 	health atomic.Pointer[health]
+	// published is, per shard, the highest outbox id handed to the sink by
+	// this process (touched only by the goroutine running Run). A session
+	// that broke before storing its position resumes from here, so a
+	// reconnect re-delivers nothing.
+	published []int64
+	// pruneEvery is the retention interval (pruneEvery; tests shorten it).
+	pruneEvery time.Duration
 }
 
 type health struct {
@@ -59,7 +73,7 @@ func New(cfg *Config, log *slog.Logger) *Source {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode))}
+	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode)), pruneEvery: pruneEvery}
 	s.setHealth(errors.New("not connected yet"))
 	return s
 }
@@ -146,6 +160,11 @@ func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = "fraised"
+	}
+	for k, v := range serverKeepalives {
+		if _, set := cc.RuntimeParams[k]; !set {
+			cc.RuntimeParams[k] = v
+		}
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
