@@ -157,6 +157,9 @@ func ParseURL(raw string) (*Config, error) {
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return nil, fmt.Errorf("postgres source: URL scheme is %q, write postgres://user@host:5432/db", u.Scheme)
 	}
+	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
+		return nil, fmt.Errorf("postgres source %s: the URL has a #: write a # in a password or name as %%23", redactURL(u))
+	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("postgres source: cannot parse URL query: %w", err)
