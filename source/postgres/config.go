@@ -150,15 +150,15 @@ var channelRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 // application_name, ...). The password comes from the URL, password_file or
 // the PGPASSWORD environment variable, in that order. Errors say what to change.
 func ParseURL(raw string) (*Config, error) {
+	if strings.Contains(raw, "#") {
+		return nil, errors.New("postgres source: the URL has a #: write a # in a password or name as %23")
+	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("postgres source: cannot parse URL: %w (write postgres://user@host:5432/db?mode=outbox)", redactErr(err, raw))
+	if err != nil { // url's error quotes the URL, password and all: not repeated
+		return nil, errors.New("postgres source: cannot parse URL: write postgres://user@host:5432/db?mode=outbox, percent-encoding @ : / ? # % in the password")
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return nil, fmt.Errorf("postgres source: URL scheme is %q, write postgres://user@host:5432/db", u.Scheme)
-	}
-	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
-		return nil, fmt.Errorf("postgres source %s: the URL has a #: write a # in a password or name as %%23", redactURL(u))
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
@@ -336,7 +336,7 @@ func redactURL(u *url.URL) string { return u.Redacted() }
 // redactErr keeps a URL's password out of an error that may quote it.
 func redactErr(err error, raw string) error {
 	u, perr := url.Parse(raw)
-	if perr != nil || u.User == nil {
+	if perr != nil {
 		return errors.New(strings.ReplaceAll(err.Error(), raw, "(the URL)"))
 	}
 	if pw, has := u.User.Password(); has && pw != "" {
