@@ -425,3 +425,25 @@ func (r *refusingSink) Publish(ctx context.Context, topic string, payload []byte
 	}
 	return r.fakeSink.Publish(ctx, topic, payload)
 }
+
+// TestPublishNeedsOnlyExecute: an application role with USAGE on the schema
+// and EXECUTE on fraised.publish publishes, but cannot write the outbox
+// directly (which would bypass the commit-order lock).
+func TestPublishNeedsOnlyExecute(t *testing.T) {
+	url := newDB(t)
+	admin := connect(t, url)
+	role := fmt.Sprintf("writer_%d", dbSeq.Add(1))
+	exec1(t, admin, "CREATE ROLE "+role+" LOGIN")
+	exec1(t, admin, "GRANT USAGE ON SCHEMA fraised TO "+role)
+	exec1(t, admin, "GRANT EXECUTE ON FUNCTION fraised.publish(text, jsonb) TO "+role)
+	sink := &fakeSink{}
+	src, _ := runSource(t, url, sink)
+	waitHealthy(t, src)
+	app := connect(t, strings.Replace(url, "//app@", "//"+role+"@", 1))
+	publish(t, app, "t", `{"seq": 0}`)
+	sink.waitN(t, 1, within)
+	_, err := app.Exec(context.Background(), "INSERT INTO fraised.outbox (shard, topic, payload) VALUES (0, 't', '{}')")
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("direct INSERT by the application role: %v, want permission denied", err)
+	}
+}

@@ -10,6 +10,9 @@ BEGIN;
 SELECT pg_advisory_xact_lock(1718772072, 0);
 
 CREATE SCHEMA IF NOT EXISTS fraised;
+-- Functions are executable by PUBLIC by default; nobody without USAGE on the
+-- schema can reach them, and the schema grants nothing to PUBLIC.
+REVOKE ALL ON SCHEMA fraised FROM PUBLIC;
 
 -- One row: the installed schema version and the number of commit-order
 -- shards (fixed for the life of the schema, see fraised.publish).
@@ -87,9 +90,16 @@ CREATE TABLE IF NOT EXISTS fraised.pruned (
 -- The function also sends NOTIFY fraised_outbox (empty payload, so
 -- PostgreSQL folds all of a transaction's into one) to wake readers; they
 -- poll as well, so a lost notification only delays.
+--
+-- It runs with its owner's rights (SECURITY DEFINER, fixed search_path), so
+-- an application role needs only USAGE on the schema and EXECUTE on this
+-- function, never INSERT on the outbox:
+--   GRANT USAGE ON SCHEMA fraised TO app;
+--   GRANT EXECUTE ON FUNCTION fraised.publish(text, jsonb) TO app;
 CREATE OR REPLACE FUNCTION fraised.publish(topic text, payload jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	n_shards constant integer := 16;
