@@ -286,26 +286,40 @@ func assertSeq(t *testing.T, ev []event, n int) {
 	}
 }
 
+// TestTerminatedBackendLosesNothing terminates fraised's backend twice while
+// 1,000 rows are committed: once from inside Publish (the batch is in the
+// pipeline but its position is not stored yet: the reconnect must not send
+// it again) and once while the source waits for rows.
 func TestTerminatedBackendLosesNothing(t *testing.T) {
 	const rows = 1000
 	url := newDB(t)
-	sink := &fakeSink{}
+	admin := connect(t, url)
+	terminate := func() {
+		var killed int
+		if err := admin.QueryRow(context.Background(),
+			"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'fraised_terminated'").Scan(&killed); err != nil || killed != 1 {
+			t.Errorf("terminated %d backends (%v), want 1", killed, err)
+		}
+	}
+	var inSink sync.Once
+	sink := &fakeSink{onEvent: func(_ string, payload []byte) {
+		if strings.Contains(string(payload), `"seq": 333}`) {
+			inSink.Do(terminate)
+		}
+	}}
 	src, _ := runSource(t, url+"&application_name=fraised_terminated&batch=50", sink)
 	waitHealthy(t, src)
-	admin := connect(t, url)
 	var once sync.Once
-	kill := make(chan struct{})
+	outside := make(chan struct{})
 	done := writeRows(t, url, rows, func(i int) {
-		if i == rows/3 {
-			once.Do(func() { close(kill) })
+		if i == 2*rows/3 {
+			once.Do(func() { close(outside) })
 		}
 	})
-	<-kill
-	var killed int
-	if err := admin.QueryRow(context.Background(),
-		"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'fraised_terminated'").Scan(&killed); err != nil || killed != 1 {
-		t.Fatalf("terminated %d backends (%v), want 1", killed, err)
-	}
+	<-outside
+	sink.waitN(t, 2*rows/3, within) // the source is past the first terminate and reading
+	waitHealthy(t, src)
+	terminate()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
