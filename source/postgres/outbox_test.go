@@ -461,3 +461,51 @@ func TestPublishNeedsOnlyExecute(t *testing.T) {
 		t.Fatalf("direct INSERT by the application role: %v, want permission denied", err)
 	}
 }
+
+// TestCrashRedeliversAtMostOneBatch: a process that dies between Publish and
+// storing the position (its backend is gone and the process stops at once)
+// leaves the stored position at the batch before; a new process re-delivers
+// that part of the batch, no more, and loses nothing.
+func TestCrashRedeliversAtMostOneBatch(t *testing.T) {
+	const rows, batch = 200, 20
+	url := newDB(t)
+	admin := connect(t, url)
+	app := connect(t, url)
+	for i := range rows {
+		publish(t, app, "seq", fmt.Sprintf(`{"seq": %d}`, i))
+	}
+	ctx, crash := context.WithCancel(context.Background())
+	first := &fakeSink{onEvent: func(_ string, payload []byte) {
+		if strings.Contains(string(payload), `"seq": 105}`) {
+			exec1(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fraised_crash'")
+			deadline := time.Now().Add(within)
+			for n := 1; n > 0; time.Sleep(5 * time.Millisecond) {
+				if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fraised_crash'").Scan(&n); err != nil || time.Now().After(deadline) {
+					t.Errorf("waiting for the terminated backend to go: %d left, %v", n, err)
+					break
+				}
+			}
+			crash() // the process dies: the rest of the batch is refused, nothing more is stored
+		}
+	}}
+	cfg, err := ParseURL(fmt.Sprintf("%s&application_name=fraised_crash&batch=%d&start=earliest", url, batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(cfg, nil).Run(ctx, first); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	delivered := first.snapshot()
+	if len(delivered) != 106 {
+		t.Fatalf("the first process delivered %d events, want 106 (seq 0..105)", len(delivered))
+	}
+	second := &fakeSink{}
+	runSource(t, fmt.Sprintf("%s&batch=%d", url, batch), second)
+	rest := second.waitN(t, 1, within)
+	var resume struct{ Seq int }
+	_ = json.Unmarshal(rest[0].payload, &resume)
+	if redelivered := len(delivered) - resume.Seq; redelivered != 6 {
+		t.Fatalf("the new process starts at seq %d: %d re-delivered, want 6 (seq 100..105: the batch whose position was not stored)", resume.Seq, redelivered)
+	}
+	assertSeq(t, append(delivered[:resume.Seq:resume.Seq], second.waitN(t, rows-resume.Seq, within)...), rows)
+}
