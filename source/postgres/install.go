@@ -66,3 +66,18 @@ func installedVersion(ctx context.Context, conn *pgx.Conn) (int, error) {
 	}
 	return v, nil
 }
+
+// InstallConfig connects as cfg says and applies InstallSQL: what
+// `fraised pg install --source URL` runs.
+func InstallConfig(ctx context.Context, cfg *Config) error {
+	cc := cfg.Conn.Copy()
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = connectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("postgres source %s: connecting: %w", cfg, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return Install(ctx, conn)
+}

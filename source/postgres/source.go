@@ -116,18 +116,26 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 			return err
 		}
 		s.setHealth(err)
-		if time.Since(start) > stableSession {
-			backoff = minBackoff
-		}
-		wait := backoff/2 + rand.N(backoff/2+1) // jitter: nodes do not reconnect in step
+		var wait time.Duration
+		wait, backoff = nextBackoff(backoff, time.Since(start))
 		s.log.Warn("postgres source disconnected; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// nextBackoff returns how long to wait before reconnecting after a session
+// that lasted session, and the backoff for the time after: doubling from
+// minBackoff to maxBackoff, back to minBackoff after a stable session, with
+// the wait jittered into [backoff/2, backoff] so nodes do not reconnect in step.
+func nextBackoff(backoff, session time.Duration) (wait, next time.Duration) {
+	if session > stableSession || backoff < minBackoff {
+		backoff = minBackoff
+	}
+	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, maxBackoff)
 }
 
 // fatalError is a session error that reconnecting cannot fix.

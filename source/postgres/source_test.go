@@ -16,12 +16,8 @@ import (
 
 func TestNotInstalledIsFatal(t *testing.T) {
 	s := needPG(t)
-	admin := connect(t, s.url("postgres"))
-	exec1(t, admin, "CREATE DATABASE bare_"+fmt.Sprint(dbSeq.Add(1)))
-	var name string
-	if err := admin.QueryRow(context.Background(), "SELECT max(datname) FROM pg_database WHERE datname LIKE 'bare_%'").Scan(&name); err != nil {
-		t.Fatal(err)
-	}
+	name := fmt.Sprintf("bare_%d", dbSeq.Add(1))
+	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
 	cfg, err := ParseURL(s.url(name))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +31,25 @@ func TestNotInstalledIsFatal(t *testing.T) {
 		}
 	case <-time.After(within):
 		t.Fatal("Run kept retrying on a database without the fraised schema")
+	}
+}
+
+func TestInstallConfigOnFreshDatabase(t *testing.T) {
+	s := needPG(t)
+	name := fmt.Sprintf("fresh_%d", dbSeq.Add(1))
+	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
+	cfg, err := ParseURL(s.url(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second install changes nothing
+		if err := InstallConfig(context.Background(), cfg); err != nil {
+			t.Fatalf("InstallConfig: %v", err)
+		}
+	}
+	var v, shards int
+	if err := connect(t, s.url(name)).QueryRow(context.Background(), "SELECT version, shards FROM fraised.meta").Scan(&v, &shards); err != nil || v != SchemaVersion || shards != 16 {
+		t.Fatalf("fraised.meta: version %d, shards %d (%v)", v, shards, err)
 	}
 }
 
@@ -321,4 +336,105 @@ func TestHealthyReportsOutage(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := time.Duration(0)
+	var waits []time.Duration
+	for range 10 {
+		var w time.Duration
+		w, b = nextBackoff(b, time.Second)
+		waits = append(waits, w)
+	}
+	if waits[0] < minBackoff/2 || waits[0] > minBackoff {
+		t.Fatalf("first wait %s, want %s..%s", waits[0], minBackoff/2, minBackoff)
+	}
+	if last := waits[len(waits)-1]; last < maxBackoff/2 || last > maxBackoff {
+		t.Fatalf("wait after 10 failures %s, want %s..%s", last, maxBackoff/2, maxBackoff)
+	}
+	if w, _ := nextBackoff(maxBackoff, stableSession+time.Second); w > minBackoff {
+		t.Fatalf("wait after a stable session %s, want at most %s", w, minBackoff)
+	}
+}
+
+func TestServerKeepalivesRequested(t *testing.T) {
+	url := newDB(t)
+	cfg, _ := ParseURL(url)
+	conn, err := New(cfg, nil).connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for k, want := range serverKeepalives {
+		var got string
+		if err := conn.QueryRow(context.Background(), "SHOW "+k).Scan(&got); err != nil || got != want {
+			t.Errorf("%s = %q (%v), want %s", k, got, err, want)
+		}
+	}
+	cfg, _ = ParseURL(url + "&tcp_keepalives_idle=77")
+	conn2, err := New(cfg, nil).connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(context.Background())
+	var got string
+	if err := conn2.QueryRow(context.Background(), "SHOW tcp_keepalives_idle").Scan(&got); err != nil || got != "77" {
+		t.Errorf("tcp_keepalives_idle from the URL: %q (%v), want 77", got, err)
+	}
+}
+
+// TestPollingFallback: a row whose NOTIFY never came (written straight into
+// the outbox by its owner) is read by the next poll.
+func TestPollingFallback(t *testing.T) {
+	url := newDB(t)
+	sink := &fakeSink{}
+	src, _ := runSource(t, url+"&poll=50ms", sink)
+	waitHealthy(t, src)
+	exec1(t, connect(t, url), `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (0, 'quiet', '{"seq": 0}')`)
+	sink.waitN(t, 1, within)
+	assertSeq(t, sink.snapshot(), 1)
+}
+
+// TestPublishersDoNotDeadlock: transactions that publish several events each,
+// interleaved across connections, never deadlock on the shard locks.
+func TestPublishersDoNotDeadlock(t *testing.T) {
+	const writers, txs, perTx = 6, 20, 3
+	url := newDB(t)
+	sink := &fakeSink{}
+	src, _ := runSource(t, url, sink)
+	waitHealthy(t, src)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		c := connect(t, url)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for i := range txs {
+				tx, err := c.Begin(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range perTx {
+					topic := fmt.Sprintf("w%d.t%d", (w+j)%writers, j)
+					if _, err := tx.Exec(ctx, "SELECT fraised.publish($1, jsonb_build_object('i', $2::int))", topic, i); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if err := tx.Commit(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("publisher: %v", err)
+	}
+	sink.waitN(t, writers*txs*perTx, within)
 }
