@@ -19,7 +19,8 @@ import (
 // source hands the event to the sink.
 //
 //	go test -run '^$' -bench CommitToPublish -benchtime 3000x ./source/postgres/   (1,000 rows/s, 3 s)
-//	go test -run '^$' -bench Ceiling -benchtime 20000x ./source/postgres/          (as fast as it goes)
+//	go test -run '^$' -bench Ceiling -benchtime 20000x ./source/postgres/          (as fast as 8 writers go)
+//	go test -run '^$' -bench Drain -benchtime 50000x ./source/postgres/            (the reader alone)
 //
 // The test PostgreSQL runs with fsync=off, so COMMIT does not wait for the
 // disk: the figures are fraised's path (NOTIFY wake-up, read, hand-over),
@@ -165,4 +166,25 @@ func reportLatency(b *testing.B, s *latencySink, n int, elapsed time.Duration) {
 	b.ReportMetric(ms(lat[n-1]), "max-ms")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkDrain measures the outbox reader alone: b.N rows are committed
+// first (one transaction), then a new source reads them from the start.
+func BenchmarkDrain(b *testing.B) {
+	n := min(b.N, benchMaxRows)
+	url := newDB(b)
+	exec1(b, connect(b, url), "SELECT fraised.publish('bench', jsonb_build_object('seq', i)) FROM generate_series(0, $1::int - 1) AS i", n)
+	sink := &latencySink{t0: make([]atomic.Int64, n), t1: make([]atomic.Int64, n)}
+	b.ResetTimer()
+	start := time.Now()
+	runSource(b, url+"&start=earliest", sink)
+	deadline := time.Now().Add(120 * time.Second)
+	for sink.got.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d events read within 120 s", sink.got.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "rows/s")
 }

@@ -67,6 +67,7 @@ type reader struct {
 	s         *Source
 	conn      *pgx.Conn
 	positions []int64 // per shard
+	moved     []bool  // per shard: position not stored yet
 	rows      []row
 	arena     []byte
 	lastPrune time.Time
@@ -77,6 +78,11 @@ func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) e
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
+	defer func() {
+		if err := r.flush(ctx); err != nil {
+			s.log.Debug("postgres source: storing the position at the end of the session", "err", err)
+		}
+	}()
 	s.connected("name", s.cfg.Name, "shards", len(r.positions), "positions", r.positions)
 	for {
 		more, err := r.readAndPublish(ctx, sink)
@@ -130,7 +136,7 @@ func (r *reader) setup(ctx context.Context) error {
 }
 
 func (r *reader) loadPositions(ctx context.Context, shards int) error {
-	r.positions = make([]int64, shards)
+	r.positions, r.moved = make([]int64, shards), make([]bool, shards)
 	known := make([]bool, shards)
 	rows, err := r.conn.Query(ctx, "SELECT shard, last_id FROM fraised.position WHERE source = $1", r.s.cfg.Name)
 	if err != nil {
@@ -204,28 +210,32 @@ func (r *reader) checkPruned(ctx context.Context) error {
 	return nil
 }
 
-// readAndPublish reads one batch, publishes it in id order and stores the
-// new positions. It reports whether more rows may be waiting.
+// readAndPublish reads one batch and publishes it in id order. The new
+// positions are stored with the next read (one round trip for both) or by
+// flush when the session ends; so at most one batch is ever unstored.
 func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more bool, err error) {
 	if more, err = r.read(ctx); err != nil || len(r.rows) == 0 {
 		return false, err
 	}
-	moved := make([]bool, len(r.positions))
-	var pubErr error
 	for _, ev := range r.rows {
 		if ev.payload == nil {
 			r.s.log.Warn("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
-		} else if pubErr = r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); pubErr != nil {
-			break
+		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); err != nil {
+			return false, err
 		}
-		r.positions[ev.shard], moved[ev.shard] = ev.id, true
+		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
 	}
-	// Store what was published even when a publish failed: those events are
-	// in the pipeline and must not come again.
-	if err := r.store(ctx, moved); err != nil {
-		return false, err
+	return more, nil
+}
+
+// flush stores the positions not stored yet. It runs even when ctx has
+// ended (shutdown): what was published must not come again.
+func (r *reader) flush(ctx context.Context) error {
+	if err := r.store(ctx, r.moved); err != nil {
+		return err
 	}
-	return more, pubErr
+	clear(r.moved)
+	return nil
 }
 
 // read fills r.rows with the next batch (at most Batch rows, stopping early
@@ -234,7 +244,21 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
-	rows, err := r.conn.Query(ctx, readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
+	var b pgx.Batch
+	shards, last := r.marked(r.moved)
+	if len(shards) > 0 {
+		b.Queue(storeSQL, r.s.cfg.Name, shards, last)
+	}
+	b.Queue(readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
+	br := r.conn.SendBatch(ctx, &b)
+	defer br.Close()
+	if len(shards) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return false, fmt.Errorf("storing the position: %w", err)
+		}
+		clear(r.moved)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return false, fmt.Errorf("reading the outbox: %w", err)
 	}
@@ -264,21 +288,28 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("reading the outbox: %w", err)
 	}
+	if err := br.Close(); err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
 	return more, nil
 }
 
-// store saves the positions of the shards marked in moved. It runs even
-// when ctx has ended (shutdown): what was published must not come again.
-func (r *reader) store(ctx context.Context, moved []bool) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
-	defer cancel()
-	var shards []int16
-	var last []int64
-	for s, m := range moved {
+// marked lists the shards marked in mask with their positions.
+func (r *reader) marked(mask []bool) (shards []int16, last []int64) {
+	for s, m := range mask {
 		if m {
 			shards, last = append(shards, int16(s)), append(last, r.positions[s])
 		}
 	}
+	return shards, last
+}
+
+// store saves the positions of the shards marked in moved, even when ctx
+// has ended.
+func (r *reader) store(ctx context.Context, moved []bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
+	defer cancel()
+	shards, last := r.marked(moved)
 	if len(shards) == 0 {
 		return nil
 	}
