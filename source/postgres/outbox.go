@@ -244,6 +244,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
+	r.dropBuffered()
 	var b pgx.Batch
 	shards, last := r.marked(r.moved)
 	if len(shards) > 0 {
@@ -292,6 +293,25 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 		return false, fmt.Errorf("reading the outbox: %w", err)
 	}
 	return more, nil
+}
+
+// doneCtx is an ended context: WaitForNotification with it returns a
+// notification pgx has already buffered, or at once without reading.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// dropBuffered discards the notifications pgx received while earlier
+// queries ran: their transactions committed before this read starts, so the
+// read covers them, and each would otherwise cost one empty read.
+func (r *reader) dropBuffered() {
+	for {
+		if n, _ := r.conn.WaitForNotification(doneCtx); n == nil {
+			return
+		}
+	}
 }
 
 // marked lists the shards marked in mask with their positions.
