@@ -20,6 +20,8 @@ const (
 	// worked off over several rounds instead of stalling delivery).
 	pruneRows  = 10000
 	pruneCalls = 10
+	// maxShards bounds what fraised.meta may claim (the schema ships 16).
+	maxShards = 1024
 )
 
 // readSQL takes, for every shard, the rows above that shard's position, in id
@@ -122,6 +124,9 @@ func (r *reader) setup(ctx context.Context) error {
 	if err := r.conn.QueryRow(ctx, "SELECT shards, pg_try_advisory_lock($1, hashtext($2)) FROM fraised.meta",
 		lockName, r.s.cfg.Name).Scan(&shards, &locked); err != nil {
 		return fmt.Errorf("reading fraised.meta: %w", err)
+	}
+	if shards < 1 || shards > maxShards {
+		return &fatalError{fmt.Errorf("fraised.meta says %d shards, want 1 to %d: the fraised schema was changed by hand; reinstall it", shards, maxShards)}
 	}
 	if !locked {
 		return fmt.Errorf("another connection reads as name=%s: give each fraised node its own name= (or, after a network drop, wait until PostgreSQL closes this node's old connection)", r.s.cfg.Name)

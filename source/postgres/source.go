@@ -101,17 +101,17 @@ func (s *Source) setHealth(err error) {
 // an error that retrying cannot fix (the fraised schema is missing or too
 // new, another node reads under the same name). Call it once.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	defer s.setHealth(errStopped)
 	backoff := minBackoff
 	for {
 		start := time.Now()
 		err := s.session(ctx, sink)
 		if ctx.Err() != nil {
+			s.setHealth(errStopped)
 			return nil
 		}
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
-			s.setHealth(err)
+			s.setHealth(fmt.Errorf("stopped: %w", err))
 			s.log.Error("postgres source stopped", "err", err)
 			return err
 		}
@@ -121,6 +121,7 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 		s.log.Warn("postgres source disconnected; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
+			s.setHealth(errStopped)
 			return nil
 		case <-time.After(wait):
 		}

@@ -34,6 +34,19 @@ func TestNotInstalledIsFatal(t *testing.T) {
 	}
 }
 
+func TestFatalErrorStaysInHealth(t *testing.T) {
+	url := newDB(t)
+	exec1(t, connect(t, url), "UPDATE fraised.meta SET shards = 0")
+	cfg, _ := ParseURL(url)
+	src := New(cfg, nil)
+	if err := src.Run(context.Background(), &fakeSink{}); err == nil || !strings.Contains(err.Error(), "0 shards") {
+		t.Fatalf("Run with fraised.meta.shards = 0: %v", err)
+	}
+	if err := src.Healthy(); err == nil || !strings.Contains(err.Error(), "stopped: ") || !strings.Contains(err.Error(), "0 shards") {
+		t.Fatalf("health after a fatal error: %v, want the reason", err)
+	}
+}
+
 func TestInstallConfigOnFreshDatabase(t *testing.T) {
 	s := needPG(t)
 	name := fmt.Sprintf("fresh_%d", dbSeq.Add(1))
