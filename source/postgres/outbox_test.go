@@ -477,7 +477,9 @@ func TestCrashRedeliversAtMostOneBatch(t *testing.T) {
 	ctx, crash := context.WithCancel(context.Background())
 	first := &fakeSink{onEvent: func(_ string, payload []byte) {
 		if strings.Contains(string(payload), `"seq": 105}`) {
-			exec1(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fraised_crash'")
+			if _, err := admin.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fraised_crash'"); err != nil {
+				t.Errorf("terminating: %v", err)
+			}
 			deadline := time.Now().Add(within)
 			for n := 1; n > 0; time.Sleep(5 * time.Millisecond) {
 				if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fraised_crash'").Scan(&n); err != nil || time.Now().After(deadline) {

@@ -114,7 +114,22 @@ func startPG() (*pgServer, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	s.watchdog()
 	return s, nil
+}
+
+// watchdog starts a shell that stops PostgreSQL (immediate shutdown) and
+// removes its directory if this test process dies without TestMain's
+// cleanup (a panic, a -timeout kill), so no server is left running.
+func (s *pgServer) watchdog() {
+	script := `while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 "$2/postmaster.pid" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null
+sleep 2; rm -rf "$3"`
+	cmd := exec.Command("/bin/sh", "-c", script, "watchdog", strconv.Itoa(os.Getpid()), s.data, s.dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // outlives a kill of our process group
+	if err := cmd.Start(); err == nil {
+		go func() { _ = cmd.Wait() }()
+	}
 }
 
 // prepare opens the directory to the postgres user when the tests run as
