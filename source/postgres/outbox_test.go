@@ -511,3 +511,32 @@ func TestCrashRedeliversAtMostOneBatch(t *testing.T) {
 	}
 	assertSeq(t, append(delivered[:resume.Seq:resume.Seq], second.waitN(t, rows-resume.Seq, within)...), rows)
 }
+
+// TestBigRowsSplitAcrossReads: rows whose payloads pass maxBatchBytes
+// together are read over several reads, in order, none lost.
+func TestBigRowsSplitAcrossReads(t *testing.T) {
+	const rows = 100 // 100 x 100 KiB: more than maxBatchBytes
+	url := newDB(t)
+	exec1(t, connect(t, url), `SELECT fraised.publish('big', jsonb_build_object('seq', i, 'blob', repeat('x', 100 * 1024)))
+		FROM generate_series(0, $1::int - 1) AS i`, rows)
+	sink := &fakeSink{}
+	runSource(t, url+"&start=earliest", sink)
+	ev := sink.waitN(t, rows, within)
+	time.Sleep(100 * time.Millisecond)
+	assertSeq(t, sink.snapshot(), rows)
+	if len(ev[rows-1].payload) < 100*1024 {
+		t.Fatalf("last payload %d bytes", len(ev[rows-1].payload))
+	}
+}
+
+func TestUnixSocketConnection(t *testing.T) {
+	url := newDB(t)
+	s := needPG(t)
+	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+	sink := &fakeSink{}
+	src, _ := runSource(t, fmt.Sprintf("postgres://app@/%s?host=%s&port=%d", db, s.dir, s.port), sink)
+	waitHealthy(t, src)
+	publish(t, connect(t, url), "unix", `{"seq": 0}`)
+	sink.waitN(t, 1, within)
+	assertSeq(t, sink.snapshot(), 1)
+}
