@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -163,7 +164,10 @@ func (r *reader) loadPositions(ctx context.Context, shards int) error {
 			return err
 		}
 	}
-	if len(r.s.published) == shards {
+	// Resume after what this process already handed over, unless the
+	// database does not know the name at all (it was reset meanwhile: its
+	// ids start again).
+	if len(r.s.published) == shards && slices.Contains(known, true) {
 		for i, p := range r.s.published {
 			r.positions[i] = max(r.positions[i], p)
 		}
