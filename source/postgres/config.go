@@ -230,8 +230,18 @@ func (c *Config) applyParams(q url.Values) error {
 	if c.RetainAge, err = durationParam(q, "retain_age", c.RetainAge, 0, 100*365*24*time.Hour); err != nil {
 		return err
 	}
+	if c.Mode == ModeListen {
+		for _, k := range outboxOnly {
+			if q.Has(k) {
+				return fmt.Errorf("%s= is for mode=outbox; remove it (listen mode reads no table)", k)
+			}
+		}
+	}
 	return c.applyChannels(q.Get("channels"))
 }
+
+// outboxOnly are the parameters that mean nothing in listen mode.
+var outboxOnly = []string{"name", "start", "batch", "retain_age", "retain_count"}
 
 func (c *Config) applyChannels(v string) error {
 	switch {

@@ -68,6 +68,8 @@ func TestParseURLErrorsSayWhatToChange(t *testing.T) {
 		{"postgres://h/db?channels=a", "channels= is for mode=listen"},
 		{"postgres://h/db?mode=listen&channels=1bad", "a channel is a letter or _"},
 		{"postgres://h/db?mode=listen&channels=a,a", "listed twice"},
+		{"postgres://h/db?mode=listen&channels=a&name=n1", "name= is for mode=outbox"},
+		{"postgres://h/db?mode=listen&channels=a&retain_age=1h", "retain_age= is for mode=outbox"},
 		{"postgres://h/db?mode=listen&channels=a:", "topic must be 1 to 1024 bytes"},
 		{"postgres://h/db?batch=0", "batch=\"0\": give a whole number from 1 to 10000"},
 		{"postgres://h/db?batch=10001", "from 1 to 10000"},
