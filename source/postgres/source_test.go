@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -450,4 +452,22 @@ func TestPublishersDoNotDeadlock(t *testing.T) {
 		t.Fatalf("publisher: %v", err)
 	}
 	sink.waitN(t, writers*txs*perTx, within)
+}
+
+// TestInstallSQLByHandWithPsql applies the shipped file the way the README
+// says an operator may, twice.
+func TestInstallSQLByHandWithPsql(t *testing.T) {
+	s := needPG(t)
+	name := fmt.Sprintf("psql_%d", dbSeq.Add(1))
+	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
+	for range 2 {
+		cmd := exec.Command(filepath.Join(s.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", s.url(name), "-f", "sql/install.sql")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("psql -f sql/install.sql: %v\n%s", err, out)
+		}
+	}
+	var v int
+	if err := connect(t, s.url(name)).QueryRow(context.Background(), "SELECT version FROM fraised.meta").Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("after psql: version %d (%v)", v, err)
+	}
 }
