@@ -26,16 +26,17 @@ const (
 )
 
 // readSQL takes, for every shard, the rows above that shard's position, in id
-// order: one index range scan on (shard, id) per shard. $1 holds the
+// order: one index range scan on (shard, id) per shard; each payload is
+// turned into text once (the LIMIT keeps the subquery from being flattened). $1 holds the
 // positions indexed by shard, $2 the batch size, $3 the payload limit (a
 // larger payload comes back NULL with its length, and is skipped unread).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
-       CASE WHEN octet_length(o.payload::text) <= $3 THEN o.payload::text END,
-       octet_length(o.payload::text)
+       CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
+       octet_length(o.body)
 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
 CROSS JOIN LATERAL (
-	SELECT id, shard, topic, payload FROM fraised.outbox
+	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
 	WHERE shard = p.n - 1 AND id > p.last_id
 	ORDER BY id LIMIT $2
 ) o
