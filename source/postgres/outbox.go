@@ -229,7 +229,7 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 	}
 	for _, ev := range r.rows {
 		if ev.payload == nil {
-			r.s.log.Warn("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
+			r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
 		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); err != nil {
 			return false, err
 		}

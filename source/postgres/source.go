@@ -55,6 +55,26 @@ type Source struct {
 	published []int64
 	// pruneEvery is the retention interval (pruneEvery; tests shorten it).
 	pruneEvery time.Duration
+	// lastSkipLog and skipsSuppressed throttle the skipped-event warnings
+	// (Run's goroutine only).
+	lastSkipLog     time.Time
+	skipsSuppressed int
+}
+
+// skipLogEvery is how often a skipped event is logged at most: a table full
+// of refused rows costs one line per interval, not one per row; the lines
+// in between are counted in the next one.
+const skipLogEvery = 5 * time.Second
+
+// skipped logs a skipped event, throttled to one line per skipLogEvery.
+func (s *Source) skipped(msg string, attrs ...any) {
+	now := time.Now()
+	if !s.lastSkipLog.IsZero() && now.Sub(s.lastSkipLog) < skipLogEvery {
+		s.skipsSuppressed++
+		return
+	}
+	s.log.Warn(msg, append(attrs, "suppressed_since_last", s.skipsSuppressed)...)
+	s.lastSkipLog, s.skipsSuppressed = now, 0
 }
 
 type health struct {
@@ -196,7 +216,7 @@ func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, pa
 	case err == nil:
 		return nil
 	case errors.Is(err, source.ErrInvalid):
-		s.log.Warn("postgres source: event refused, skipped", append(attrs, "topic", topic, "err", err)...)
+		s.skipped("postgres source: event refused, skipped", append(attrs, "topic", topic, "err", err)...)
 		return nil
 	default:
 		return fmt.Errorf("publishing: %w", err)

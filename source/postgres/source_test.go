@@ -471,3 +471,28 @@ func TestInstallSQLByHandWithPsql(t *testing.T) {
 		t.Fatalf("after psql: version %d (%v)", v, err)
 	}
 }
+
+func TestSkippedEventsLogThrottled(t *testing.T) {
+	url := newDB(t)
+	app := connect(t, url)
+	for i := range 50 {
+		publish(t, app, "bad", fmt.Sprintf(`{"seq": %d}`, i))
+	}
+	publish(t, app, "t", `{"seq": 0}`)
+	var logs bytes.Buffer
+	cfg, _ := ParseURL(url + "&start=earliest")
+	sink := &refusingSink{fakeSink: &fakeSink{}, refuse: "bad"}
+	src := New(cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	sink.waitN(t, 1, within)
+	cancel()
+	<-done
+	if n := sink.refusedN.Load(); n != 50 {
+		t.Fatalf("refused %d, want 50", n)
+	}
+	if n := strings.Count(logs.String(), "event refused, skipped"); n != 1 {
+		t.Fatalf("%d warnings for 50 refused events in a burst, want 1:\n%s", n, logs.String())
+	}
+}
