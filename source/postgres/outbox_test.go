@@ -460,6 +460,67 @@ func TestPublishNeedsOnlyExecute(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("direct INSERT by the application role: %v, want permission denied", err)
 	}
+	// The same two grants let the role fire the row trigger.
+	exec1(t, admin, `CREATE TABLE public.notes (id int PRIMARY KEY, author text NOT NULL)`)
+	exec1(t, admin, `CREATE TRIGGER notes_events AFTER INSERT ON public.notes
+		FOR EACH ROW EXECUTE FUNCTION fraised.row_event('notes.{author}')`)
+	exec1(t, admin, "GRANT INSERT ON public.notes TO "+role)
+	exec1(t, app, `INSERT INTO public.notes VALUES (1, 'ann')`)
+	if ev := sink.waitN(t, 2, within); ev[1].topic != "notes.ann" {
+		t.Fatalf("trigger event topic %q, want notes.ann", ev[1].topic)
+	}
+}
+
+// TestReaderRoleGrants: fraised may connect as a role with only the grants
+// the README lists, retention included.
+func TestReaderRoleGrants(t *testing.T) {
+	url := newDB(t)
+	admin := connect(t, url)
+	role := fmt.Sprintf("reader_%d", dbSeq.Add(1))
+	exec1(t, admin, "CREATE ROLE "+role+" LOGIN")
+	for _, g := range readerGrants {
+		exec1(t, admin, strings.ReplaceAll(g, "ROLE", role))
+	}
+	for i := range 10 {
+		publish(t, admin, "t", fmt.Sprintf(`{"seq": %d}`, i))
+	}
+	cfg, err := ParseURL(strings.Replace(url, "//app@", "//"+role+"@", 1) + "&start=earliest&retain_count=3&poll=20ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &fakeSink{}
+	src := New(cfg, nil)
+	src.pruneEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = src.Run(ctx, sink) }()
+	sink.waitN(t, 10, within)
+	deadline := time.Now().Add(within)
+	for {
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM fraised.outbox").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows left, want 3: retention as the reader role failed: %v", n, src.Healthy())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := src.Healthy(); err != nil {
+		t.Fatalf("reader role: %v", err)
+	}
+}
+
+// readerGrants are the README's grants for fraised's own role.
+var readerGrants = []string{
+	"GRANT USAGE ON SCHEMA fraised TO ROLE",
+	"GRANT SELECT ON fraised.meta TO ROLE",
+	"GRANT SELECT, DELETE ON fraised.outbox TO ROLE",
+	"GRANT SELECT, INSERT, UPDATE ON fraised.position, fraised.pruned TO ROLE",
+	"GRANT EXECUTE ON FUNCTION fraised.prune(interval, bigint, integer) TO ROLE",
 }
 
 // TestCrashRedeliversAtMostOneBatch: a process that dies between Publish and
