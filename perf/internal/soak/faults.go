@@ -126,12 +126,18 @@ func startReaders(e *Env, n int, topic, fields string, maxSeq int) []*reader {
 // waitReaders waits until every reader has ended or limit passes, then
 // closes them.
 func waitReaders(rs []*reader, limit time.Duration) {
-	end := time.After(limit)
-	for _, r := range rs {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for i, r := range rs {
 		select {
 		case <-r.done:
-		case <-end:
+			continue
+		case <-t.C:
 		}
+		for _, r := range rs[i:] {
+			r.c.conn.Close()
+		}
+		break
 	}
 	for _, r := range rs {
 		r.c.conn.Close()

@@ -17,6 +17,8 @@ const (
 	lightEvery = 100 * time.Millisecond
 	// lightWait bounds one light publish: the finding was 16.8-30.8 s.
 	lightWait = 60 * time.Second
+	// floodPayload is the size of the flooders' events.
+	floodPayload = 4 << 10
 	// flooders is the number of publishers flooding the ring.
 	flooders = 3
 	// ringPayload is the size of the ring-bytes events: just under the
@@ -36,7 +38,13 @@ const (
 func publisherFloodFairness(e *Env) {
 	const topic = "soak.flood"
 	d := e.scaleD(20*time.Second, 8*time.Second)
-	readers := startReaders(e, e.scale(20, 10), topic, "seq", maxLoadEvents)
+	// Each subscription its own group, each event 4 KiB with seq at its
+	// end: the dispatcher scans it once per group, so it is slower than
+	// the flooders and the ring stays full.
+	var readers []*reader
+	for _, c := range connectGroups(e, e.scale(100, 50), topic) {
+		readers = append(readers, startReader(c, maxLoadEvents))
+	}
 	defer waitReaders(readers, 0)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -51,7 +59,7 @@ func publisherFloodFairness(e *Env) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, a := pipeline(e, p, topic, maxLoadEvents, sized(100), d)
+			s, a := pipeline(e, p, topic, maxLoadEvents, tailSeq(floodPayload), d)
 			mu.Lock()
 			sent, acked = sent+s, acked+a
 			mu.Unlock()
@@ -160,7 +168,8 @@ func ringBytes(e *Env) {
 		}
 		defer p.conn.Close()
 		wg.Add(1)
-		mk := func(dst []byte, seq int64) []byte { return bigEvent(dst, int64(i)*ringSeqSpan+seq) }
+		big := tailSeq(ringPayload)
+		mk := func(dst []byte, seq int64) []byte { return big(dst, int64(i)*ringSeqSpan+seq) }
 		go func() {
 			defer wg.Done()
 			s, a := pipeline(e, p, topic, e.scale(2000, 500), mk, d)
@@ -176,15 +185,17 @@ func ringBytes(e *Env) {
 	e.catchUp(readers, acked)
 }
 
-// bigEvent is `{"body":"x…","seq":N}` of ringPayload bytes, the projected
-// field at the end.
-func bigEvent(dst []byte, seq int64) []byte {
-	dst = append(dst[:0], `{"body":"`...)
-	tail := `","seq":` + strconv.FormatInt(seq, 10) + `}`
-	for len(dst) < ringPayload-len(tail) {
-		dst = append(dst, 'x')
+// tailSeq makes `{"body":"x…","seq":N}` events of size bytes, the
+// projected field at the end.
+func tailSeq(size int) func([]byte, int64) []byte {
+	return func(dst []byte, seq int64) []byte {
+		dst = append(dst[:0], `{"body":"`...)
+		tail := `","seq":` + strconv.FormatInt(seq, 10) + `}`
+		for len(dst) < size-len(tail) {
+			dst = append(dst, 'x')
+		}
+		return append(dst, tail...)
 	}
-	return append(dst, tail...)
 }
 
 // connectGroups connects n subscribers, each with its own document (an

@@ -28,6 +28,11 @@ const (
 	// DefaultRSSKill is where the sampler kills the server (KiB): the
 	// machine is shared, and past it the scenario has failed anyway.
 	DefaultRSSKill = 2 << 20 // 2 GiB
+	// DefaultChildGOMEMLIMIT is the server's GOMEMLIMIT: the README's
+	// advice for a memory-limited host, and what fraised derives its
+	// global outbound budget from (a quarter of it); without it the
+	// budget is a quarter of the machine's memory.
+	DefaultChildGOMEMLIMIT = "768MiB"
 	// DefaultChildNOFILE is the server's descriptor limit, this machine's
 	// per-process limit.
 	DefaultChildNOFILE = 20000
@@ -42,6 +47,7 @@ type Config struct {
 	LogDir      string
 	Quick       bool   // the ~2-minute subset, scaled down
 	Only        []string // scenario names; empty = all (of the subset when Quick)
+	GOMEMLIMIT  string // the server's GOMEMLIMIT ("" = unset)
 	RSSBudgetKB int64
 	RSSKillKB   int64
 	Log         *slog.Logger
@@ -244,7 +250,11 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) Result {
 			nofile = sc.NOFILE[1]
 		}
 	}
-	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: cfg.Schema, NOFILE: nofile, LogDir: cfg.LogDir}, sc.Name)
+	var env []string
+	if cfg.GOMEMLIMIT != "" {
+		env = append(env, "GOMEMLIMIT="+cfg.GOMEMLIMIT)
+	}
+	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: cfg.Schema, NOFILE: nofile, Env: env, LogDir: cfg.LogDir}, sc.Name)
 	if err != nil {
 		res.Failures = append(res.Failures, err.Error())
 		res.Server = "did not start"
