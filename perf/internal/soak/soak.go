@@ -45,9 +45,9 @@ const (
 type Config struct {
 	Bin, Schema string
 	LogDir      string
-	Quick       bool   // the ~2-minute subset, scaled down
+	Quick       bool     // the ~2-minute subset, scaled down
 	Only        []string // scenario names; empty = all (of the subset when Quick)
-	GOMEMLIMIT  string // the server's GOMEMLIMIT ("" = unset)
+	GOMEMLIMIT  string   // the server's GOMEMLIMIT ("" = unset)
 	RSSBudgetKB int64
 	RSSKillKB   int64
 	Log         *slog.Logger

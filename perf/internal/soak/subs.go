@@ -277,8 +277,14 @@ func closeWithInputInFlight(e *Env) {
 	var got4429, got4400 int
 	var rw sync.WaitGroup
 	rw.Add(2)
-	go func() { defer rw.Done(); got4429 = countOutcomes(e, rate, func(code, _ string) bool { return code == "4429" }) }()
-	go func() { defer rw.Done(); got4400 = countOutcomes(e, bad, func(code, _ string) bool { return code == "4400" }) }()
+	go func() {
+		defer rw.Done()
+		got4429 = countOutcomes(e, rate, func(code, _ string) bool { return code == "4429" })
+	}()
+	go func() {
+		defer rw.Done()
+		got4400 = countOutcomes(e, bad, func(code, _ string) bool { return code == "4400" })
+	}()
 	rw.Wait()
 	close(stop)
 	wg.Wait()
