@@ -81,3 +81,21 @@ flamegraphs: perf-build-tools
 		-o $(FLAME_DIR)/$(FLAME_TARGET)-S4-cpu.svg $(FLAME_PPROF)/$(FLAME_TARGET)-S4.cpu.pprof
 	$(PERF_BIN)/flamegraph -title "$(FLAME_TARGET) allocated bytes after S4" -sample alloc_space \
 		-o $(FLAME_DIR)/$(FLAME_TARGET)-S4-alloc.svg $(FLAME_PPROF)/$(FLAME_TARGET)-S4.allocs.pprof
+
+# The soak suite (perf/cmd/fraised-soak): each abuse and fault of issue 8
+# against bin/fraised with default flags, a canary subscriber and
+# publisher alongside, server RSS and descriptors sampled; loopback only,
+# every scenario bounded. `make soak` runs all of it (about ten minutes,
+# never in CI) and writes $(PERF_RESULTS)/soak.md; `make soak-quick` runs
+# the ~2-minute subset as a Go test, and `make test` runs soak-quick.
+SOAK_FLAGS ?=
+.PHONY: soak soak-quick
+soak: build
+	go build -o $(PERF_BIN)/fraised-soak ./perf/cmd/fraised-soak
+	@mkdir -p $(PERF_RESULTS)/logs/soak
+	$(PERF_BIN)/fraised-soak --bin $(BIN) --md $(PERF_RESULTS)/soak.md --log-dir $(PERF_RESULTS)/logs/soak $(SOAK_FLAGS)
+
+soak-quick: build
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_SOAK=1 go test -count=1 -timeout 10m -run TestSoakQuick -v ./e2e/
+
+test: soak-quick

@@ -26,6 +26,9 @@ const (
 	// a shared 2-core machine and still far below what a user notices as a
 	// stall.
 	CanaryP99Limit = time.Second
+	// canaryMinRun is the shortest canary run: a scenario that ends at
+	// once still sees forty events delivered.
+	canaryMinRun = 2 * time.Second
 	// canaryDrain bounds the wait for the last acknowledged event.
 	canaryDrain = 5 * time.Second
 )
@@ -66,6 +69,7 @@ type Canary struct {
 	nextSeq atomic.Int64
 	acked   atomic.Int64
 	stop    chan struct{}
+	started time.Time
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	lat     []time.Duration
@@ -91,6 +95,7 @@ func StartCanary(wsAddr, pubAddr string) (*Canary, error) {
 		c.close()
 		return nil, fmt.Errorf("canary: %w", err)
 	}
+	c.started = time.Now()
 	c.wg.Add(2)
 	go c.publish()
 	go c.replies()
@@ -205,6 +210,7 @@ func (c *Canary) event(msg []byte) {
 // Finish stops publishing, waits for the acknowledged events, and returns
 // what the canary saw.
 func (c *Canary) Finish() CanaryResult {
+	time.Sleep(time.Until(c.started.Add(canaryMinRun)))
 	close(c.stop)
 	end := time.Now().Add(canaryDrain)
 	for time.Now().Before(end) {
