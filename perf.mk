@@ -4,6 +4,8 @@
 #   make perf-compare  S1-S5 against fraised, both floors, gqlgen → perf/results/latest.{jsonl,md}
 #   make flamegraphs   CPU profiles of fraised in S2 and S4 + an alloc profile → flamegraphs/*.svg
 #   make perf-floors   S1-S6 against the two floor servers only (no fraised needed)
+#   make soak          the soak suite: issue 8's abuses and faults (~10 min) → perf/results/soak.md
+#   make soak-quick    its ~2-minute subset as a Go test (make test runs it)
 #
 # Servers are pinned to CPU $(PERF_SERVER_CPU) and the harness to
 # $(PERF_HARNESS_CPU) with taskset; every run is bounded by $(PERF_TIMEOUT)
