@@ -35,7 +35,7 @@ func main() {
 		schema  = flag.String("schema", "examples/schema.graphql", "the schema the server loads")
 		quick   = flag.Bool("quick", false, "run the ~2-minute subset, scaled down")
 		only    = flag.String("only", "", "comma-separated scenarios to run (default: all); known: "+strings.Join(soak.Names(), ", "))
-		md      = flag.String("md", "", "write the Markdown summary here (e.g. perf/results/soak.md)")
+		md      = flag.String("md", "perf/results/soak.md", "write the Markdown summary here (empty: do not)")
 		logDir  = flag.String("log-dir", "", "server logs go here (default: a temporary directory)")
 		budget  = flag.Int64("rss-budget", soak.DefaultRSSBudget>>10, "peak server RSS allowed in every scenario, MiB")
 		kill    = flag.Int64("rss-kill", soak.DefaultRSSKill>>10, "kill the server past this RSS, MiB (the machine is shared)")

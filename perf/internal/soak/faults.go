@@ -23,6 +23,8 @@ const (
 	// drainTimeout is the server's default --drain-timeout; exitSlack is
 	// what a loaded machine may add to it.
 	drainTimeout, exitSlack = 10 * time.Second, 3 * time.Second
+	// sigtermBurst events are written in one go just before SIGTERM.
+	sigtermBurst = 5000
 	// deadWait bounds how long clients take to notice a killed server.
 	deadWait = 5 * time.Second
 )
@@ -160,19 +162,27 @@ func waitEvents(rs []*reader, n int64, limit time.Duration) bool {
 }
 
 // loadPublisher publishes numbered events on topic at 10,000/s until stop
-// is closed or a write fails, and marks which ones were acknowledged.
+// is closed or a write fails, and marks which ones were acknowledged to at
+// least promise subscriptions (a reply's integer is the number of
+// subscriptions the event was queued to: a smaller one, during a drain,
+// promises nothing to the readers).
 type loadPublisher struct {
-	p     *pubConn
-	acked bitset
-	nAck  atomic.Int64
-	sent  atomic.Int64
-	errs  atomic.Int64
-	wdone chan struct{}
-	rdone chan struct{}
+	p         *pubConn
+	promise   int64
+	acked     bitset
+	nAck      atomic.Int64
+	fewer     atomic.Int64 // integer replies below promise
+	sent      atomic.Int64
+	errs      atomic.Int64
+	wdone     chan struct{}
+	rdone     chan struct{}
+	burst     chan int // a request to write this many events at once
+	burstDone chan struct{}
 }
 
-func startLoad(p *pubConn, topic string, size int, stop <-chan struct{}) *loadPublisher {
-	l := &loadPublisher{p: p, acked: newBitset(maxLoadEvents), wdone: make(chan struct{}), rdone: make(chan struct{})}
+func startLoad(p *pubConn, promise int, topic string, size int, stop <-chan struct{}) *loadPublisher {
+	l := &loadPublisher{p: p, promise: int64(promise), acked: newBitset(maxLoadEvents), wdone: make(chan struct{}), rdone: make(chan struct{}),
+		burst: make(chan int), burstDone: make(chan struct{})}
 	go l.write(topic, size, stop)
 	go l.read()
 	return l
@@ -184,18 +194,26 @@ func (l *loadPublisher) write(topic string, size int, stop <-chan struct{}) {
 	defer t.Stop()
 	var buf, payload []byte
 	for seq := int64(0); seq+loadBatch <= maxLoadEvents; {
+		n := loadBatch
+		burst := false
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+		case n = <-l.burst:
+			n, burst = min(n, int(maxLoadEvents-seq)), true
 		}
 		buf = buf[:0]
-		for range loadBatch {
+		for range n {
 			payload = eventPayload(payload, seq, size)
 			buf = respw.AppendPublish(buf, []byte(topic), payload)
 			seq++
 		}
-		if err := l.p.write(buf, 2*time.Second); err != nil {
+		err := l.p.write(buf, 2*time.Second)
+		if burst {
+			l.burstDone <- struct{}{}
+		}
+		if err != nil {
 			return // the server is gone or stopped reading: what was acked counts
 		}
 		l.sent.Store(seq)
@@ -206,15 +224,18 @@ func (l *loadPublisher) write(topic string, size int, stop <-chan struct{}) {
 func (l *loadPublisher) read() {
 	defer close(l.rdone)
 	for i := int64(0); i < maxLoadEvents; i++ {
-		kind, _, _, err := l.p.reply(time.Minute)
+		kind, n, _, err := l.p.reply(time.Minute)
 		if err != nil {
 			return
 		}
-		if kind == ':' {
+		switch {
+		case kind != ':':
+			l.errs.Add(1)
+		case n >= l.promise:
 			l.acked.set(i)
 			l.nAck.Add(1)
-		} else {
-			l.errs.Add(1)
+		default:
+			l.fewer.Add(1)
 		}
 	}
 }
@@ -242,8 +263,15 @@ func sigtermUnderLoad(e *Env) {
 	stop := make(chan struct{})
 	// 128-byte bodies: the clients that do not read fall 1.3 MB/s behind,
 	// so they hold output, but are not cut yet, when SIGTERM comes.
-	l := startLoad(p, topic, 128, stop)
+	l := startLoad(p, len(readers), topic, 128, stop)
 	time.Sleep(e.scaleD(3*time.Second, 2*time.Second))
+	// A burst written at once, then SIGTERM: deliveries are in flight in
+	// the ring and the outboxes when the drain starts.
+	select {
+	case l.burst <- sigtermBurst:
+		<-l.burstDone
+	case <-l.wdone:
+	}
 	term := time.Now()
 	if err := e.Child.Signal(syscall.SIGTERM); err != nil {
 		e.Fail("cannot signal the server: %v", err)
@@ -281,6 +309,7 @@ func (e *Env) judgeDrain(readers []*reader, l *loadPublisher, term time.Time) {
 	e.Fig("published", "%d", l.sent.Load())
 	e.Fig("acked", "%d", acked)
 	e.Fig("publish_errors", "%d", l.errs.Load())
+	e.Fig("replies_below_readers", "%d", l.fewer.Load())
 	e.Fig("lost", "%d", lost)
 	status := e.Child.ExitStatus()
 	if at := e.Child.ExitedAt(); !at.IsZero() {
