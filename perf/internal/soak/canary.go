@@ -129,7 +129,11 @@ func (c *Canary) publish() {
 		buf = respw.AppendPublish(buf[:0], []byte(canaryTopic), msg)
 		c.sent[seq].Store(time.Now().UnixNano())
 		if err := c.pub.write(buf, 10*time.Second); err != nil {
-			c.problem("publish %d: %v", seq, err)
+			select {
+			case <-c.stop: // Finish closed the connection
+			default:
+				c.problem("publish %d: %v", seq, err)
+			}
 			return
 		}
 		c.nextSeq.Add(1)

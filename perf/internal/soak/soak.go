@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Targets and bounds shared by the scenarios.
@@ -249,6 +251,10 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) Result {
 		if cfg.Quick {
 			nofile = sc.NOFILE[1]
 		}
+	}
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && uint64(nofile) > lim.Max {
+		nofile = int(lim.Max) // sh cannot raise the child past the hard limit
 	}
 	var env []string
 	if cfg.GOMEMLIMIT != "" {
