@@ -40,17 +40,18 @@ func main() {
 		budget  = flag.Int64("rss-budget", soak.DefaultRSSBudget>>10, "peak server RSS allowed in every scenario, MiB")
 		kill    = flag.Int64("rss-kill", soak.DefaultRSSKill>>10, "kill the server past this RSS, MiB (the machine is shared)")
 		memlim  = flag.String("gomemlimit", soak.DefaultChildGOMEMLIMIT, "the server's GOMEMLIMIT (its outbound budget is a quarter of it; empty leaves it unset)")
+		p99     = flag.Duration("canary-p99", soak.CanaryP99Limit, "p99 target of the canary's events and the light publisher's replies")
 		timeout = flag.Duration("timeout", suiteTimeout, "stop the whole run after this long")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, *bin, *schema, *quick, *only, *md, *logDir, *memlim, *budget<<10, *kill<<10, *timeout); err != nil {
+	if err := run(log, *bin, *schema, *quick, *only, *md, *logDir, *memlim, *budget<<10, *kill<<10, *p99, *timeout); err != nil {
 		log.Error("soak", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, bin, schema string, quick bool, only, md, logDir, memlim string, budgetKB, killKB int64, timeout time.Duration) error {
+func run(log *slog.Logger, bin, schema string, quick bool, only, md, logDir, memlim string, budgetKB, killKB int64, p99, timeout time.Duration) error {
 	if err := raiseNOFILE(log); err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func run(log *slog.Logger, bin, schema string, quick bool, only, md, logDir, mem
 	if err != nil {
 		return err
 	}
-	cfg := soak.Config{Bin: abs, Schema: absSchema, LogDir: logDir, Quick: quick, GOMEMLIMIT: memlim, RSSBudgetKB: budgetKB, RSSKillKB: killKB, Log: log}
+	cfg := soak.Config{Bin: abs, Schema: absSchema, LogDir: logDir, Quick: quick, GOMEMLIMIT: memlim, RSSBudgetKB: budgetKB, RSSKillKB: killKB, CanaryP99: p99, Log: log}
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
 	}
@@ -92,8 +93,8 @@ func run(log *slog.Logger, bin, schema string, quick bool, only, md, logDir, mem
 	start := time.Now()
 	rs := soak.RunAll(ctx, cfg, scs, func(r soak.Result) { fmt.Println(r.Line()) })
 	header := fmt.Sprintf("fraised soak (%s), %s, %d scenarios in %.0f s; GOMEMLIMIT=%s, budget %d MiB RSS, canary p99 <= %v",
-		mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(rs), time.Since(start).Seconds(), memlim, budgetKB>>10, soak.CanaryP99Limit)
-	table := soak.Markdown(rs, header)
+		mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(rs), time.Since(start).Seconds(), memlim, budgetKB>>10, p99)
+	table := soak.Markdown(rs, header, p99)
 	fmt.Println()
 	fmt.Print(table)
 	if md != "" {

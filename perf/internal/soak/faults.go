@@ -387,7 +387,7 @@ func kill9Restart(e *Env) {
 	time.Sleep(2 * time.Second)
 	cr := canary.Finish()
 	e.Fig("canary_after_restart", "%q", cr.String())
-	if !cr.OK() {
+	if !cr.OK(e.Cfg.CanaryP99) {
 		e.Fail("canary after restart: %s", cr.String())
 	}
 }

@@ -3,10 +3,11 @@ package soak
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Markdown renders the results as the README's Reliability table.
-func Markdown(rs []Result, header string) string {
+func Markdown(rs []Result, header string, canaryP99 time.Duration) string {
 	var b strings.Builder
 	if header != "" {
 		b.WriteString(header + "\n\n")
@@ -21,7 +22,7 @@ func Markdown(rs []Result, header string) string {
 		canary := "-"
 		if r.Canary != nil {
 			canary = ms(r.Canary.P99)
-			if !r.Canary.OK() {
+			if !r.Canary.OK(canaryP99) {
 				canary += " (" + cell(r.Canary.String()) + ")"
 			}
 		}

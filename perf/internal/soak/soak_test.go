@@ -87,7 +87,7 @@ func TestReportShowsFailures(t *testing.T) {
 	if got := rs[0].CodesString(); got != "EOF×5 1013×3" {
 		t.Fatalf("codes %q", got)
 	}
-	md := Markdown(rs, "h")
+	md := Markdown(rs, "h", CanaryP99Limit)
 	for _, want := range []string{"| a | PASS | 2.0MiB |", "| b | **FAIL** |", "- b: lost 4 | events"} {
 		if !strings.Contains(md, want) {
 			t.Fatalf("Markdown lacks %q:\n%s", want, md)
