@@ -21,11 +21,13 @@ const (
 	// canaryMax bounds the send-time table: 20/s for 50 minutes, far more
 	// than any scenario runs.
 	canaryMax = 1 << 16
-	// CanaryP99Limit is the default of "its events on time": fraised delivers in about a
-	// millisecond unloaded, so a second is 1000x headroom for an attack on
-	// a shared 2-core machine and still far below what a user notices as a
-	// stall.
-	CanaryP99Limit = time.Second
+	// CanaryP99Limit is the default of "its events on time": fraised
+	// delivers in about a millisecond unloaded; on this shared 2-core
+	// machine the driver's own abusers compete with the server for the
+	// cores, which alone put the canary's p99 at 1.1-1.3 s in the CPU-bound
+	// scenarios against the fixed branches, while a server that queues the
+	// canary behind an attack shows 3-30 s. Two seconds separates the two.
+	CanaryP99Limit = 2 * time.Second
 	// canaryMinRun is the shortest canary run: a scenario that ends at
 	// once still sees forty events delivered.
 	canaryMinRun = 2 * time.Second
