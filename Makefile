@@ -6,6 +6,10 @@ GO       ?= go
 BIN      := bin/fraised
 SCHEMA   ?= examples/schema.graphql
 SOCK     ?= /tmp/fraised.sock
+# VERSION is what `fraised --version` prints; without git (a source
+# tarball) the build information's module version or revision is used.
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
+LDFLAGS  := $(if $(VERSION),-X github.com/fraised/fraised/app.version=$(VERSION))
 GOFILES  := $(shell find . -name '*.go' -not -path './perf/gqlgen/*' -not -path '*/node_modules/*')
 
 .PHONY: all build run test fmt-check vet unit e2e-npm fuzz bench clean
@@ -15,7 +19,7 @@ all: build
 build: $(BIN)
 
 $(BIN): $(GOFILES) go.mod go.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/fraised
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fraised
 
 run: build
 	@echo "fraised: ws://127.0.0.1:4000/graphql (graphql-transport-ws), publish on 127.0.0.1:4001 and $(SOCK)"
@@ -34,8 +38,13 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# The zero-allocation tests skip themselves under -race (the race detector
+# makes sync.Pool drop items), so they run a second time without it.
+ALLOC_TESTS := Alloc
+
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
 
 # The real npm graphql-ws client against the real binary. Skipped with a
 # notice on a machine without Node/npm, unless FRAISED_REQUIRE_NODE is set
@@ -53,7 +62,14 @@ fuzz:
 	$(GO) test ./resp -run XXX -fuzz FuzzParser -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzProject -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzTopicOverlap -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzProxiedInput -fuzztime $(FUZZTIME)
+	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./server

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
@@ -64,6 +65,14 @@ func Run(args []string, hooks Hooks) int {
 		}
 		return 2
 	}
+	if cfg.version {
+		printVersion(os.Stdout)
+		return 0
+	}
+	if err := noArgsLeft(fs); err != nil {
+		fmt.Fprintln(os.Stderr, "fraised:", err)
+		return 2
+	}
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintln(os.Stderr, "fraised:", err)
 		return 2
@@ -74,10 +83,26 @@ func Run(args []string, hooks Hooks) int {
 		return 2
 	}
 	if err := serve(&cfg, hooks, log); err != nil {
+		if errors.Is(err, gql.ErrSchema) {
+			// One schema error per line, as a compiler prints them: a
+			// log attribute would escape the newlines into one line.
+			fmt.Fprintln(os.Stderr, err)
+		}
 		log.Error("fraised stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// noArgsLeft refuses arguments left after the flags. Go's flag package
+// stops at the first non-flag argument, so every flag after a stray word
+// (`--allowed-origins a b --auth required`) would be silently ignored.
+func noArgsLeft(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return fmt.Errorf("unexpected argument %q: fraised takes only flags, and every flag after it would be ignored "+
+		"(quote a value that has spaces; lists are comma-separated); see fraised --help", fs.Arg(0))
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -140,12 +165,21 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 			if err := srv.Shutdown(context.Background()); err != nil {
 				log.Warn("shutdown incomplete", "err", err)
 			}
-			<-runErr
+			select {
+			case <-runErr:
+			case <-time.After(exitGrace):
+				log.Warn("the network engine did not stop after the drain; exiting anyway", "waited", exitGrace)
+			}
 			log.Info("stopped")
 			return nil
 		}
 	}
 }
+
+// exitGrace bounds the wait for the network engine to stop after
+// Shutdown returned, so a stuck engine cannot keep the process past its
+// drain deadline by more than this.
+const exitGrace = 500 * time.Millisecond
 
 // closeAudit flushes and closes the audit log, reporting lost records.
 func closeAudit(l *audit.Log, log *slog.Logger) {

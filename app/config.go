@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/server"
 )
 
@@ -21,15 +22,19 @@ type config struct {
 	initTimeout    time.Duration
 	keepAlive      time.Duration
 	maxOutbound    int
+	maxOutTotal    int
+	writeTimeout   time.Duration
 	maxPayload     int
 	maxMessage     int
 	maxSubsPerConn int
 	ringSize       int
 	eventLoops     int
 	drainTimeout   time.Duration
+	edge           edgeConfig
 	logFormat      string
 	logLevel       string
 	pprofListen    string
+	version        bool
 	sec            securityConfig
 }
 
@@ -43,6 +48,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.initTimeout, "init-timeout", server.DefaultInitTimeout, "close a WebSocket (4408) that sends no connection_init within this `duration`")
 	fs.DurationVar(&cfg.keepAlive, "keepalive", server.DefaultKeepAlive, "WebSocket ping `interval`; silent peers are dropped after two (negative disables)")
 	fs.IntVar(&cfg.maxOutbound, "max-outbound", server.DefaultMaxOutbound, "per-connection unsent `bytes` before the client is cut off as a slow consumer")
+	fs.IntVar(&cfg.maxOutTotal, "max-outbound-total", 0, "unsent `bytes` across all connections; past it the clients holding the most are cut off as slow consumers (0 = a quarter of GOMEMLIMIT, else of the cgroup or physical memory, 64 MiB to 4 GiB)")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "cut off a client (1013) whose socket takes no byte for this `duration` while output waits")
 	fs.IntVar(&cfg.maxPayload, "max-payload", server.DefaultMaxPayload, "largest event payload in `bytes`")
 	fs.IntVar(&cfg.maxMessage, "max-message", server.DefaultMaxMessage, "largest client WebSocket message in `bytes` (close 1009 past it)")
 	fs.IntVar(&cfg.maxSubsPerConn, "max-subscriptions", server.DefaultMaxSubsPerConn, "active operations per connection")
@@ -52,9 +59,16 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", "", "serve net/http/pprof on this `address` (empty disables; keep it on loopback)")
+	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
+	addEdgeFlags(fs, &cfg.edge)
 	return fs
 }
+
+// cliOnly names the flags that have no environment variable: a command,
+// not a setting (FRAISED_VERSION left in an environment must not turn a
+// server into a version printer).
+var cliOnly = map[string]bool{"version": true}
 
 // envName is the environment variable for a flag: FRAISED_ and the flag
 // name in upper snake case.
@@ -70,7 +84,7 @@ func applyEnv(fs *flag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok || set[f.Name] || err != nil {
+		if !ok || set[f.Name] || cliOnly[f.Name] || err != nil {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
@@ -90,12 +104,20 @@ Usage:
   fraised --schema FILE [flags]           serve
   fraised publish [--addr HOST:PORT | --unix PATH] TOPIC JSON
                                           publish one event (like redis-cli PUBLISH)
+  fraised --version                       print the version and exit
 
 Flags (each also read from the environment variable shown; a flag wins):
 `)
 		fs.VisitAll(func(f *flag.Flag) {
 			name, u := flag.UnquoteUsage(f)
-			fmt.Fprintf(w, "  --%s %s\n    \t%s (env %s", f.Name, name, u, envName(f.Name))
+			if name != "" {
+				name = " " + name
+			}
+			if cliOnly[f.Name] {
+				fmt.Fprintf(w, "  --%s%s\n    \t%s\n", f.Name, name, u)
+				return
+			}
+			fmt.Fprintf(w, "  --%s%s\n    \t%s (env %s", f.Name, name, u, envName(f.Name))
 			if f.DefValue != "" && f.DefValue != "0" {
 				fmt.Fprintf(w, ", default %s", f.DefValue)
 			}
@@ -114,11 +136,78 @@ func (cfg *config) serverOptions() server.Options {
 		InitTimeout:             cfg.initTimeout,
 		KeepAlive:               cfg.keepAlive,
 		MaxOutbound:             cfg.maxOutbound,
+		MaxOutboundTotal:        cfg.maxOutTotal,
+		WriteTimeout:            cfg.writeTimeout,
 		MaxPayload:              cfg.maxPayload,
 		MaxMessage:              cfg.maxMessage,
 		MaxSubscriptionsPerConn: cfg.maxSubsPerConn,
 		RingSize:                cfg.ringSize,
 		EventLoops:              cfg.eventLoops,
 		DrainTimeout:            cfg.drainTimeout,
+		HTTPReadTimeout:         cfg.edge.readTimeout,
+		HTTPIdleTimeout:         cfg.edge.idleTimeout,
+		MaxConnections:          cfg.edge.maxConns,
+		MaxConnectionsPerAddr:   cfg.edge.maxIPConns,
+		TrustedProxies:          cfg.edge.trusted.t,
+		ForwardedHeader:         cfg.edge.header.h,
+		ProxyProtocol:           cfg.edge.proxyProtocol,
 	}
+}
+
+// defaultMaxIPConns is the fraised command's cap on open connections per
+// client address: a NAT'd office or a campus behind one address opens a
+// socket per tab, hundreds at most, while one host flooding sockets is
+// stopped long before the global cap.
+const defaultMaxIPConns = 1000
+
+// edgeConfig is the part of config about admitting connections: caps,
+// HTTP deadlines, trusted proxies.
+type edgeConfig struct {
+	readTimeout, idleTimeout time.Duration
+	maxConns, maxIPConns     int
+	trusted                  trustedFlag
+	header                   headerFlag
+	proxyProtocol            bool
+}
+
+func addEdgeFlags(fs *flag.FlagSet, e *edgeConfig) {
+	fs.DurationVar(&e.readTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "deadline to read one HTTP request, head and body (a new connection's first request counts from the accept; 408 or close past it)")
+	fs.DurationVar(&e.idleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close a keep-alive HTTP connection idle this long between requests")
+	fs.IntVar(&e.maxConns, "max-connections", 0, "open HTTP/WebSocket connections (503 with Retry-After past it; 0 = the open-files limit minus what publishers, listeners and files need)")
+	fs.IntVar(&e.maxIPConns, "max-ip-connections", defaultMaxIPConns, "open connections per client address, IPv6 per /64 (503 with Retry-After past it; 0 = unlimited)")
+	fs.Var(&e.trusted, "trusted-proxies", "comma-separated CIDR `list` of proxies whose forwarding header (and PROXY protocol header) names the client; empty trusts none")
+	fs.Var(&e.header, "forwarded-header", "`header` trusted proxies name the client in: x-forwarded-for or forwarded (default x-forwarded-for)")
+	fs.BoolVar(&e.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies start with a PROXY protocol v1/v2 header naming the client")
+}
+
+// trustedFlag is --trusted-proxies, parsed when set.
+type trustedFlag struct {
+	t *edge.Trusted
+}
+
+func (f *trustedFlag) String() string { return f.t.String() }
+
+func (f *trustedFlag) Set(s string) error {
+	t, err := edge.ParseTrusted(s)
+	if err != nil {
+		return err
+	}
+	f.t = t
+	return nil
+}
+
+// headerFlag is --forwarded-header.
+type headerFlag struct {
+	h edge.Header
+}
+
+func (f *headerFlag) String() string { return "" }
+
+func (f *headerFlag) Set(s string) error {
+	h, err := edge.ParseHeader(s)
+	if err != nil {
+		return err
+	}
+	f.h = h
+	return nil
 }

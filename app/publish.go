@@ -34,6 +34,11 @@ func publishMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 2 {
+		if fs.NArg() > 2 {
+			fmt.Fprintf(stderr, "fraised publish: unexpected argument %q after TOPIC JSON (flags go before TOPIC; quote a JSON payload that has spaces)\n", fs.Arg(2))
+		} else {
+			fmt.Fprintf(stderr, "fraised publish: want TOPIC and JSON, got %d argument(s)\n", fs.NArg())
+		}
 		fs.Usage()
 		return 2
 	}

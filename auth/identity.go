@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -102,4 +103,51 @@ func stringList(v any, split bool) []string {
 		return out
 	}
 	return nil
+}
+
+// tokenOnlyClaims are the claims that describe one token rather than the
+// principal it stands for: a renewed token differs in them by design.
+var tokenOnlyClaims = map[string]bool{"exp": true, "iat": true, "nbf": true, "jti": true, "auth_time": true}
+
+// SameGrants reports whether b grants exactly what a grants: the same
+// subject, roles, scopes and claims, ignoring the claims that describe the
+// token itself (exp, iat, nbf, jti, auth_time). A connection renewing its
+// token must keep its grants, because the subscriptions it already runs
+// were admitted (@auth) and filtered (claim @filter) with the old ones.
+func SameGrants(a, b *Identity) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Subject != b.Subject || !sameSet(a.Roles, b.Roles) || !sameSet(a.Scopes, b.Scopes) {
+		return false
+	}
+	for k, v := range a.Claims {
+		if w, ok := b.Claims[k]; !tokenOnlyClaims[k] && (!ok || !reflect.DeepEqual(v, w)) {
+			return false
+		}
+	}
+	for k := range b.Claims {
+		if _, ok := a.Claims[k]; !ok && !tokenOnlyClaims[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			return false
+		}
+	}
+	return true
 }

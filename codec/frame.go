@@ -3,6 +3,8 @@ package codec
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -115,11 +117,24 @@ func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// AppendClose appends a close frame with code and reason. The reason is
-// truncated so the payload fits a control frame.
+// MaxCloseReason is the longest close reason: a control frame's 125-byte
+// payload less the 2-byte status code (RFC 6455 §5.5).
+const MaxCloseReason = MaxControlPayload - 2
+
+// AppendClose appends a close frame with code and reason. RFC 6455 §5.5.1
+// requires the reason to be UTF-8 (a browser fails the connection with
+// 1006 otherwise), so invalid bytes become U+FFFD and a reason longer than
+// MaxCloseReason is cut on a rune boundary.
 func AppendClose(dst []byte, code ws.StatusCode, reason string) []byte {
-	if len(reason) > MaxControlPayload-2 {
-		reason = reason[:MaxControlPayload-2]
+	if !utf8.ValidString(reason) {
+		reason = strings.ToValidUTF8(reason, "\uFFFD")
+	}
+	if len(reason) > MaxCloseReason {
+		n := MaxCloseReason
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	dst = AppendHeader(dst, true, ws.OpClose, 2+len(reason))
 	dst = append(dst, byte(code>>8), byte(code))

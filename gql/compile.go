@@ -57,12 +57,22 @@ type Operation struct {
 	Kind          Kind
 	Field         string // root field name (subscriptions)
 	Topic         string // resolved topic (subscriptions)
-	GroupKey      uint64 // xxhash; two operations with equal keys produce identical bytes for every event
+	GroupKey      uint64 // a seeded hash of the identity: finds candidate groups; equal keys prove nothing (SameGroup decides)
 	DocHash       uint64 // xxhash of the document text (for audit logs)
 	OperationName string
 
 	plan     *plan
-	identity []byte // what GroupKey hashes
+	identity []byte // every input that decides the matches and bytes (request.go); GroupKey hashes it
+}
+
+// SameGroup reports whether op and o have the same identity, so that they
+// match the same events and produce identical bytes for each: whether
+// their subscribers may share one group. It compares the identities in
+// full (after a pointer check: equal identities compiled by one Schema
+// are usually one *Operation), never only the GroupKeys. It is safe for
+// concurrent use.
+func (op *Operation) SameGroup(o *Operation) bool {
+	return op == o || bytes.Equal(op.identity, o.identity)
 }
 
 // Compile parses, validates and plans req for a connection with env.
@@ -71,8 +81,8 @@ type Operation struct {
 // operation name and raw variables bytes) are cached, bounded, and so are
 // operations per request and the parts of env they depend on, held weakly
 // (request.go); @auth is checked against env at every call. Compilations
-// with equal GroupKeys return the same *Operation while any holder keeps
-// it alive, so subscribers of one group share one plan. Errors are
+// with the same identity (SameGroup) return the same *Operation while any
+// holder keeps it alive, so subscribers of one group share one plan. Errors are
 // GraphQL errors with locations where the document has them; the returned
 // list must not be modified. Compile is safe for concurrent use; it keeps
 // neither req.Variables nor env past the call except, when the root field

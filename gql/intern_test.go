@@ -48,3 +48,37 @@ func TestInternComparesIdentity(t *testing.T) {
 	}
 	runtime.KeepAlive(a)
 }
+
+// TestInternKeepsCollidingOperations: operations whose keys collide are
+// all kept, each found by its own identity, and one dying leaves the
+// others in place.
+func TestInternKeepsCollidingOperations(t *testing.T) {
+	in := newInterner()
+	a := &Operation{GroupKey: 1, identity: []byte("a")}
+	c := &Operation{GroupKey: 1, identity: []byte("c")}
+	in.intern(a)
+	func() {
+		b := &Operation{GroupKey: 1, identity: []byte("b")}
+		if in.intern(b) != b {
+			t.Fatal("b not registered")
+		}
+	}()
+	in.intern(c)
+	for i := 0; i < 100 && in.len() > 2; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if n := in.len(); n != 2 {
+		t.Fatalf("interner holds %d entries after b died, want 2", n)
+	}
+	for _, op := range []*Operation{a, c} {
+		if got := in.intern(&Operation{GroupKey: 1, identity: op.identity}); got != op {
+			t.Errorf("identity %q: got another operation", op.identity)
+		}
+	}
+	if n := in.len(); n != 2 {
+		t.Fatalf("interner holds %d entries, want 2", n)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(c)
+}

@@ -191,7 +191,7 @@ func (c *compiler) filters(r *request, info *rootInfo, f *field) {
 			c.errs = append(c.errs, &gqlerror.Error{Message: "argument \"" + spec.arg + "\" of " + info.key + " must be a scalar to filter events", Locations: f.locs})
 			continue
 		}
-		r.filters = append(r.filters, filterSlot{f: fl})
+		r.filters = append(r.filters, filterSlot{f: fl, arg: spec.arg})
 	}
 }
 

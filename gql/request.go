@@ -1,7 +1,6 @@
 package gql
 
 import (
-	"log/slog"
 	"strconv"
 	"sync"
 	"weak"
@@ -22,16 +21,34 @@ import (
 //     needs;
 //   - request, by document, operation name and raw variables bytes: the
 //     coerced variables, root arguments, topic, argument filters, and the
-//     identity (GroupKey input) without its Env part;
+//     identity without its Env part;
 //   - opEntry, by request and Env fingerprint (the claims read by claim
 //     filters; the init payload and all claims when the root field has a
-//     resolver): the *Operation, held weakly.
+//     resolver): the *Operation, held weakly;
+//   - interner (intern.go), by identity: the *Operation every compilation
+//     with that identity shares.
 //
-// Every cache compares its full key on a hit, so a hash collision never
-// returns another request's or another tenant's work. @auth depends only
-// on Env.Roles and Env.Scopes, which change nothing else in an operation:
-// it is checked again at every Compile, so no cache entry can hand an
-// operation to an Env that may not have it.
+// Every cache is found by a hash (seeded from crypto/rand, hashSeed) but
+// compares its full key on a hit, so a hash collision, by chance or
+// forged, never returns another request's or another tenant's work.
+//
+// An operation's identity is every input that decides which events it
+// matches and the bytes it produces for them: the schema, the kind, the
+// topic, the document text, the operation name, the coerced variables,
+// every @filter with its path, its source (argument or claim, by name) and
+// value, and with a resolver the init payload and claims the resolver
+// sees. Operations with equal identities are interchangeable; GroupKey is
+// only its hash, and SameGroup compares the identities themselves.
+//
+// Env.Roles and Env.Scopes are not part of the identity, by design: they
+// are read only by @auth, which refuses an operation whole (there is no
+// field masking: a selection that reaches a field or type the Env may not
+// have is an error, never a shorter result), and is checked again at every
+// Compile, so no cache entry can hand an operation to an Env that may not
+// have it. Every Env that gets an operation was admitted to the same
+// selection, and members with different roles receive the same bytes. If
+// @auth ever masks parts of a result instead, the roles and scopes it
+// reads must join the identity.
 
 const (
 	// requestCacheEntries bounds the requests kept compiled: a deployment
@@ -115,11 +132,11 @@ type request struct {
 	identity     []byte     // the identity without its Env part (appendEnvIdentity)
 }
 
-// filterSlot is one @filter of a request: an argument filter resolved, or
-// a claim filter (claim set; only f.path is).
+// filterSlot is one @filter of a request: an argument filter resolved (arg
+// set), or a claim filter (claim set; only f.path is).
 type filterSlot struct {
-	f     filter
-	claim string
+	f          filter
+	arg, claim string
 }
 
 // opEntry is a compiled operation of the request with id req for Envs
@@ -141,16 +158,17 @@ func (s *Schema) request(req Request) *request {
 	return r
 }
 
-// requestHash hashes the cache key of req.
+// requestHash hashes the cache key of req. The key is compared in full
+// on a hit (request.is), so the separators need not be unambiguous.
 func (s *Schema) requestHash(req Request) uint64 {
 	var d xxhash.Digest
-	d.ResetWithSeed(s.seed)
+	d.ResetWithSeed(hashSeed)
 	d.WriteString(req.Query)
 	d.WriteString("\x00")
 	d.WriteString(req.OperationName)
 	d.WriteString("\x00")
 	d.Write(req.Variables)
-	return d.Sum64()
+	return s.hash(d.Sum64())
 }
 
 // is reports whether r is the compilation of req.
@@ -383,25 +401,36 @@ func (s *Schema) operation(r *request, env *Env) (*Operation, gqlerror.List) {
 	}
 	var buf [256]byte
 	fp := r.fingerprint(buf[:0], env)
-	h := r.opHash(fp)
+	h := s.opHash(r, fp)
 	if e, ok := s.envOps.get(h); ok && e.req == r.id && e.fp == string(fp) {
 		if op := e.op.Value(); op != nil {
 			return op, nil
 		}
 	}
-	op := s.ops.intern(r.newOperation(env, s.logger))
+	op := s.ops.intern(s.newOperation(r, env))
 	s.envOps.put(h, &opEntry{req: r.id, fp: string(fp), op: weak.Make(op)}, len(fp)+opEntryCost)
 	return op, nil
 }
 
-// opHash is the opEntry hash of r's operation for fingerprint fp.
-func (r *request) opHash(fp []byte) uint64 {
-	return r.id*0x9E3779B97F4A7C15 ^ xxhash.Sum64(fp)
+// seededSum64 returns the XXH64 of b seeded with hashSeed; b does not
+// escape.
+func seededSum64(b []byte) uint64 {
+	var d xxhash.Digest
+	d.ResetWithSeed(hashSeed)
+	_, _ = d.Write(b)
+	return d.Sum64()
+}
+
+// opHash is the opEntry hash of r's operation for fingerprint fp; the
+// entry is used only when its request id and fingerprint are equal too.
+func (s *Schema) opHash(r *request, fp []byte) uint64 {
+	return s.hash(r.id*0x9E3779B97F4A7C15 ^ seededSum64(fp))
 }
 
 // fingerprint appends to b what of env the operation of r depends on: the
 // claims its claim filters read, and the init payload and claims when the
-// root field has a resolver. Equal fingerprints give equal operations.
+// root field has a resolver. Equal fingerprints of one request give equal
+// operations (equal identities).
 func (r *request) fingerprint(b []byte, env *Env) []byte {
 	if r.claimFilters {
 		for i := range r.filters {
@@ -430,9 +459,9 @@ func appendFingerprintValue(b []byte, v any) []byte {
 }
 
 // newOperation builds the operation of r for env (not interned).
-func (r *request) newOperation(env *Env, logger *slog.Logger) *Operation {
+func (s *Schema) newOperation(r *request, env *Env) *Operation {
 	sh := r.shape
-	p := &plan{kind: r.kind, fields: r.fields, rootJSON: sh.rootJSON, logger: logger, hasResolver: sh.hasResolver}
+	p := &plan{kind: r.kind, fields: r.fields, rootJSON: sh.rootJSON, logger: s.logger, hasResolver: sh.hasResolver}
 	if p.hasResolver {
 		p.initPayload, p.claims = env.InitPayload, env.Claims
 	}
@@ -444,8 +473,8 @@ func (r *request) newOperation(env *Env, logger *slog.Logger) *Operation {
 		}
 	}
 	op := &Operation{Kind: r.kind, Field: r.field, Topic: r.topic, DocHash: r.docHash, OperationName: r.name, plan: p}
-	op.identity = appendEnvIdentity(append(make([]byte, 0, len(r.identity)+64), r.identity...), p)
-	op.GroupKey = xxhash.Sum64(op.identity)
+	op.identity = r.appendEnvIdentity(append(make([]byte, 0, len(r.identity)+envIdentityCap(r)), r.identity...), env, p)
+	op.GroupKey = s.hash(seededSum64(op.identity))
 	return op
 }
 
@@ -471,10 +500,12 @@ func (r *request) envFilters(env *Env) (filters []filter, never bool) {
 }
 
 // identityPrefix encodes the part of the identity of r's operations that
-// does not depend on the Env; appendEnvIdentity appends the rest.
+// does not depend on the Env; appendEnvIdentity appends the rest. The
+// encoding is unambiguous: strings are length-prefixed, and the number of
+// variables is fixed by the document that precedes them.
 func (c *compiler) identityPrefix(r *request) []byte {
 	b := make([]byte, 0, 256+len(r.query)+len(r.vars))
-	b = append(strconv.AppendUint(b, c.s.seed, 10), ';')
+	b = appendCanonInt(b, int64(c.s.id))
 	b = appendCanonInt(b, int64(r.kind))
 	b = appendCanonString(append(b, 's'), r.topic)
 	b = appendCanonString(append(b, 's'), r.query)
@@ -488,17 +519,28 @@ func (c *compiler) identityPrefix(r *request) []byte {
 }
 
 // appendEnvIdentity appends the part of the identity that the Env
-// decides: the filters (claim values included) and, with a resolver, the
-// init payload and claims the resolver gets.
-func appendEnvIdentity(b []byte, p *plan) []byte {
+// decides, with p the plan built for env: every filter of r, the argument
+// or claim it reads, its path and its value (claim values from env; a
+// missing one as such), and with a resolver the init payload and claims
+// the resolver gets.
+func (r *request) appendEnvIdentity(b []byte, env *Env, p *plan) []byte {
 	b = appendCanonBool(b, p.never)
-	for _, f := range p.filters {
-		b = appendCanonInt(b, int64(f.kind))
-		b = appendCanonString(append(b, 's'), f.str)
-		b = append(strconv.AppendFloat(append(b, 'd'), f.num, 'g', -1, 64), ';')
-		b = appendCanonBool(b, f.isInt)
-		b = appendCanonInt(b, f.i) // large integers differ where their float64 does not
-		b = appendCanonBool(b, f.b)
+	b = appendCanonInt(b, int64(len(r.filters)))
+	for i := range r.filters {
+		sl := &r.filters[i]
+		f, ok := sl.f, true
+		if sl.claim != "" {
+			b = appendCanonString(append(b, 'c'), sl.claim)
+			v, has := env.Claims[sl.claim]
+			f, ok = newFilter(sl.f.path, v, false)
+			ok = ok && has
+		} else {
+			b = appendCanonString(append(b, 'a'), sl.arg)
+		}
+		b = appendCanonBool(appendFilterPath(b, f.path), ok)
+		if ok {
+			b = appendFilterValue(b, &f)
+		}
 	}
 	if p.hasResolver {
 		b = appendCanonBool(b, p.initPayload == nil)
@@ -507,4 +549,38 @@ func appendEnvIdentity(b []byte, p *plan) []byte {
 		b = appendCanon(b, p.claims)
 	}
 	return b
+}
+
+// envIdentityCap estimates the bytes appendEnvIdentity appends for r
+// without a resolver: a few per filter besides its names and value.
+func envIdentityCap(r *request) int {
+	n := 16
+	for i := range r.filters {
+		sl := &r.filters[i]
+		n += 64 + len(sl.arg) + len(sl.claim) + len(sl.f.str)
+		for _, seg := range sl.f.path {
+			n += 4 + len(seg)
+		}
+	}
+	return n
+}
+
+// appendFilterPath appends the identity of a filter's event path.
+func appendFilterPath(b []byte, path []string) []byte {
+	b = appendCanonInt(b, int64(len(path)))
+	for _, seg := range path {
+		b = appendCanonString(append(b, 's'), seg)
+	}
+	return b
+}
+
+// appendFilterValue appends the identity of the value f compares with:
+// every field Match reads.
+func appendFilterValue(b []byte, f *filter) []byte {
+	b = appendCanonInt(b, int64(f.kind))
+	b = appendCanonString(append(b, 's'), f.str)
+	b = append(strconv.AppendFloat(append(b, 'd'), f.num, 'g', -1, 64), ';')
+	b = appendCanonBool(b, f.isInt)
+	b = appendCanonInt(b, f.i) // large integers differ where their float64 does not
+	return appendCanonBool(b, f.b)
 }

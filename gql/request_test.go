@@ -209,8 +209,8 @@ func TestCacheCollisionsCompareTheFullKey(t *testing.T) {
 
 	ra, _ := s.requests.get(s.requestHash(reqA))
 	var buf [64]byte
-	ha := ra.opHash(ra.fingerprint(buf[:0], &acme))
-	he := ra.opHash(ra.fingerprint(buf[:0], &evil))
+	ha := s.opHash(ra, ra.fingerprint(buf[:0], &acme))
+	he := s.opHash(ra, ra.fingerprint(buf[:0], &evil))
 	e := compileOK(t, s, reqA, evil)
 	ee, _ := s.envOps.get(he)
 	s.envOps.put(ha, ee, 1)

@@ -2,6 +2,8 @@ package gql
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
@@ -56,6 +57,14 @@ type Options struct {
 	Resolvers map[string]ResolverFunc // keys "Subscription.orderUpdated", "Query.serverTime"; unknown key = load error
 	Limits    Limits
 	Logger    *slog.Logger // resolver panics are logged here (nil = slog.Default())
+
+	// HashForTests is for tests only; leave it nil. When set, it rewrites
+	// every hash the schema computes (its cache keys and
+	// Operation.GroupKey), so a test can make all of them collide (return
+	// a constant) and prove that a hash only ever finds candidates: with
+	// a constant, Compile and the registry must still keep distinct
+	// operations apart, only more slowly.
+	HashForTests func(uint64) uint64
 }
 
 // Schema is a loaded schema with fraised's directives resolved. It is
@@ -73,9 +82,40 @@ type Schema struct {
 	requests  *boundedCache[*request]
 	envOps    *boundedCache[*opEntry]
 	ops       *interner
-	seed      uint64 // separates group keys of different schemas
+	id        uint64              // unique in the process; separates the identities of different schemas' operations
+	rehash    func(uint64) uint64 // Options.HashForTests, or nil
 
 	requestIDs atomic.Uint64
+}
+
+// schemaIDs numbers the schemas loaded by the process.
+var schemaIDs atomic.Uint64
+
+// hashSeed seeds every hash of documents, requests and operations (cache
+// keys and GroupKey). Clients choose what is hashed (documents, variables,
+// and through their tokens claims), and XXH64 is not collision resistant:
+// with a seed they can learn (it was once derived from the schema file)
+// they can forge a document with another's key in a few thousand tries. A
+// hash therefore never decides anything (every cache hit and every group
+// join compares the full key or identity); the seed, drawn from
+// crypto/rand once per process, keeps collisions rare so that lookups stay
+// fast.
+var hashSeed = randomSeed()
+
+// randomSeed returns 64 bits from crypto/rand (which does not fail: the
+// process crashes when the system cannot supply randomness).
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// hash returns h, rewritten by Options.HashForTests when set.
+func (s *Schema) hash(h uint64) uint64 {
+	if s.rehash != nil {
+		return s.rehash(h)
+	}
+	return h
 }
 
 // rootInfo is what the directives and options say about one root field.
@@ -118,7 +158,8 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 		requests:  newBoundedCache[*request](requestCacheEntries, requestCacheBytes),
 		envOps:    newBoundedCache[*opEntry](opCacheEntries, opCacheBytes),
 		ops:       newInterner(),
-		seed:      xxhash.Sum64String(name + "\x00" + src),
+		id:        schemaIDs.Add(1),
+		rehash:    opts.HashForTests,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -143,6 +184,9 @@ func (s *Schema) init(resolvers map[string]ResolverFunc) error {
 		if err := s.indexType(s.ast.Types[name]); err != nil {
 			return err
 		}
+	}
+	if err := s.checkTopicGuards(); err != nil {
+		return err
 	}
 	return s.bindResolvers(resolvers)
 }

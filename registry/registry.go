@@ -4,8 +4,13 @@
 // A group is the set of subscriptions that produce identical bytes for
 // every event (same topic, document, variables and filter values), so the
 // dispatcher projects and encodes each event once per group and only
-// splices in each subscriber's id. Topics are keyed on the xxhash of their
-// name.
+// splices in each subscriber's id. Topics are keyed on a hash of their
+// name seeded per registry (hash/maphash), so clients who choose topic
+// names cannot build long chains of colliding ones, and compared by name. Groups are found by a 64-bit key, but a key
+// only names candidates: a subscription joins a group only when the
+// caller's equality check on the group's data says it belongs there, so
+// two groups may share a key (a collision, chance or forged) and stay
+// apart.
 //
 // A Registry is owned by one goroutine (the dispatcher): it takes no locks
 // and is not safe for concurrent use. Other goroutines hand it changes
@@ -14,15 +19,15 @@
 package registry
 
 import (
+	"hash/maphash"
 	"unsafe"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Registry holds topics, their groups and their subscribers. The zero
 // value is not usable; call New. G is the group's shared data (the compiled
 // operation), S a subscriber's data.
 type Registry[G, S any] struct {
+	seed   maphash.Seed // random: topic hashes cannot be predicted
 	topics map[uint64]*Topic[G, S]
 	subs   int
 	groups int
@@ -34,20 +39,22 @@ type Topic[G, S any] struct {
 	hash   uint64
 	next   *Topic[G, S] // next topic with the same hash
 	groups []*Group[G, S]
-	byKey  map[uint64]*Group[G, S] // built once a topic has many groups
+	byKey  map[uint64]*Group[G, S] // built once a topic has many groups; heads of sameKey chains
 }
 
 // groupIndexAt is the group count from which a topic indexes its groups
 // by key instead of scanning them.
 const groupIndexAt = 16
 
-// Group is the set of subscriptions of a topic that share a key.
+// Group is a set of subscriptions of a topic that share a key and that
+// the equality check given to Add put together.
 type Group[G, S any] struct {
-	Key   uint64
-	Data  G
-	topic *Topic[G, S]
-	subs  []*Sub[G, S]
-	idx   int32 // position in topic.groups
+	Key     uint64
+	Data    G
+	topic   *Topic[G, S]
+	sameKey *Group[G, S] // next group of the topic with this key, when indexed
+	subs    []*Sub[G, S]
+	idx     int32 // position in topic.groups
 }
 
 // Sub is one subscription. Its handle stays valid until Remove.
@@ -59,18 +66,21 @@ type Sub[G, S any] struct {
 
 // New returns an empty registry.
 func New[G, S any]() *Registry[G, S] {
-	return &Registry[G, S]{topics: make(map[uint64]*Topic[G, S])}
+	return &Registry[G, S]{seed: maphash.MakeSeed(), topics: make(map[uint64]*Topic[G, S])}
 }
 
-// Add subscribes data to topic within the group key, creating the topic
-// and the group as needed; newGroup is called only when the group is new
-// and supplies its shared data.
-func (r *Registry[G, S]) Add(topic string, key uint64, newGroup func() G, data S) *Sub[G, S] {
+// Add subscribes data to topic in the group with key whose data same
+// accepts, creating the topic and the group as needed; newGroup is called
+// only when no group is accepted and supplies the new group's shared data.
+// The key only narrows the search: same is called on every group of the
+// topic with that key and decides, so it must compare everything that
+// makes members interchangeable. Neither function is kept.
+func (r *Registry[G, S]) Add(topic string, key uint64, same func(G) bool, newGroup func() G, data S) *Sub[G, S] {
 	t := r.topic(topic)
 	if t == nil {
 		t = r.addTopic(topic)
 	}
-	g := t.group(key)
+	g := t.group(key, same)
 	if g == nil {
 		g = &Group[G, S]{Key: key, Data: newGroup(), topic: t, idx: int32(len(t.groups))}
 		t.addGroup(g)
@@ -109,7 +119,7 @@ func (r *Registry[G, S]) removeGroup(g *Group[G, S]) {
 	t.groups[len(t.groups)-1] = nil
 	t.groups = t.groups[:len(t.groups)-1]
 	if t.byKey != nil {
-		delete(t.byKey, g.Key)
+		t.unindex(g)
 	}
 	r.groups--
 	if len(t.groups) == 0 {
@@ -123,7 +133,7 @@ func (r *Registry[G, S]) Lookup(name []byte) *Topic[G, S] {
 }
 
 func (r *Registry[G, S]) topic(name string) *Topic[G, S] {
-	for t := r.topics[xxhash.Sum64String(name)]; t != nil; t = t.next {
+	for t := r.topics[maphash.String(r.seed, name)]; t != nil; t = t.next {
 		if t.Name == name {
 			return t
 		}
@@ -132,7 +142,7 @@ func (r *Registry[G, S]) topic(name string) *Topic[G, S] {
 }
 
 func (r *Registry[G, S]) addTopic(name string) *Topic[G, S] {
-	h := xxhash.Sum64String(name)
+	h := maphash.String(r.seed, name)
 	t := &Topic[G, S]{Name: name, hash: h, next: r.topics[h]}
 	r.topics[h] = t
 	return t
@@ -165,21 +175,52 @@ func (t *Topic[G, S]) addGroup(g *Group[G, S]) {
 	t.groups = append(t.groups, g)
 	switch {
 	case t.byKey != nil:
-		t.byKey[g.Key] = g
+		t.index(g)
 	case len(t.groups) >= groupIndexAt:
 		t.byKey = make(map[uint64]*Group[G, S], len(t.groups))
 		for _, g := range t.groups {
-			t.byKey[g.Key] = g
+			t.index(g)
 		}
 	}
 }
 
-func (t *Topic[G, S]) group(key uint64) *Group[G, S] {
+// index puts g at the head of the chain of its key.
+func (t *Topic[G, S]) index(g *Group[G, S]) {
+	g.sameKey = t.byKey[g.Key]
+	t.byKey[g.Key] = g
+}
+
+// unindex takes g out of the chain of its key.
+func (t *Topic[G, S]) unindex(g *Group[G, S]) {
+	head := t.byKey[g.Key]
+	switch {
+	case head == g && g.sameKey == nil:
+		delete(t.byKey, g.Key)
+	case head == g:
+		t.byKey[g.Key] = g.sameKey
+	default:
+		for p := head; p != nil; p = p.sameKey {
+			if p.sameKey == g {
+				p.sameKey = g.sameKey
+				break
+			}
+		}
+	}
+	g.sameKey = nil
+}
+
+// group returns the group with key whose data same accepts, or nil.
+func (t *Topic[G, S]) group(key uint64, same func(G) bool) *Group[G, S] {
 	if t.byKey != nil {
-		return t.byKey[key]
+		for g := t.byKey[key]; g != nil; g = g.sameKey {
+			if same(g.Data) {
+				return g
+			}
+		}
+		return nil
 	}
 	for _, g := range t.groups {
-		if g.Key == key {
+		if g.Key == key && same(g.Data) {
 			return g
 		}
 	}

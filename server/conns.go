@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -21,6 +23,7 @@ type connSet struct {
 		mu      sync.Mutex
 		all     map[*wsConn]struct{}
 		pending map[*wsConn]struct{} // not yet initialised
+		closing map[*wsConn]struct{} // close frame queued: linger deadline
 	}
 }
 
@@ -29,6 +32,7 @@ func newConnSet() *connSet {
 	for i := range s.shards {
 		s.shards[i].all = make(map[*wsConn]struct{})
 		s.shards[i].pending = make(map[*wsConn]struct{})
+		s.shards[i].closing = make(map[*wsConn]struct{})
 	}
 	return s
 }
@@ -61,7 +65,38 @@ func (s *connSet) remove(c *wsConn) {
 	sh.mu.Lock()
 	delete(sh.all, c)
 	delete(sh.pending, c)
+	delete(sh.closing, c)
 	sh.mu.Unlock()
+}
+
+// addClosing records that c queued its close frame, for the linger sweep.
+// A connection that closed meanwhile is dropped by the sweep.
+func (s *connSet) addClosing(c *wsConn) {
+	sh := &s.shards[s.shard(c)]
+	sh.mu.Lock()
+	sh.closing[c] = struct{}{}
+	sh.mu.Unlock()
+}
+
+// doneClosing stops watching c's linger deadline.
+func (s *connSet) doneClosing(c *wsConn) {
+	sh := &s.shards[s.shard(c)]
+	sh.mu.Lock()
+	delete(sh.closing, c)
+	sh.mu.Unlock()
+}
+
+// snapshotClosing appends the closing connections to dst.
+func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for c := range sh.closing {
+			dst = append(dst, c)
+		}
+		sh.mu.Unlock()
+	}
+	return dst
 }
 
 // snapshot appends the connections of one set (pending or all) to dst.
@@ -81,6 +116,23 @@ func (s *connSet) snapshot(dst []*wsConn, pendingOnly bool) []*wsConn {
 	return dst
 }
 
+// any reports whether f holds for an open connection; f runs with the
+// connection's shard locked and must not call back into the set.
+func (s *connSet) any(f func(*wsConn) bool) bool {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for c := range sh.all {
+			if f(c) {
+				sh.mu.Unlock()
+				return true
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return false
+}
+
 // len returns the number of open WebSocket connections.
 func (s *connSet) len() int {
 	n := 0
@@ -98,13 +150,20 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 	tick := time.NewTicker(min(srv.opts.InitTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	var scratch []*wsConn
+	var boxes []*outbox
 	lastPing, lastSweep := time.Now(), time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-tick.C:
+			scratch = srv.sweepClosing(scratch[:0], now)
+			clear(scratch)
+			boxes = srv.sweepStalls(boxes[:0], now)
+			clear(boxes)
+			srv.enforceBudget()
 			scratch = srv.expireInits(scratch[:0], now)
+			scratch = srv.expireHTTP(scratch[:0], now)
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
 				lastPing = now
@@ -148,4 +207,135 @@ func (srv *Server) ping(scratch []*wsConn, prevPing time.Time) []*wsConn {
 		c.send(codec.FrameControlPing)
 	}
 	return scratch
+}
+
+// sweepClosing enforces the linger deadline: a connection whose close
+// frame was written lingerTimeout ago without the peer's close frame or
+// EOF is closed now.
+func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
+	scratch = srv.conns.snapshotClosing(scratch)
+	expired := now.Add(-lingerTimeout).UnixNano()
+	for _, c := range scratch {
+		switch st := c.out.state(); {
+		case st.closed: // closed meanwhile; OnClose may not have run yet
+			srv.conns.doneClosing(c)
+		case st.shut && st.shutAt <= expired:
+			srv.conns.doneClosing(c)
+			c.hangup()
+		}
+	}
+	return scratch
+}
+
+// expireHTTP closes connections in the HTTP phase that are past their
+// deadline (--http-read-timeout for a request, --http-idle-timeout
+// between requests): 408 when part of a request arrived, a plain close
+// when nothing did. It also wakes connections that stopped reading
+// requests while responses were unsent, once those are sent.
+func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
+	scratch = srv.httpConns.snapshot(scratch)
+	nowNs := now.UnixNano()
+	for _, c := range scratch {
+		d := c.edge.deadline.Load()
+		if d > 0 && d&^1 <= nowNs && c.edge.deadline.CompareAndSwap(d, deadlineExpired) {
+			srv.httpConns.remove(c)
+			srv.httpTimedOut(c, d&1 == 1)
+			continue
+		}
+		if c.edge.paused.Load() && !c.out.hasPending() {
+			c.edge.paused.Store(false)
+			_ = c.gc.Wake(nil)
+		}
+	}
+	return scratch
+}
+
+// sweepStalls cuts sockets that took no byte for --write-timeout while
+// output waited: a connection still sending frames is cut as a slow
+// consumer (its close frame gets a timeout of its own); one whose close
+// frame cannot be written either is closed.
+func (srv *Server) sweepStalls(scratch []*outbox, now time.Time) []*outbox {
+	scratch = srv.w.snapshot(scratch)
+	stalledBefore := now.Add(-srv.opts.WriteTimeout).UnixNano()
+	for _, o := range scratch {
+		c := o.owner
+		if c == nil {
+			continue // publishers have their own deadlines
+		}
+		st := o.state()
+		if !st.blocked || st.progressAt == 0 || st.progressAt > stalledBefore {
+			continue
+		}
+		srv.stats.writeStalls.Add(1)
+		if st.ended {
+			c.hangup()
+			continue
+		}
+		c.cutSlow("write stall: the socket took no byte for --write-timeout")
+	}
+	return scratch
+}
+
+// budgetLowWater is the fraction of --max-outbound-total the budget sweep
+// brings the total back under (7/8): cutting a little more than the excess
+// keeps the sweep from firing again at once for the next burst.
+const budgetLowWaterNum, budgetLowWaterDen = 7, 8
+
+// budgetRetry is how long enforceBudget waits before scanning again
+// after a scan found nothing it could cut: short next to a burst, long
+// next to a scan of every blocked connection.
+const budgetRetry = 10 * time.Millisecond
+
+// enforceBudget keeps the bytes held by all outboxes under
+// --max-outbound-total: past it, the WebSocket connections holding the
+// most are cut as slow consumers first, until the total is back under
+// the low-water mark. Nobody else waits: connections that keep up hold
+// nothing and are never chosen. Called by the dispatcher after a flush
+// that left the total past the budget, and by the housekeeper (output
+// queued by event loops: pongs, replies). Safe for concurrent use.
+func (srv *Server) enforceBudget() {
+	limit := int64(srv.opts.MaxOutboundTotal)
+	if srv.w.held.Load() <= limit {
+		return
+	}
+	now := time.Now().UnixNano()
+	if now < srv.budgetRetryAt.Load() {
+		return
+	}
+	srv.budgetMu.Lock()
+	defer srv.budgetMu.Unlock()
+	total := srv.w.held.Load()
+	if total <= limit {
+		return
+	}
+	scratch := srv.w.snapshot(srv.budgetBuf[:0])
+	defer func() { clear(scratch); srv.budgetBuf = scratch[:0] }()
+	held := make(map[*outbox]int, len(scratch))
+	for _, o := range scratch {
+		o.mu.Lock()
+		if !o.ended && o.owner != nil {
+			held[o] = o.held
+		}
+		o.mu.Unlock()
+	}
+	slices.SortFunc(scratch, func(a, b *outbox) int { return held[b] - held[a] })
+	target := limit / budgetLowWaterDen * budgetLowWaterNum
+	cut := 0
+	for _, o := range scratch {
+		if total <= target || held[o] == 0 {
+			break
+		}
+		o.owner.cutSlow("global outbound budget (--max-outbound-total) exceeded; this connection held the most")
+		total -= int64(held[o])
+		cut++
+	}
+	if cut == 0 {
+		// Only connections already closing hold output (the rest of a
+		// partly written frame, a close frame): the write timeout ends
+		// them. Do not rescan at every flush meanwhile.
+		srv.budgetRetryAt.Store(now + int64(budgetRetry))
+		return
+	}
+	srv.refusals.note("outbound_budget", "", fmt.Sprintf("outbound memory budget of %d bytes exceeded: cut the %d connections holding the most (%d bytes held now)", limit, cut, srv.w.held.Load()),
+		"raise --max-outbound-total (or GOMEMLIMIT) if the host has the memory, or lower --max-outbound")
 }

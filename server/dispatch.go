@@ -15,7 +15,9 @@ import (
 )
 
 // group is the data a registry group shares: the operation every member
-// compiled to (they are interchangeable by construction of the group key).
+// compiled to. Members are interchangeable because subscribe joins a group
+// only when its operation has the member's identity (SameGroup); the
+// GroupKey only finds candidates, since keys can collide.
 type group struct {
 	op *gql.Operation
 }
@@ -50,9 +52,11 @@ type dispatcher struct {
 	log         *slog.Logger
 	maxOutbound int
 
-	ctlMu sync.Mutex
-	ctl   []control
-	ctlN  atomic.Int32
+	ctlMu      sync.Mutex
+	ctl        []control
+	ctlAdds    int // subscribes in ctl, capped at maxQueuedAdds
+	ctlN       atomic.Int32
+	maxCtlAdds int // maxQueuedAdds; a test may lower it
 
 	pausedMu sync.Mutex
 	paused   []*publisher
@@ -63,6 +67,13 @@ type dispatcher struct {
 	stopped  chan struct{}
 	stopping atomic.Bool
 
+	// maxTotal is --max-outbound-total; past it after a flush, the
+	// dispatcher cuts the connections holding the most (overBudget) before
+	// it appends anything more, so the total never runs ahead of the
+	// budget by more than one flush. One atomic load per flush.
+	maxTotal   int64
+	overBudget func()
+
 	batch      []*event
 	batchBytes int // bytes queued since the last flush
 	ctlWork    []control
@@ -70,6 +81,11 @@ type dispatcher struct {
 	slow       []*wsConn
 	scratch    []byte
 	reply      []byte
+
+	// Drain barrier: events pushed into the ring (one atomic add per
+	// publish) and events dispatched and flushed (one per batch).
+	pushed  atomic.Uint64
+	flushed atomic.Uint64
 
 	// Stats, written by the dispatcher only.
 	delivered atomic.Uint64
@@ -102,6 +118,7 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 		w:           w,
 		log:         log,
 		maxOutbound: maxOutbound,
+		maxCtlAdds:  maxQueuedAdds,
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		batch:       make([]*event, dispatchBatch),
@@ -115,13 +132,45 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 // dispatcher as one batch (one write per subscriber for the whole burst).
 // Safe for concurrent use.
 func (d *dispatcher) push(ev *event) bool {
-	return d.ring.TryPush(ev)
+	if !d.ring.TryPush(ev) {
+		return false
+	}
+	d.pushed.Add(1)
+	return true
 }
 
-// queue appends a registry change. Safe for concurrent use.
-func (d *dispatcher) queue(c control) {
+// maxQueuedAdds bounds the subscribes waiting for the dispatcher to
+// register them. The dispatcher drains the whole queue before every batch,
+// so the queue only grows while it is stalled (a slow resolver, a huge
+// burst); 65536 absorbs a reconnect storm of thousands of clients with a
+// few operations each, while the memory held by waiting subscriptions
+// (their compiled operation, about 1 KiB each) stays below ~64 MiB.
+// Removals are not counted: each subscription queues at most one, so they
+// are bounded by the live subscriptions and must never be refused.
+const maxQueuedAdds = 1 << 16
+
+// queueAdd queues the registration of s; false means the queue is full
+// and s was not queued (the caller refuses the subscribe: server busy).
+// Safe for concurrent use.
+func (d *dispatcher) queueAdd(s *subscription) bool {
 	d.ctlMu.Lock()
-	d.ctl = append(d.ctl, c)
+	if d.ctlAdds >= d.maxCtlAdds {
+		d.ctlMu.Unlock()
+		return false
+	}
+	d.ctlAdds++
+	d.ctl = append(d.ctl, control{add: true, sub: s})
+	d.ctlN.Store(int32(len(d.ctl)))
+	d.ctlMu.Unlock()
+	d.notify()
+	return true
+}
+
+// queueRemove queues the removal of s from the registry; it is never
+// refused. Safe for concurrent use.
+func (d *dispatcher) queueRemove(s *subscription) {
+	d.ctlMu.Lock()
+	d.ctl = append(d.ctl, control{sub: s})
 	d.ctlN.Store(int32(len(d.ctl)))
 	d.ctlMu.Unlock()
 	d.notify()
@@ -170,6 +219,9 @@ func (d *dispatcher) run() {
 		}
 		clear(d.batch[:n])
 		d.flushDirty()
+		if n > 0 {
+			d.flushed.Add(uint64(n))
+		}
 		d.resumePaused()
 		if n == 0 && d.idle() {
 			return
@@ -214,6 +266,7 @@ func (d *dispatcher) applyControl() {
 	}
 	d.ctlMu.Lock()
 	d.ctlWork, d.ctl = d.ctl, d.ctlWork[:0]
+	d.ctlAdds = 0
 	d.ctlN.Store(0)
 	d.ctlMu.Unlock()
 	for i, c := range d.ctlWork {
@@ -236,7 +289,8 @@ func (d *dispatcher) subscribe(s *subscription) {
 		return
 	}
 	op := s.op
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
+	same := func(g group) bool { return g.op.SameGroup(op) }
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
 	s.op = nil // the group keeps the operation it needs
 }
 
@@ -340,10 +394,23 @@ func (d *dispatcher) flushDirty() {
 	}
 	d.dirty = d.dirty[:0]
 	for i, c := range d.slow {
-		c.cutSlow()
+		c.cutSlow("outbound buffer cap (--max-outbound) exceeded")
 		d.slow[i] = nil
 	}
 	d.slow = d.slow[:0]
+	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
+		d.overBudget()
+	}
+}
+
+// barrier returns a function reporting whether every event pushed before
+// the call has been dispatched and its batch flushed (the drain's
+// barrier). Events are popped in push order, so once the dispatcher has
+// flushed as many events as had been pushed, it has flushed all of those.
+// Safe for concurrent use.
+func (d *dispatcher) barrier() func() bool {
+	target := d.pushed.Load()
+	return func() bool { return d.flushed.Load() >= target }
 }
 
 func (d *dispatcher) resumePaused() {

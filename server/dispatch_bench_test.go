@@ -12,7 +12,7 @@ import (
 // benchDispatcher registers subs subscriptions on topic "t", spread over
 // groups distinct documents, each on its own connection whose socket is
 // /dev/null (so a flush is a real, cheap write syscall).
-func benchDispatcher(b *testing.B, subs, groups int) (*dispatcher, []byte) {
+func benchDispatcher(b testing.TB, subs, groups int) (*dispatcher, []byte) {
 	b.Helper()
 	s := newFuzzServer(b)
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)

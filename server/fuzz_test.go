@@ -3,14 +3,18 @@ package server
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/proxyproto"
 )
 
 // fakeConn is the part of gnet.Conn a connection handler uses, over an
@@ -99,6 +103,54 @@ func FuzzConnInput(f *testing.F) {
 		fc.in = append(fc.in, data[half:]...)
 		c.onTraffic(fc)
 		c.onClose()
+		s.d.ctl, s.d.ctlAdds = s.d.ctl[:0], 0
+		for {
+			ev, ok := s.d.ring.TryPop()
+			if !ok {
+				break
+			}
+			ev.release()
+		}
+	})
+}
+
+// FuzzProxiedInput feeds arbitrary bytes, in two reads, to a connection
+// from a trusted proxy on a --proxy-protocol listener: the PROXY header
+// parser, the forwarding headers and the caps on the client they name.
+func FuzzProxiedInput(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 198.51.100.1 192.0.2.1 5000 443\r\n" + upgradeRequest))
+	f.Add(append(proxyproto.AppendV2(nil, netip.MustParseAddrPort("[2001:db8::9]:6000"), netip.MustParseAddrPort("[2001:db8::1]:443")),
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"...))
+	f.Add([]byte("PROXY TCP4 127.0.0.1 127.0.0.1 1 2\r\n" + strings.Replace(upgradeRequest, "Host: x", "Host: x\r\nX-Forwarded-For: 203.0.113.9, 127.0.0.1", 1)))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00GET /healthz HTTP/1.1\r\n\r\n"))
+	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	trusted, _ := edge.ParseTrusted("127.0.0.0/8")
+	s, err := New(Options{Schema: schema, MaxMessage: 4096, MaxPayload: 1024, ProxyProtocol: true,
+		TrustedProxies: trusted, MaxConnections: 8, MaxConnectionsPerAddr: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fd, peer := socketpair(t)
+		go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(peer) }()
+		fc := &fakeConn{fd: fd}
+		c := newWSConn(s, fc)
+		c.edge.ticket = s.gate.NewTicket(netip.MustParseAddrPort("127.0.0.1:1"), true)
+		c.edge.client = c.edge.ticket.Peer.Addr()
+		c.edge.awaitProxy = true
+		half := len(data) / 2
+		fc.in = append(fc.in, data[:half]...)
+		c.onTraffic(fc)
+		fc.in = append(fc.in, data[half:]...)
+		c.onTraffic(fc)
+		c.onClose()
+		s.closeHTTP(c)
+		if n := s.gate.AddrCount(netip.MustParseAddr("198.51.100.1")); n != 0 {
+			t.Fatalf("address slot leaked: %d", n)
+		}
 		s.d.ctl = s.d.ctl[:0]
 		for {
 			ev, ok := s.d.ring.TryPop()

@@ -11,7 +11,9 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/proxyproto"
 )
 
 // maxHeaderBytes bounds an HTTP request head; browsers send a few KiB.
@@ -23,11 +25,25 @@ const GraphQLPath = "/graphql"
 var headEnd = []byte("\r\n\r\n")
 
 // onHTTP serves HTTP requests until the connection upgrades. A request
-// whose body has not fully arrived stays in the inbound buffer.
+// whose body has not fully arrived stays in the inbound buffer, and so do
+// requests that follow one whose response is not sent yet: a client that
+// pipelines without reading is paused, then cut off past maxInbound.
 func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 	buf, _ := gc.Peek(-1)
-	off := 0
+	start := c.startHTTP(buf)
+	if c.edge.awaitProxy || c.phase != phaseHTTP {
+		c.afterHTTP(0, len(buf))
+		return gnet.None
+	}
+	off := start
+	if c.edge.paused.Load() {
+		c.edge.paused.Store(false) // re-set below if responses are still unsent
+	}
 	for off < len(buf) && c.phase == phaseHTTP {
+		if c.responsesUnsent() {
+			c.edge.paused.Store(true)
+			break
+		}
 		n, ok := c.serveRequest(buf[off:])
 		if !ok {
 			break
@@ -38,7 +54,29 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 	if c.pub != nil && off > 0 {
 		c.pub.d.handOff()
 	}
+	buffered := gc.InboundBuffered()
+	if c.phase == phaseHTTP && buffered > c.maxInbound() {
+		c.refuseHTTP(http.StatusRequestEntityTooLarge, fmt.Sprintf("%d bytes of requests unread: responses are not being read", buffered),
+			"read responses before sending more requests")
+	}
+	c.afterHTTP(off-start, buffered)
 	return gnet.None
+}
+
+// startHTTP checks the first bytes of a connection: the PROXY protocol
+// header a trusted proxy must send first, or one an untrusted peer must
+// not. It returns the bytes consumed.
+func (c *wsConn) startHTTP(buf []byte) int {
+	if c.edge.awaitProxy {
+		n, _ := c.readProxyHeader(buf)
+		return n
+	}
+	if !c.edge.started && c.srv.opts.ProxyProtocol && proxyproto.HasSignature(buf) {
+		c.refuseHTTP(http.StatusBadRequest, "PROXY protocol header from an untrusted address",
+			"add the proxy's address to --trusted-proxies")
+		return len(buf)
+	}
+	return 0
 }
 
 // serveRequest handles one request at the start of b. It returns the bytes
@@ -153,8 +191,12 @@ func (c *wsConn) respondClose(status int, body string) {
 func appendResponse(dst []byte, status int, body string) []byte {
 	dst = fmt.Appendf(dst, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ", status, http.StatusText(status))
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		dst = append(dst, "\r\nWWW-Authenticate: Bearer"...)
+	case http.StatusServiceUnavailable:
+		dst = append(dst, "\r\nRetry-After: "...)
+		dst = strconv.AppendInt(dst, edge.RetryAfterSeconds, 10)
 	}
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)

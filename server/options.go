@@ -1,10 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
 
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
 )
 
@@ -31,6 +33,17 @@ type Options struct {
 	// MaxOutbound is the cap on a connection's unsent bytes; past it the
 	// client is a slow consumer and is disconnected. Default 4 MiB.
 	MaxOutbound int
+	// MaxOutboundTotal is the global budget of unsent bytes across all
+	// connections; past it, the connections holding the most are cut as
+	// slow consumers (1013) until the total is back under 7/8 of it.
+	// Default: a quarter of GOMEMLIMIT if set, else of the cgroup memory
+	// limit, else of physical memory, at least 64 MiB and at most 4 GiB.
+	MaxOutboundTotal int
+	// WriteTimeout is how long a socket may take no byte while output
+	// waits for it; past it the client is cut as a slow consumer (and a
+	// close frame that cannot be written either is abandoned after another
+	// WriteTimeout). Default 10s.
+	WriteTimeout time.Duration
 	// MaxPayload is the largest event payload a publisher may send. Default 1 MiB.
 	MaxPayload int
 	// MaxMessage is the largest WebSocket message a client may send. Default 64 KiB.
@@ -42,6 +55,34 @@ type Options struct {
 	RingSize int
 	// EventLoops is the number of gnet event loops. Default GOMAXPROCS.
 	EventLoops int
+	// HTTPReadTimeout bounds the reading of one HTTP request, head and
+	// body; for a connection's first request it counts from the accept, so
+	// a connection that never sends a byte is closed after it. Past it:
+	// 408 if part of a request arrived, else a plain close. Default 10s.
+	HTTPReadTimeout time.Duration
+	// HTTPIdleTimeout closes a keep-alive HTTP connection that sends no new
+	// request for this long after its last response. Default 60s.
+	HTTPIdleTimeout time.Duration
+	// MaxConnections caps the open HTTP/WebSocket connections; past it new
+	// ones get 503 with Retry-After. Default (0): the open-files limit
+	// minus the descriptors everything else needs (MaxConnectionsFor), so
+	// client connections alone never exhaust the descriptors.
+	MaxConnections int
+	// MaxConnectionsPerAddr caps the open connections of one client
+	// address (IPv6: one /64); past it new ones get 503 with Retry-After.
+	// Connections from TrustedProxies are counted under the client address
+	// they carry. Default 0: unlimited (the fraised command sets 1000).
+	MaxConnectionsPerAddr int
+	// TrustedProxies are the proxies whose word about the client address
+	// is believed: ForwardedHeader on upgrade requests, and the PROXY
+	// protocol header when ProxyProtocol is set. Nil trusts no one.
+	TrustedProxies *edge.Trusted
+	// ForwardedHeader is the header trusted proxies name the client in:
+	// X-Forwarded-For (default) or Forwarded.
+	ForwardedHeader edge.Header
+	// ProxyProtocol makes connections from TrustedProxies start with a
+	// PROXY protocol (v1 or v2) header, which names the client.
+	ProxyProtocol bool
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
 	// Security configures authentication, authorization, rate limits,
@@ -64,23 +105,44 @@ const (
 	DefaultMaxSubsPerConn = 100
 	DefaultRingSize       = 1 << 16
 	DefaultDrainTimeout   = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second // nats' write deadline; a live client reads within seconds even on a bad link
+	// DefaultHTTPReadTimeout: a request head and body are a few KiB to a
+	// MiB; 10 s is ample on a slow mobile link and short enough that
+	// slowloris connections cost little.
+	DefaultHTTPReadTimeout = 10 * time.Second
+	// DefaultHTTPIdleTimeout: above the 30-60 s idle timeouts of common
+	// proxies' upstream pools, so the proxy closes first and never reuses a
+	// connection we are closing.
+	DefaultHTTPIdleTimeout = 60 * time.Second
 )
 
-func (o *Options) setDefaults() {
+func (o *Options) setDefaults() error {
 	setDefault(&o.Listen, DefaultListen)
 	setDefault(&o.PublishListen, DefaultPublishListen)
 	setDefault(&o.InitTimeout, DefaultInitTimeout)
 	setDefault(&o.KeepAlive, DefaultKeepAlive)
 	setDefault(&o.MaxOutbound, DefaultMaxOutbound)
+	setDefault(&o.MaxOutboundTotal, defaultOutboundTotal())
+	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.MaxPayload, DefaultMaxPayload)
 	setDefault(&o.MaxMessage, DefaultMaxMessage)
 	setDefault(&o.MaxSubscriptionsPerConn, DefaultMaxSubsPerConn)
 	setDefault(&o.RingSize, DefaultRingSize)
 	setDefault(&o.EventLoops, runtime.GOMAXPROCS(0))
 	setDefault(&o.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&o.HTTPReadTimeout, DefaultHTTPReadTimeout)
+	setDefault(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxConnections <= 0 {
+		nofile, err := openFilesLimit()
+		if err != nil {
+			return fmt.Errorf("%w; set Options.MaxConnections (--max-connections) explicitly", err)
+		}
+		o.MaxConnections = MaxConnectionsFor(nofile, DefaultPublisherReserve)
+	}
+	return nil
 }
 
 func setDefault[T comparable](p *T, def T) {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
@@ -28,6 +31,8 @@ func (c *wsConn) onMessage(b []byte) {
 	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, c.lastRead.Load()) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many messages"})
+		c.srv.refusals.note("message_rate", c.remoteAddr, "too many messages on one connection (closed 4429)",
+			"raise --limit-messages (FRAISED_LIMIT_MESSAGES) if this client is legitimate")
 		c.closeWith(proto.CloseTooManyInitRequests, "Too many messages")
 		return
 	}
@@ -82,6 +87,8 @@ func (c *wsConn) onInit(m proto.Message) {
 		if g.Auth == auth.ModeRequired {
 			g.authFailures.Add(1)
 			g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "no token"})
+			c.srv.refusals.note("auth", c.remoteAddr, "no token (closed 4403): --auth required and none in connection_init, Authorization or cookie",
+				"send \"Bearer <jwt>\" in the connection_init payload key --auth-init-key, or run with --auth optional")
 			c.closeWith(proto.CloseForbidden, "Forbidden")
 			return
 		}
@@ -99,11 +106,17 @@ func (c *wsConn) ackInit() {
 	c.send(codec.FrameAck)
 }
 
-// onPing answers a ping; a ping whose payload carries a token renews the
-// connection's identity without reconnecting.
+// onPing answers a ping with a pong echoing its payload, as the
+// graphql-ws reference server does, less the token key (a token is never
+// sent back); a ping whose payload carries a token renews the connection's
+// identity without reconnecting.
 func (c *wsConn) onPing(m proto.Message) {
-	c.send(codec.FramePong)
 	g := c.srv.guard
+	if m.Payload == nil {
+		c.send(codec.FramePong)
+	} else {
+		c.send(appendPong(nil, m.Payload, g.InitKey, c.srv.opts.MaxMessage))
+	}
 	if g.Auth == auth.ModeOff || m.Payload == nil || c.identity.Load() == nil {
 		return
 	}
@@ -112,16 +125,50 @@ func (c *wsConn) onPing(m proto.Message) {
 	}
 }
 
+// pongPrefix starts a pong message with a payload.
+const pongPrefix = `{"type":"pong","payload":`
+
+// appendPong appends a pong text frame whose payload is the JSON object
+// payload without its members named dropKey (in any case, as the token
+// extractor matches it). The echo is never larger than
+// the ping it answers; should it exceed maxMessage anyway, the pong goes
+// without a payload.
+func appendPong(dst, payload []byte, dropKey string, maxMessage int) []byte {
+	body := make([]byte, 0, len(pongPrefix)+len(payload)+1)
+	body = append(body, pongPrefix...)
+	body = append(body, '{')
+	first := true
+	gjson.ParseBytes(payload).ForEach(func(k, v gjson.Result) bool {
+		if strings.EqualFold(k.Str, dropKey) {
+			return true
+		}
+		if !first {
+			body = append(body, ',')
+		}
+		first = false
+		body = append(body, k.Raw...)
+		body = append(body, ':')
+		body = append(body, v.Raw...)
+		return true
+	})
+	body = append(body, "}}"...)
+	if len(body) > maxMessage {
+		return append(dst, codec.FramePong...)
+	}
+	return codec.AppendFrame(dst, ws.OpText, body)
+}
+
 func (c *wsConn) onSubscribe(m proto.Message) {
 	if c.init.Load() != initAcked {
 		c.closeWith(proto.CloseUnauthorized, "Unauthorized")
 		return
 	}
 	if c.find(m.IDString) != nil {
-		c.closeWith(proto.CloseSubscriberExists, "Subscriber for "+truncate(m.IDString, 64)+" already exists")
+		c.closeWith(proto.CloseSubscriberExists, existsReason(m.IDString))
 		return
 	}
-	if reason := c.admit(); reason != "" {
+	if reason, fix := c.admit(); reason != "" {
+		c.srv.refusals.note("subscribe_limit", c.remoteAddr, reason, fix)
 		c.refuse(m, audit.EventRateLimit, reason, nil)
 		return
 	}
@@ -139,10 +186,21 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	if id := c.identity.Load(); id != nil && !s.query {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
 			c.srv.guard.rateTrips.Add(1)
+			c.srv.refusals.note("subscribe_limit", c.remoteAddr, "too many active operations for this identity",
+				"raise --max-identity-subscriptions (FRAISED_MAX_IDENTITY_SUBSCRIPTIONS)")
 			c.refuse(m, audit.EventRateLimit, "too many active operations for this identity", nil)
 			return
 		}
 		s.subject = id.Subject
+	}
+	if !s.query && !c.srv.d.queueAdd(s) {
+		if s.subject != "" {
+			c.srv.guard.identSubs.Release(s.subject)
+		}
+		c.srv.refusals.note("server_busy", c.remoteAddr, reasonBusy,
+			"the dispatcher is stalled (a slow resolver, or a burst of subscribes): check resolver latency and CPU")
+		c.refuse(m, audit.EventSubscribeRefused, reasonBusy, nil)
+		return
 	}
 	c.subs = append(c.subs, s)
 	if c.srv.guard.Audit != nil {
@@ -151,28 +209,30 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	}
 	if s.query {
 		go c.runQuery(s, op)
-		return
 	}
-	c.srv.d.queue(control{add: true, sub: s})
 }
 
+// reasonBusy answers a subscribe that finds the dispatcher's queue full
+// (maxQueuedAdds): nothing was registered and the client may retry.
+const reasonBusy = "server busy: too many subscribes are waiting to be registered; retry later"
+
 // admit applies the per-connection and per-identity subscribe limits; it
-// returns why a subscribe is refused, or "".
-func (c *wsConn) admit() string {
+// returns why a subscribe is refused and the setting that allows it, or "".
+func (c *wsConn) admit() (reason, fix string) {
 	g := c.srv.guard
 	now := c.lastRead.Load() // the subscribe's arrival
 	switch {
 	case len(c.subs) >= c.srv.opts.MaxSubscriptionsPerConn:
-		return "too many active operations on this connection"
+		return "too many active operations on this connection", "raise --max-subscriptions (FRAISED_MAX_SUBSCRIPTIONS)"
 	case !c.subBucket.Allow(g.Limits.SubscribesPerConn, now):
 		g.rateTrips.Add(1)
-		return "rate limit exceeded: subscribe operations on this connection"
+		return "rate limit exceeded: subscribe operations on this connection", "raise --limit-subscribes (FRAISED_LIMIT_SUBSCRIBES)"
 	}
 	if id := c.identity.Load(); id != nil && !g.Limits.SubscribesPerIdentity.Unlimited() && !g.subsPerIdent.Allow(id.Subject, now) {
 		g.rateTrips.Add(1)
-		return "rate limit exceeded: subscribe operations for this identity"
+		return "rate limit exceeded: subscribe operations for this identity", "raise --limit-identity-subscribes (FRAISED_LIMIT_IDENTITY_SUBSCRIBES)"
 	}
-	return ""
+	return "", ""
 }
 
 // refuse answers a subscribe with an error message (the socket stays
@@ -184,7 +244,7 @@ func (c *wsConn) refuse(m proto.Message, event, reason string, errs []byte) {
 	}
 	if c.srv.guard.Audit != nil {
 		c.srv.guard.audit(event, c, audit.Record{Operation: m.OperationName, Reason: reason,
-			DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
+			Field: rootField(m.Query, m.OperationName), DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
 	}
 	c.sendErrors(m.ID, errs)
 }
@@ -252,7 +312,7 @@ func (c *wsConn) unsubscribe(s *subscription) {
 		c.srv.guard.identSubs.Release(s.subject)
 	}
 	if !s.query {
-		c.srv.d.queue(control{sub: s})
+		c.srv.d.queueRemove(s)
 	}
 }
 
@@ -261,9 +321,36 @@ func (c *wsConn) sendErrors(id, errs []byte) {
 	c.send(codec.AppendError(nil, id, errs))
 }
 
+// truncate cuts s to at most n bytes on a rune boundary, so a valid UTF-8
+// string stays valid (close reasons and HTTP bodies must be UTF-8).
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// existsReason is the 4409 reason for id, as the graphql-ws reference
+// server words it. The id is JSON-escaped (control characters and quotes
+// never reach the client's logs raw; invalid UTF-8 becomes \ufffd) and cut
+// between characters, never inside one or inside an escape, so that the
+// whole reason fits the 123 bytes a close frame allows.
+func existsReason(id string) string {
+	const prefix, suffix = "Subscriber for ", " already exists"
+	limit := codec.MaxCloseReason - len(suffix)
+	b := make([]byte, 0, codec.MaxCloseReason)
+	b = append(b, prefix...)
+	var tmp [16]byte
+	for i, w := 0, 0; i < len(id); i += w {
+		_, w = utf8.DecodeRuneInString(id[i:])
+		q := codec.AppendJSONString(tmp[:0], id[i:i+w])
+		if len(b)+len(q)-2 > limit {
+			break
+		}
+		b = append(b, q[1:len(q)-1]...)
+	}
+	return string(append(b, suffix...))
 }

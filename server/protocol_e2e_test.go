@@ -120,8 +120,8 @@ func TestPingPongAndControlFrames(t *testing.T) {
 	s := startServer(t, nil)
 	c := dial(t, s.opts.Listen)
 	c.send(`{"type":"ping","payload":{"n":1}}`)
-	c.expect(`{"type":"pong"}`)
-	c.send(`{"type":"pong"}`) // unsolicited pongs are allowed
+	c.expect(`{"type":"pong","payload":{"n":1}}`) // the payload is echoed
+	c.send(`{"type":"pong"}`)                     // unsolicited pongs are allowed
 	if err := wsutil.WriteClientMessage(c.conn, ws.OpPing, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}

@@ -147,22 +147,31 @@ func (g *guard) tokenFor(c *wsConn, initPayload []byte) string {
 	return c.upgradeToken
 }
 
+// verifyTimeout bounds one token verification (a custom verifier may do
+// I/O, a JWKS verifier never does): a stuck verifier costs the connection
+// its init or renewal, never a goroutine forever.
+const verifyTimeout = 10 * time.Second
+
 // authenticate verifies token off the event loop and acks or closes the
 // connection. Called on its own goroutine.
 func (c *wsConn) authenticate(token string) {
 	g := c.srv.guard
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
 	defer cancel()
 	id, err := g.Verifier.Verify(ctx, token)
 	if err != nil {
 		g.authFailures.Add(1)
-		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: auth.ReasonOf(err).String()})
+		reason := auth.ReasonOf(err).String()
+		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: reason})
+		c.srv.refusals.note("auth", c.remoteAddr, "token refused (closed 4403): "+reason, authFix)
 		c.sendClose(proto.CloseForbidden, "Forbidden")
 		return
 	}
 	if !g.identConns.Acquire(id.Subject) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Subject: id.Subject, Reason: "too many connections for this identity"})
+		c.srv.refusals.note("identity_connections", c.remoteAddr, "too many connections for this identity (closed 4429)",
+			"raise --max-identity-connections (FRAISED_MAX_IDENTITY_CONNECTIONS)")
 		c.sendClose(proto.CloseTooManyInitRequests, "too many connections for this identity")
 		return
 	}
@@ -174,6 +183,9 @@ func (c *wsConn) authenticate(token string) {
 	g.audit(audit.EventAuthOK, c, audit.Record{})
 	c.ackInit()
 }
+
+// authFix is what an operator checks when tokens are refused.
+const authFix = "check the client's token against the verifier: --jwt-secret-file/--jwt-public-key/--jwks, --jwt-audience, --jwt-issuer, --jwt-leeway"
 
 // releaseIfClosed gives back the identity's connection slot when the
 // connection closed while its token was being verified: onClose ran
@@ -191,17 +203,25 @@ func (c *wsConn) releaseIfClosed() bool {
 }
 
 // renew replaces the connection's token after a ping carrying a new one.
+// The new token must keep the grants of the old one (auth.SameGrants):
+// running subscriptions were admitted and filtered with them.
 // Called on its own goroutine.
 func (c *wsConn) renew(token string) {
 	g := c.srv.guard
 	old := c.identity.Load()
-	id, err := g.Verifier.Verify(context.Background(), token)
-	if err != nil || old == nil || id.Subject != old.Subject {
+	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
+	defer cancel()
+	id, err := g.Verifier.Verify(ctx, token)
+	if err != nil || old == nil || !auth.SameGrants(old, id) {
 		reason := "subject changed"
-		if err != nil {
+		switch {
+		case err != nil:
 			reason = auth.ReasonOf(err).String()
+		case old != nil && id.Subject == old.Subject:
+			reason = "roles, scopes or claims changed (reconnect to change them)"
 		}
 		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "renewal: " + reason})
+		c.srv.refusals.note("auth", c.remoteAddr, "token renewal refused (closed 4403): "+reason, authFix)
 		c.sendClose(proto.CloseForbidden, "Forbidden")
 		return
 	}

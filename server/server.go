@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -26,8 +25,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -45,28 +44,50 @@ type Server struct {
 
 	guard       *guard
 	refusals    *refusalLog
+	gate        *edge.Gate    // caps on HTTP/WebSocket connections, total and per address
+	httpConns   *httpSet      // connections in the HTTP phase, for their deadlines
+	httpLn      net.Listener  // the HTTP/WebSocket listener, served by serveHTTP
+	anchor      string        // path of the engine's unreachable listener
+	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
+	loopsUpOnce sync.Once
 	publishPort int // port of the TCP publish listener; 0 when disabled
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
-	booted      chan struct{}
-	done        chan struct{}
-	runErr      chan error
-	stopOnce    sync.Once
-	stats       stats
+	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
+	failure     atomic.Pointer[error] // why the server stopped by itself (fail)
+	budgetMu    sync.Mutex            // serialises enforceBudget (dispatcher and housekeeper)
+	budgetBuf   []*outbox             // enforceBudget's scratch, under budgetMu
+	// budgetRetryAt is when enforceBudget may scan again after a scan
+	// that found nothing to cut (unix nanoseconds).
+	budgetRetryAt atomic.Int64
+	booted        chan struct{}
+	done          chan struct{}
+	runErr        chan error
+	engStopped    chan struct{} // closed when gnet.Rotate returns
+	stopOnce      sync.Once
+	drainOnce     sync.Once
+	drainErr      error
+	stats         stats
 }
 
 type stats struct {
 	slowConsumers atomic.Uint64
 	badCommands   atomic.Uint64
 	deadPeers     atomic.Uint64
+	writeStalls   atomic.Uint64
+	httpTimeouts  atomic.Uint64
 	connections   atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
 	Published, Delivered, SlowConsumers, DeadPeers        uint64
+	WriteStalls                                           uint64 // sockets that took no byte for WriteTimeout
+	OutboundHeld                                          int64  // bytes held by connections whose output waits (the MaxOutboundTotal budget)
 	RateLimited, AuthFailures, RefusedConns, AuditDropped uint64
+	HTTPTimeouts                                          uint64 // connections closed by an HTTP deadline
 	Connections                                           int64
+	HTTPConnections                                       int64 // connections in the HTTP phase (not upgraded)
 	Subscriptions, Groups, Topics                         int64
 }
 
@@ -78,23 +99,33 @@ func New(opts Options) (*Server, error) {
 	if opts.Security.Auth != auth.ModeOff && opts.Security.Verifier == nil {
 		return nil, errors.New("server: authentication is on but no verifier is configured (set a JWT secret, public key or JWKS)")
 	}
-	opts.setDefaults()
+	if opts.MaxOutboundTotal < 0 || opts.WriteTimeout < 0 {
+		return nil, fmt.Errorf("server: --max-outbound-total (%d) and --write-timeout (%v) must not be negative (0 selects the default)", opts.MaxOutboundTotal, opts.WriteTimeout)
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
 	w, err := newWriter(opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger,
-		w:      w,
-		conns:  newConnSet(),
-		booted: make(chan struct{}),
-		done:   make(chan struct{}),
-		runErr: make(chan error, 1),
-		guard:  newGuard(opts.Security),
+		opts:       opts,
+		log:        opts.Logger,
+		w:          w,
+		conns:      newConnSet(),
+		booted:     make(chan struct{}),
+		loopsUp:    make(chan struct{}),
+		done:       make(chan struct{}),
+		runErr:     make(chan error, 1),
+		engStopped: make(chan struct{}),
+		guard:      newGuard(opts.Security),
+		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
+	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
+	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
 	if opts.PublishListen != "-" {
 		_, port, err := net.SplitHostPort(opts.PublishListen)
 		if err != nil {
@@ -107,9 +138,10 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// addrs returns the gnet listen addresses.
+// addrs returns the gnet listen addresses (the HTTP/WebSocket listener
+// is served by serveHTTP, see listen.go).
 func (s *Server) addrs() []string {
-	addrs := []string{"tcp://" + s.opts.Listen}
+	var addrs []string
 	if s.opts.PublishListen != "-" {
 		addrs = append(addrs, "tcp://"+s.opts.PublishListen)
 	}
@@ -119,28 +151,79 @@ func (s *Server) addrs() []string {
 	return addrs
 }
 
-// Run serves until Shutdown; it returns the engine's error, if any.
+// ErrEngineStopped is returned by Run when the network engine stopped
+// although Shutdown was not called.
+var ErrEngineStopped = errors.New("server: the network engine stopped without Shutdown " +
+	"(the cause follows, or is logged above by component=gnet)")
+
+// Run serves until Shutdown. It returns the engine's error, or
+// ErrEngineStopped when the engine stopped by itself (gnet stops it on
+// an accept failure and reports no error): a supervisor must see that
+// exit as a failure.
 func (s *Server) Run() error {
 	if s.opts.PublishUnix != "" {
 		if err := removeStaleSocket(s.opts.PublishUnix); err != nil {
 			return err
 		}
 	}
+	ln, err := s.listenHTTP()
+	if err != nil {
+		return err
+	}
+	anchor, cleanup, err := newAnchor()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cleanup()
+	s.anchor, s.httpLn = anchor, ln
+	s.warnIfOverLimit()
 	go s.w.run()
 	go s.d.run()
 	go s.housekeep(s.done)
-	err := gnet.Rotate(s, s.addrs(),
+	go s.serveHTTP(ln)
+	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
+		gnet.WithLoadBalancing(gnet.LeastConnections), // Register is called from our accept goroutine
+		gnet.WithTicker(true),                         // the first OnTick says the loops are up
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
-	s.stopOnce.Do(func() { close(s.done) })
+	ln.Close()
+	close(s.engStopped)
 	if err != nil {
-		err = fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
+		s.stopOnce.Do(func() { close(s.done) })
+		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
-	return err
+	if !s.stopAsked.Load() {
+		s.d.stop()
+		s.w.stop()
+		s.stopOnce.Do(func() { close(s.done) })
+		if cause := s.failure.Load(); cause != nil {
+			return fmt.Errorf("%w: %w", ErrEngineStopped, *cause)
+		}
+		return ErrEngineStopped
+	}
+	s.stopOnce.Do(func() { close(s.done) })
+	return nil
+}
+
+// fail stops the engine because a part the server cannot run without
+// (a listener) broke; Run then returns ErrEngineStopped wrapping err, and
+// the process exits non-zero so a supervisor restarts it. Safe for
+// concurrent use.
+func (s *Server) fail(err error) {
+	if !s.failure.CompareAndSwap(nil, &err) {
+		return
+	}
+	s.log.Error("fraised cannot go on serving", "err", err)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+		defer cancel()
+		_ = s.eng.Stop(ctx)
+	}()
 }
 
 // removeStaleSocket removes a Unix socket file left by a previous run.
@@ -160,35 +243,29 @@ func removeStaleSocket(path string) error {
 }
 
 // Ready is closed once the listeners accept connections.
-func (s *Server) Ready() <-chan struct{} { return s.booted }
+func (s *Server) Ready() <-chan struct{} { return s.loopsUp }
 
 // OnBoot records the engine.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
+	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
-	s.log.Info("fraised listening", "graphql", "ws://"+s.opts.Listen+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix)
+	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
+		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }
 
 // OnOpen sets up a connection according to the listener it arrived on.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if s.draining.Load() {
-		return nil, gnet.Close
+	if t, ok := gc.Context().(*edge.Ticket); ok {
+		return nil, s.openHTTP(gc, t)
+	}
+	if s.draining.Load() || s.isAnchor(gc) || !s.isPublishConn(gc) {
+		return nil, gnet.Close // the HTTP listener's connections carry a ticket
 	}
 	s.stats.connections.Add(1)
-	if s.isPublishConn(gc) {
-		gc.SetContext(newPubConn(s, gc))
-		return nil, gnet.None
-	}
-	c := newWSConn(s, gc)
-	gc.SetContext(c)
-	if !s.guard.allowConn(gc.RemoteAddr()) {
-		s.guard.refusedConns.Add(1)
-		s.guard.rateTrips.Add(1)
-		s.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
-		c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
-	}
+	gc.SetContext(newPubConn(s, gc))
 	return nil, gnet.None
 }
 
@@ -219,6 +296,9 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	case *wsConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
+		s.closeHTTP(c)
+	case *edge.Ticket: // closed before it was set up (draining)
+		c.Release()
 	case *pubConn:
 		s.stats.connections.Add(-1)
 		c.onClose()
@@ -226,28 +306,96 @@ func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	return gnet.None
 }
 
-// Shutdown drains the server: it stops accepting connections, delivers
-// events already accepted, sends close 1001 to every WebSocket client,
-// flushes their output and stops, within ctx's deadline (or the
-// configured DrainTimeout).
+// Drain margins: the part of the drain deadline kept for closing and for
+// stopping the engine.
+const (
+	// drainCloseShare: at most 1/drainCloseShare of the drain timeout is
+	// kept for the close handshake (at most lingerTimeout plus a round
+	// trip), the rest goes to delivering what was accepted.
+	drainCloseShare = 4
+	// drainCloseMax is the most kept for the close handshake.
+	drainCloseMax = lingerTimeout + 500*time.Millisecond
+	// drainStopMargin is kept for stopping the engine after the last close.
+	drainStopMargin = 250 * time.Millisecond
+)
+
+// Shutdown drains the server, within ctx's deadline (or the configured
+// DrainTimeout when ctx has none):
+//
+//  1. it stops accepting connections, WebSocket upgrades and publishes
+//     (draining: /healthz answers 503, on open keep-alive connections too);
+//  2. barrier: it waits until every event accepted before (every publish
+//     that got its reply) has been dispatched, then until every WebSocket
+//     has written its queued frames (a subscriber that keeps reading gets
+//     all of them);
+//  3. it queues close 1001 behind any frames still queued, lingers until
+//     every client answered the close (or the linger deadline), and stops.
+//
+// Subscribers that could not take their output by the deadline are
+// counted and logged. Safe for concurrent use; later calls wait for the
+// first and return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(func() { s.drainErr = s.drain(ctx) })
+	return s.drainErr
+}
+
+// drain is Shutdown's body.
+func (s *Server) drain(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.opts.DrainTimeout)
 		defer cancel()
 	}
+	s.stopAsked.Store(true)
 	<-s.booted
 	s.draining.Store(true)
-	s.waitFor(ctx, func() bool { return s.d.ring.Len() == 0 })
+	_ = s.httpLn.Close() // stop accepting
+	deadline, _ := ctx.Deadline()
+	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
+	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
+	defer cancelDeliver()
+	s.waitFor(deliverCtx, s.d.barrier())
+	s.waitFor(deliverCtx, s.outboxesFlushed)
+	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
+		if c.out.state().pending > 0 {
+			behind++
+		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
-	s.waitFor(ctx, func() bool { return s.conns.len() == 0 })
-	err := s.eng.Stop(ctx)
+	lingerCtx, cancelLinger := context.WithDeadline(ctx, deadline.Add(-drainStopMargin))
+	defer cancelLinger()
+	s.waitFor(lingerCtx, func() bool { return s.conns.len() == 0 })
+	if left := s.conns.len(); behind > 0 || left > 0 {
+		s.log.Warn("drain deadline: some subscribers did not take all their output",
+			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
+			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
+	}
+	err := s.stopEngine(ctx)
 	s.d.stop()
 	s.w.stop()
 	s.stopOnce.Do(func() { close(s.done) })
 	return err
+}
+
+// stopEngine stops gnet and waits until it has, or until ctx ends.
+// (Engine.Stop polls every 500 ms; waiting for Run's return instead keeps
+// the exit within the drain deadline.)
+func (s *Server) stopEngine(ctx context.Context) error {
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- s.eng.Stop(ctx) }()
+	select {
+	case <-s.engStopped:
+		return nil
+	case err := <-stopErr:
+		return err
+	}
+}
+
+// outboxesFlushed reports whether no WebSocket connection has output
+// waiting in its outbox.
+func (s *Server) outboxesFlushed() bool {
+	return !s.conns.any(func(c *wsConn) bool { return c.out.state().pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
@@ -266,18 +414,22 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) {
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Published:     s.d.published.Load(),
-		Delivered:     s.d.delivered.Load(),
-		SlowConsumers: s.stats.slowConsumers.Load(),
-		DeadPeers:     s.stats.deadPeers.Load(),
-		RateLimited:   s.guard.rateTrips.Load(),
-		AuthFailures:  s.guard.authFailures.Load(),
-		RefusedConns:  s.guard.refusedConns.Load(),
-		AuditDropped:  s.guard.Audit.Dropped(),
-		Connections:   s.stats.connections.Load(),
-		Subscriptions: s.d.subs.Load(),
-		Groups:        s.d.groups.Load(),
-		Topics:        s.d.topics.Load(),
+		Published:       s.d.published.Load(),
+		Delivered:       s.d.delivered.Load(),
+		SlowConsumers:   s.stats.slowConsumers.Load(),
+		DeadPeers:       s.stats.deadPeers.Load(),
+		WriteStalls:     s.stats.writeStalls.Load(),
+		OutboundHeld:    s.w.held.Load(),
+		RateLimited:     s.guard.rateTrips.Load(),
+		AuthFailures:    s.guard.authFailures.Load(),
+		RefusedConns:    s.guard.refusedConns.Load(),
+		AuditDropped:    s.guard.Audit.Dropped(),
+		Connections:     s.stats.connections.Load(),
+		HTTPTimeouts:    s.stats.httpTimeouts.Load(),
+		HTTPConnections: int64(s.httpConns.len()),
+		Subscriptions:   s.d.subs.Load(),
+		Groups:          s.d.groups.Load(),
+		Topics:          s.d.topics.Load(),
 	}
 }
 

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gobwas/ws"
 
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -23,6 +26,7 @@ type upgrader struct {
 	w       bytes.Buffer
 	host    []byte
 	origin  []byte
+	fwd     []byte // the forwarding header's lines, joined by ", " (trusted proxies only)
 	refusal string // why the upgrade was refused, for the audit log
 }
 
@@ -41,7 +45,7 @@ func getUpgrader(c *wsConn, head []byte) *upgrader {
 	u.c = c
 	u.r.Reset(head)
 	u.w.Reset()
-	u.host, u.origin, u.refusal = u.host[:0], u.origin[:0], ""
+	u.host, u.origin, u.fwd, u.refusal = u.host[:0], u.origin[:0], u.fwd[:0], ""
 	return u
 }
 
@@ -60,8 +64,14 @@ func (u *upgrader) Write(p []byte) (int, error) { return u.w.Write(p) }
 
 func (u *upgrader) reject(status int, reason string) error {
 	u.refusal = reason
+	if status == http.StatusServiceUnavailable {
+		return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason), ws.RejectionHeader(retryAfter))
+	}
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason))
 }
+
+// retryAfter is the Retry-After of an upgrade refused at a cap.
+var retryAfter = ws.HandshakeHeaderString("Retry-After: " + strconv.Itoa(edge.RetryAfterSeconds) + "\r\n")
 
 func (u *upgrader) onRequest(uri []byte) error {
 	path := uri
@@ -81,6 +91,11 @@ func (u *upgrader) onHost(host []byte) error {
 
 func (u *upgrader) onHeader(key, value []byte) error {
 	switch {
+	case u.c.fromProxy() && bytes.EqualFold(key, []byte(u.c.srv.opts.ForwardedHeader.Name())):
+		if len(u.fwd) > 0 {
+			u.fwd = append(u.fwd, ", "...)
+		}
+		u.fwd = append(u.fwd, value...)
 	case bytes.EqualFold(key, []byte("Origin")):
 		u.origin = append(u.origin[:0], value...)
 	case bytes.EqualFold(key, []byte("Authorization")):
@@ -97,11 +112,43 @@ func (u *upgrader) onHeader(key, value []byte) error {
 	return nil
 }
 
+// maxEchoedOrigin is how many bytes of a refused Origin the 403 body and
+// the log quote: real origins are far shorter, and a forged one cannot
+// make the response or the log line large.
+const maxEchoedOrigin = 128
+
 func (u *upgrader) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	if !u.c.srv.guard.originAllowed(string(u.origin), string(u.host)) {
-		return nil, u.reject(http.StatusForbidden, "origin not allowed: "+truncate(string(u.origin), 128))
+		origin := truncate(strings.ToValidUTF8(string(u.origin), "\uFFFD"), maxEchoedOrigin)
+		fix := "add " + strconv.Quote(origin) + " to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect"
+		u.c.srv.refusals.note("origin", u.c.remoteAddr, "origin not allowed: "+origin+" (HTTP 403)", fix)
+		return nil, u.reject(http.StatusForbidden, "origin not allowed: "+origin)
 	}
-	return nil, nil
+	return nil, u.admitForwarded()
+}
+
+// admitForwarded takes the client address of a connection from a trusted
+// proxy from its forwarding header and checks that client's caps.
+func (u *upgrader) admitForwarded() error {
+	c := u.c
+	if !c.fromProxy() {
+		return nil
+	}
+	if a, ok := edge.ClientAddr(c.srv.opts.ForwardedHeader, u.fwd, c.srv.opts.TrustedProxies); ok {
+		c.edge.client = a
+		c.remoteAddr = a.String()
+	}
+	if !c.edge.ticket.ChargeAddr(c.edge.client) {
+		c.srv.guard.refusedConns.Add(1)
+		c.srv.refusals.note("connection_cap", c.remoteAddr, edge.ReasonAddrCap.String(), "raise --max-ip-connections")
+		return u.reject(http.StatusServiceUnavailable, edge.ReasonAddrCap.String())
+	}
+	if !c.srv.allowConnFrom(c.edge.client) {
+		c.srv.guard.refusedConns.Add(1)
+		c.srv.guard.rateTrips.Add(1)
+		return u.reject(http.StatusTooManyRequests, "rate limit: connections per IP")
+	}
+	return nil
 }
 
 // isUpgrade reports whether a request head asks for a WebSocket upgrade

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,12 +14,23 @@ import (
 // blocked sockets with its own epoll instance (EPOLLOUT, one-shot) and
 // flushes them when they drain. Only blocked connections are registered,
 // so the common path never touches it.
+//
+// It also keeps the global count of outbound bytes held by every outbox
+// it serves (held), for the --max-outbound-total budget.
 type writer struct {
 	epfd    int
 	wakefd  int // eventfd to stop run
 	mu      sync.Mutex
 	watched map[int32]*outbox
 	log     *slog.Logger
+
+	_ [64]byte // keep held on its own cache line: it moves with blocked sockets only
+	// held is the bytes of buffer held by outboxes whose output waits for
+	// their socket. An outbox adds to it when a flush leaves output
+	// pending and subtracts when its output drains or is dropped, so a
+	// connection that keeps up never touches it.
+	held atomic.Int64
+	_    [56]byte
 }
 
 func newWriter(log *slog.Logger) (*writer, error) {
@@ -67,6 +79,18 @@ func (w *writer) unwatch(o *outbox) {
 	}
 	w.mu.Unlock()
 	o.watched = false
+}
+
+// snapshot appends every outbox that ever blocked and is still open to
+// dst (the housekeeper's write-stall and budget sweeps). Safe for
+// concurrent use.
+func (w *writer) snapshot(dst []*outbox) []*outbox {
+	w.mu.Lock()
+	for _, o := range w.watched {
+		dst = append(dst, o)
+	}
+	w.mu.Unlock()
+	return dst
 }
 
 // run flushes blocked connections as they become writable, until stop.

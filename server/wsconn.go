@@ -3,6 +3,7 @@ package server
 import (
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -19,7 +20,7 @@ import (
 const (
 	phaseHTTP    uint8 = iota // reading HTTP requests (upgrade, publish, health)
 	phaseWS                   // a graphql-transport-ws WebSocket
-	phaseClosing              // a close frame was sent; input is ignored
+	phaseClosing              // closing: input is discarded (after a close frame: lingering)
 )
 
 // Initialisation states (graphql-transport-ws connection_init).
@@ -36,6 +37,7 @@ type wsConn struct {
 	srv  *Server
 	gc   gnet.Conn
 	pub  *publisher // set when the connection POSTs events
+	edge httpEdge   // admission ticket, HTTP deadline, client address
 	subs []*subscription
 
 	initPayload  []byte
@@ -50,6 +52,11 @@ type wsConn struct {
 	initSeen     bool
 	phase        uint8
 
+	lingerRead int   // bytes discarded since the close frame was queued
+	lingerSkip int64 // payload bytes of the current frame still to skip while lingering
+	lingerJunk bool  // input stopped parsing as frames while lingering
+
+	closing       atomic.Bool // a close frame is queued: input is discarded
 	init          atomic.Uint32
 	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame; "now" for the message's rate limits
 	identity      atomic.Pointer[auth.Identity]
@@ -74,6 +81,8 @@ func newWSConn(s *Server, gc gnet.Conn) *wsConn {
 		c.remoteAddr = a.String()
 	}
 	c.out.fd = gc.Fd()
+	c.out.owner = c
+	c.out.hangup = c.hangup
 	c.lastRead.Store(c.openedAt)
 	return c
 }
@@ -87,15 +96,82 @@ func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
 			return gnet.None
 		}
 	}
+	if c.phase == phaseWS && c.closing.Load() {
+		c.phase = phaseClosing // another goroutine queued the close frame
+	}
 	if c.phase == phaseWS {
-		return c.onFrames(gc)
+		c.onFrames(gc)
+		if c.phase == phaseWS {
+			return gnet.None // a partial frame waits for the rest
+		}
+	}
+	if c.closing.Load() {
+		return c.onLinger(gc)
 	}
 	discard(gc, gc.InboundBuffered())
 	return gnet.None
 }
 
+// Lingering: after its close frame a WebSocket keeps reading (and
+// discarding) until the peer's close frame or EOF, so that input the peer
+// sent before it saw our close frame never meets a closed socket (the
+// kernel would answer with a reset, and the peer would lose the close
+// frame and see 1006). Both the time and the bytes are bounded.
+const (
+	// lingerTimeout bounds the wait for the peer's close frame or EOF
+	// after ours was written: a graphql-ws client answers within a round
+	// trip; 2 s covers a slow mobile link without keeping dead peers.
+	lingerTimeout = 2 * time.Second
+	// lingerMaxInput bounds the bytes read and discarded while lingering:
+	// enough for a client that floods messages (the 4429 case) to notice
+	// the close frame on loopback or a LAN, while a peer that streams
+	// forever costs at most this much reading.
+	lingerMaxInput = 1 << 20
+)
+
+// onLinger discards input after the close frame was queued, watching for
+// the peer's close frame; it closes the connection when the peer's close
+// frame arrived and ours is written, or past lingerMaxInput. Frame
+// payloads are skipped without being buffered whole. Called on the event
+// loop.
+func (c *wsConn) onLinger(gc gnet.Conn) gnet.Action {
+	buf, _ := gc.Peek(-1)
+	off, action := 0, gnet.None
+	for off < len(buf) && action == gnet.None {
+		if c.lingerSkip > 0 {
+			k := int(min(c.lingerSkip, int64(len(buf)-off)))
+			off += k
+			c.lingerSkip -= int64(k)
+			continue
+		}
+		if c.lingerJunk {
+			off = len(buf) // not frames any more: discard everything
+			break
+		}
+		h, n, err := codec.ParseHeader(buf[off:])
+		if err != nil {
+			c.lingerJunk = true
+			continue
+		}
+		if n == 0 {
+			break // a partial header: wait for the rest
+		}
+		off += n
+		c.lingerSkip = max(h.Length, 0)
+		if h.OpCode == ws.OpClose && c.out.peerClose() {
+			action = gnet.Close
+		}
+	}
+	discard(gc, off)
+	c.lingerRead += off
+	if c.lingerRead > lingerMaxInput {
+		return gnet.Close
+	}
+	return action
+}
+
 // onFrames parses every complete frame in the inbound buffer.
-func (c *wsConn) onFrames(gc gnet.Conn) gnet.Action {
+func (c *wsConn) onFrames(gc gnet.Conn) {
 	buf, _ := gc.Peek(-1)
 	off := 0
 	for off < len(buf) && c.phase == phaseWS {
@@ -126,7 +202,6 @@ func (c *wsConn) onFrames(gc gnet.Conn) gnet.Action {
 		c.onFrame(h, payload)
 	}
 	discard(gc, off)
-	return gnet.None
 }
 
 // onFrame handles one frame; payload is valid until it returns.
@@ -138,7 +213,7 @@ func (c *wsConn) onFrame(h ws.Header, payload []byte) {
 			return
 		}
 		if h.Fin {
-			c.onMessage(payload)
+			c.onText(payload)
 			return
 		}
 		c.fragging = true
@@ -155,21 +230,45 @@ func (c *wsConn) onFrame(h ws.Header, payload []byte) {
 		c.frag = append(c.frag, payload...)
 		if h.Fin {
 			c.fragging = false
-			c.onMessage(c.frag)
+			c.onText(c.frag)
 			c.frag = nil
 		}
 	case ws.OpBinary:
 		c.closeWith(proto.CloseUnsupportedData, "binary messages are not supported: graphql-transport-ws messages are text")
 	case ws.OpPing:
-		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
+		c.onControlPing(payload)
 	case ws.OpPong:
 	case ws.OpClose:
+		if len(payload) > 2 && !utf8.Valid(payload[2:]) {
+			c.closeWith(proto.CloseInvalidPayload, reasonBadUTF8Close)
+			return
+		}
 		c.onClientClose(payload)
 	}
 }
 
-// onClientClose echoes the client's close code and closes the connection.
+// Close reasons for invalid UTF-8 (RFC 6455 §8.1: close with 1007).
+const (
+	reasonBadUTF8      = "text message is not valid UTF-8"
+	reasonBadUTF8Close = "close reason is not valid UTF-8"
+)
+
+// onText handles a whole text message (reassembled when it was
+// fragmented); b is valid until it returns. RFC 6455 §8.1 asks for the
+// whole message to be UTF-8, so it is checked before anything reads it:
+// no id or error text the server echoes can then be invalid UTF-8.
+func (c *wsConn) onText(b []byte) {
+	if !utf8.Valid(b) {
+		c.closeWith(proto.CloseInvalidPayload, reasonBadUTF8)
+		return
+	}
+	c.onMessage(b)
+}
+
+// onClientClose echoes the client's close code and closes the connection
+// once the echo is written.
 func (c *wsConn) onClientClose(payload []byte) {
+	c.out.peerClose()
 	code := proto.CloseNormal
 	if len(payload) >= 2 {
 		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
@@ -191,36 +290,86 @@ func validCloseCode(code ws.StatusCode) bool {
 	return false
 }
 
-// send writes b to the client. Safe for concurrent use.
+// send writes b to the client. A client whose unsent bytes pass
+// --max-outbound (a ping flood it does not read the pongs of, say) is cut
+// off like any slow consumer. Safe for concurrent use.
 func (c *wsConn) send(b []byte) {
-	c.out.send(b, c.srv.w)
+	pending, ok := c.out.queue(b, c.srv.w)
+	if !ok || pending <= c.srv.opts.MaxOutbound {
+		return
+	}
+	if c.out.isFramed() {
+		c.cutSlow("outbound buffer cap exceeded (control frames)")
+		return
+	}
+	// An HTTP client that does not read its responses: there is no close
+	// frame to send, only the connection to close.
+	c.srv.stats.slowConsumers.Add(1)
+	c.hangup()
 }
 
-// closeWith sends a close frame, stops reading and closes the connection.
-// Called on the event loop.
+// onControlPing answers a WebSocket ping. Pings count against
+// --limit-messages like any message, so a peer cannot flood them for free.
+func (c *wsConn) onControlPing(payload []byte) {
+	g := c.srv.guard
+	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, c.lastRead.Load()) {
+		g.rateTrips.Add(1)
+		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many messages"})
+		c.closeWith(proto.CloseTooManyInitRequests, "Too many messages")
+		return
+	}
+	c.send(codec.AppendFrame(nil, ws.OpPong, payload))
+}
+
+// closeWith sends a close frame and stops handling input (it is read and
+// discarded until the peer's close frame). Called on the event loop.
 func (c *wsConn) closeWith(code ws.StatusCode, reason string) {
 	c.phase = phaseClosing
 	c.sendClose(code, reason)
 }
 
-// sendClose sends a close frame and closes the connection. Safe for
-// concurrent use; later calls are no-ops.
-func (c *wsConn) sendClose(code ws.StatusCode, reason string) {
-	if c.out.endWithClose(c.srv.w, code, reason, false) {
-		_ = c.gc.Close()
+// sendClose queues a close frame behind the frames already queued; the
+// connection closes once the peer answered it (or at the linger or
+// write-stall deadline). It reports false when output had already ended.
+// Safe for concurrent use; later calls are no-ops.
+func (c *wsConn) sendClose(code ws.StatusCode, reason string) bool {
+	if !c.out.endWithClose(c.srv.w, code, reason, false) {
+		return false
 	}
+	c.startClosing()
+	return true
 }
 
+// startClosing records that the close frame is queued: the event loop
+// switches to lingering and the housekeeper watches the deadlines.
+func (c *wsConn) startClosing() {
+	c.closing.Store(true)
+	c.srv.conns.addClosing(c)
+}
+
+// slowConsumerReason is the close reason of a slow consumer (with code
+// 1013 Try Again Later: graphql-ws clients reconnect on it, while 1008
+// would be fatal for them).
+const slowConsumerReason = "slow consumer"
+
 // cutSlow disconnects a slow consumer: the partly sent frame is finished,
-// queued frames are dropped, a close frame says why. Called by the
-// dispatcher.
-func (c *wsConn) cutSlow() {
-	if !c.out.endWithClose(c.srv.w, proto.ClosePolicyViolation, "slow consumer: outbound buffer cap exceeded", true) {
+// queued frames are dropped, and a close frame 1013 "slow consumer"
+// follows; the writer delivers it when the client reads again (or gives
+// up after --write-timeout). why is logged. Safe for concurrent use.
+func (c *wsConn) cutSlow(why string) {
+	if !c.out.endWithClose(c.srv.w, proto.CloseTryAgainLater, slowConsumerReason, true) {
 		return
 	}
+	c.startClosing()
 	c.srv.stats.slowConsumers.Add(1)
-	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: "outbound buffer cap exceeded"})
-	c.srv.log.Warn("slow consumer disconnected", "remote", c.remoteAddr, "cap", c.srv.opts.MaxOutbound)
+	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: why})
+	c.srv.refusals.note("slow_consumer", c.remoteAddr, why,
+		"the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate")
+}
+
+// hangup closes the connection. Safe for concurrent use, and with the
+// outbox's lock held (gnet's Close only queues the close on the loop).
+func (c *wsConn) hangup() {
 	_ = c.gc.Close()
 }
 

@@ -36,6 +36,7 @@ var FraisedLimitsOff = []string{
 	"FRAISED_LIMIT_MESSAGES=0",
 	"FRAISED_MAX_IDENTITY_CONNECTIONS=0",
 	"FRAISED_MAX_IDENTITY_SUBSCRIPTIONS=0",
+	"FRAISED_MAX_IP_CONNECTIONS=0",
 }
 
 // Servers returns the standard targets, with binaries in binDir and the
