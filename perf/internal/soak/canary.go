@@ -71,6 +71,7 @@ type Canary struct {
 	nextSeq atomic.Int64
 	acked   atomic.Int64
 	stop    chan struct{}
+	pubDone chan struct{} // the publisher goroutine has returned
 	started time.Time
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -90,7 +91,7 @@ func StartCanary(wsAddr, pubAddr string) (*Canary, error) {
 		sub.conn.Close()
 		return nil, fmt.Errorf("canary publisher: %w", err)
 	}
-	c := &Canary{sub: sub, pub: pub, sent: make([]atomic.Int64, canaryMax), stop: make(chan struct{})}
+	c := &Canary{sub: sub, pub: pub, sent: make([]atomic.Int64, canaryMax), stop: make(chan struct{}), pubDone: make(chan struct{})}
 	c.wg.Add(1)
 	go c.read()
 	if err := probe(pub, canaryTopic, 1, 10*time.Second); err != nil {
@@ -114,6 +115,7 @@ func (c *Canary) problem(format string, args ...any) {
 
 func (c *Canary) publish() {
 	defer c.wg.Done()
+	defer close(c.pubDone)
 	t := time.NewTicker(canaryEvery)
 	defer t.Stop()
 	var buf, msg []byte
@@ -155,10 +157,10 @@ func (c *Canary) replies() {
 			}
 			return
 		}
+		seq := c.acked.Add(1) - 1
 		if kind != ':' || n != 1 {
-			c.problem("PUBLISH answered %c%d%s", kind, n, text)
+			c.problem("PUBLISH of event %d answered %c%d%s", seq, kind, n, text)
 		}
-		c.acked.Add(1)
 	}
 }
 
@@ -218,6 +220,7 @@ func (c *Canary) event(msg []byte) {
 func (c *Canary) Finish() CanaryResult {
 	time.Sleep(time.Until(c.started.Add(canaryMinRun)))
 	close(c.stop)
+	<-c.pubDone // its last event is written before the wait below counts it
 	end := time.Now().Add(canaryDrain)
 	for time.Now().Before(end) {
 		c.mu.Lock()
