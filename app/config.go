@@ -112,6 +112,8 @@ Usage:
   fraised --schema FILE [flags]           serve
   fraised publish [--addr HOST:PORT | --unix PATH] TOPIC JSON
                                           publish one event (like redis-cli PUBLISH)
+  fraised pg install --source postgres://USER@HOST/DB
+                                          install the PostgreSQL outbox schema (fraised.publish)
   fraised --version                       print the version and exit
 
 Flags (each also read from the environment variable shown; a flag wins):
