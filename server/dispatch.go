@@ -7,8 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/registry"
 	"github.com/fraised/fraised/resp"
 	"github.com/fraised/fraised/ring"
@@ -48,7 +48,7 @@ type control struct {
 type dispatcher struct {
 	ring        *ring.Ring[*event]
 	reg         *subRegistry
-	w           *writer
+	w           *outbox.Writer
 	log         *slog.Logger
 	maxOutbound int
 
@@ -81,7 +81,7 @@ type dispatcher struct {
 	batch        []*event
 	batchBytes   int // bytes queued since the last flush
 	ctlWork      []control
-	dirty        []*outbox
+	dirty        []*outbox.Outbox
 	slow         []*wsConn
 	scratch      []byte
 	reply        []byte
@@ -124,7 +124,7 @@ const publishQuantum = 256
 
 // newDispatcher returns a dispatcher with a ring of ringSize events and the
 // default byte budget (the server sets maxBytes from Options.RingBytes).
-func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
+func newDispatcher(ringSize, maxOutbound int, w *outbox.Writer, log *slog.Logger) *dispatcher {
 	return &dispatcher{
 		maxBytes:    DefaultRingBytes,
 		ring:        ring.New[*event](ringSize),
@@ -360,25 +360,16 @@ func (d *dispatcher) fanOut(topic, payload []byte) int {
 // deliver appends one next frame to c's outbox.
 func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
 	o := &c.out
-	o.mu.Lock()
-	if o.ended {
-		o.mu.Unlock()
+	n, pending, ok := o.Deliver(id, payload, flushAt)
+	if !ok {
 		return false
 	}
-	n := codec.NextLen(id, payload)
 	d.batchBytes += n
-	o.pending = codec.AppendNext(o.appendLocked(n), id, payload)
-	if len(o.pending) >= flushAt {
-		o.flushLocked(d.w)
-	}
-	over := len(o.pending) > d.maxOutbound
-	o.mu.Unlock()
-	if over {
+	if pending > d.maxOutbound {
 		d.slow = append(d.slow, c)
 		return true
 	}
-	if !o.dirty {
-		o.dirty = true
+	if o.MarkDirty() {
 		d.dirty = append(d.dirty, o)
 	}
 	return true
@@ -409,14 +400,9 @@ func (d *dispatcher) queueReply(p *publisher, b []byte) {
 		return
 	}
 	o := p.out
-	o.mu.Lock()
-	if !o.ended {
-		o.pending = append(o.appendLocked(len(b)), b...)
-	}
-	o.mu.Unlock()
+	o.Append(b)
 	p.inflight.Add(-1)
-	if !o.dirty {
-		o.dirty = true
+	if o.MarkDirty() {
 		d.dirty = append(d.dirty, o)
 	}
 }
@@ -424,17 +410,17 @@ func (d *dispatcher) queueReply(p *publisher, b []byte) {
 func (d *dispatcher) flushDirty() {
 	d.batchBytes = 0
 	for i, o := range d.dirty {
-		o.dirty = false
-		o.flush(d.w)
+		o.ClearDirty()
+		o.Flush()
 		d.dirty[i] = nil
 	}
 	d.dirty = d.dirty[:0]
 	for i, c := range d.slow {
-		c.cutSlow("outbound buffer cap (--max-outbound) exceeded")
+		c.CutSlow("outbound buffer cap (--max-outbound) exceeded")
 		d.slow[i] = nil
 	}
 	d.slow = d.slow[:0]
-	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
+	if d.maxTotal > 0 && d.w.Held() > d.maxTotal {
 		d.overBudget()
 	}
 }

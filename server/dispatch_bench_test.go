@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/outbox"
 )
 
 // benchDispatcher registers subs subscriptions on topic "t", spread over
@@ -32,7 +33,7 @@ func benchDispatcher(b testing.TB, subs, groups int) (*dispatcher, []byte) {
 	}
 	for i := 0; i < subs; i++ {
 		c := newWSConn(s, &fakeConn{fd: int(null.Fd())})
-		c.out.framed = true
+		c.out.SetFramer(outbox.WebSocket{})
 		sub := &subscription{conn: c, id: []byte(fmt.Sprintf(`"%d"`, i)), op: ops[i%groups]}
 		d.subscribe(sub)
 	}
@@ -74,7 +75,7 @@ func BenchmarkFanOutNoFlush(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				d.fanOut([]byte("t"), payload)
 				for _, o := range d.dirty {
-					o.pending = o.pending[:0]
+					o.DiscardPending()
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.subs), "ns/delivery")

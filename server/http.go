@@ -12,6 +12,7 @@ import (
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/proxyproto"
 )
@@ -167,7 +168,7 @@ func bearerMatches(header, token string) bool {
 
 func (c *wsConn) publisher() *publisher {
 	if c.pub == nil {
-		c.pub = &publisher{out: &c.out, gc: c.gc, d: c.srv.d, w: c.srv.w}
+		c.pub = &publisher{out: &c.out, gc: c.gc, d: c.srv.d}
 	}
 	return c.pub
 }
@@ -226,9 +227,7 @@ func (c *wsConn) upgrade(head []byte) {
 		return
 	}
 	c.phase = phaseWS
-	c.out.mu.Lock()
-	c.out.framed = true
-	c.out.mu.Unlock()
+	c.out.SetFramer(outbox.WebSocket{})
 	if hs.Protocol != proto.Subprotocol {
 		c.closeWith(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
 		return

@@ -79,7 +79,7 @@ func newPubConn(s *Server, conn net.Conn, id int64) *pubConn {
 	if c.remote == "" || c.remote == "@" {
 		c.remote = "unix:" + s.opts.PublishUnix
 	}
-	c.publisher = publisher{replies: c.rb, wakeCh: make(chan struct{}, 1), d: s.d, w: s.w}
+	c.publisher = publisher{replies: c.rb, wakeCh: make(chan struct{}, 1), d: s.d}
 	c.parser.MaxBulk = s.opts.MaxPayload
 	return c
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/fraised/fraised/internal/outbox"
 	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
@@ -19,12 +20,11 @@ import (
 // take the freed space in round-robin, and a light publisher is never
 // starved by a few floods.
 type publisher struct {
-	out      *outbox   // HTTP: the connection's outbox
-	replies  *replyBuf // RESP: the connection's reply buffer
-	gc       gnet.Conn // HTTP: woken to retry a held-back request
+	out      *outbox.Outbox // HTTP: the connection's outbox
+	replies  *replyBuf      // RESP: the connection's reply buffer
+	gc       gnet.Conn      // HTTP: woken to retry a held-back request
 	wakeCh   chan struct{}
 	d        *dispatcher
-	w        *writer
 	inflight atomic.Int64 // events pushed whose reply is not queued yet
 	paused   atomic.Bool  // in the dispatcher's FIFO; the dispatcher wakes it
 	turn     atomic.Int32 // events it may still push while others wait
@@ -60,7 +60,7 @@ func (p *publisher) send(b []byte) {
 		p.replies.add(b, true)
 		return
 	}
-	p.out.send(b, p.w)
+	p.out.Send(b)
 }
 
 // push offers ev to the ring; when it cannot go now, push drops ev, joins

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/outbox"
 )
 
 // benchSDL has a tenant-filtered field and an unfiltered one on topics of
@@ -82,11 +83,11 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	w, err := newWriter(log) // idle: outboxes are truncated before any flush
+	w, err := outbox.NewWriter(log) // idle: outboxes are truncated before any flush
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.stop)
+	b.Cleanup(w.Stop)
 	d := newDispatcher(1024, DefaultMaxOutbound, w, log)
 	srv := &Server{opts: Options{MaxOutbound: DefaultMaxOutbound}, log: log, w: w, guard: newGuard(Security{})}
 	groups := max(tenants, 1)
@@ -106,7 +107,7 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 	}
 	for i := 0; i < subs; i++ {
 		c := &wsConn{srv: srv, openedAt: time.Now().UnixNano()}
-		c.out.fd = -1
+		c.out.Init(-1, w, c)
 		op := ops[i%groups]
 		d.reg.Add(op.Topic, op.GroupKey, func(g group) bool { return g.op.SameGroup(op) }, func() group { return group{op: op} }, member{conn: c, id: []byte(`"1"`)})
 	}
@@ -120,8 +121,8 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 // buffer for the next event.
 func (d *dispatcher) discardPending() {
 	for i, o := range d.dirty {
-		o.pending = o.pending[:0]
-		o.dirty = false
+		o.DiscardPending()
+		o.ClearDirty()
 		d.dirty[i] = nil
 	}
 	d.dirty = d.dirty[:0]

@@ -28,6 +28,7 @@ import (
 
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -39,7 +40,7 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	d     *dispatcher
-	w     *writer
+	w     *outbox.Writer
 	conns *connSet
 	eng   gnet.Engine
 
@@ -57,7 +58,7 @@ type Server struct {
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
 	failure     atomic.Pointer[error] // why the server stopped by itself (fail)
 	budgetMu    sync.Mutex            // serialises enforceBudget (dispatcher and housekeeper)
-	budgetBuf   []*outbox             // enforceBudget's scratch, under budgetMu
+	budgetBuf   []*outbox.Outbox      // enforceBudget's scratch, under budgetMu
 	// budgetRetryAt is when enforceBudget may scan again after a scan
 	// that found nothing to cut (unix nanoseconds).
 	budgetRetryAt atomic.Int64
@@ -109,7 +110,7 @@ func New(opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	w, err := newWriter(opts.Logger)
+	w, err := outbox.NewWriter(opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func (s *Server) Run() error {
 	defer cleanup()
 	s.anchor, s.httpLn = anchor, ln
 	s.warnIfOverLimit()
-	go s.w.run()
+	go s.w.Run()
 	go s.d.run()
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
@@ -192,7 +193,7 @@ func (s *Server) Run() error {
 	}
 	if !s.stopAsked.Load() {
 		s.d.stop()
-		s.w.stop()
+		s.w.Stop()
 		s.stopOnce.Do(func() { close(s.done) })
 		if cause := s.failure.Load(); cause != nil {
 			return fmt.Errorf("%w: %w", ErrEngineStopped, *cause)
@@ -336,7 +337,7 @@ func (s *Server) drain(ctx context.Context) error {
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
-		if c.out.state().pending > 0 {
+		if c.out.State().Pending > 0 {
 			behind++
 		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
@@ -351,7 +352,7 @@ func (s *Server) drain(ctx context.Context) error {
 	}
 	err := s.stopEngine(ctx)
 	s.d.stop()
-	s.w.stop()
+	s.w.Stop()
 	s.stopOnce.Do(func() { close(s.done) })
 	return err
 }
@@ -373,7 +374,7 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // outboxesFlushed reports whether no WebSocket connection has output
 // waiting in its outbox.
 func (s *Server) outboxesFlushed() bool {
-	return !s.conns.any(func(c *wsConn) bool { return c.out.state().pending > 0 })
+	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
@@ -397,7 +398,7 @@ func (s *Server) Stats() Stats {
 		SlowConsumers:   s.stats.slowConsumers.Load(),
 		DeadPeers:       s.stats.deadPeers.Load(),
 		WriteStalls:     s.stats.writeStalls.Load(),
-		OutboundHeld:    s.w.held.Load(),
+		OutboundHeld:    s.w.Held(),
 		RateLimited:     s.guard.rateTrips.Load(),
 		AuthFailures:    s.guard.authFailures.Load(),
 		RefusedConns:    s.guard.refusedConns.Load(),

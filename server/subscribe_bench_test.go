@@ -30,7 +30,7 @@ func BenchmarkSubscribe(b *testing.B) {
 				return op
 			}
 			c := &wsConn{srv: s, openedAt: time.Now().UnixNano()}
-			c.out.fd = -1
+			c.out.Init(-1, s.w, c)
 			ops := make([]*gql.Operation, bc.groups)
 			for g := range ops {
 				ops[g] = compile(g)

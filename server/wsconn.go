@@ -11,6 +11,7 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/registry"
@@ -33,7 +34,7 @@ const (
 // WebSocket speaking graphql-transport-ws. It is owned by its gnet event
 // loop; fields other code touches are atomics or live in out.
 type wsConn struct {
-	out  outbox
+	out  outbox.Outbox
 	srv  *Server
 	gc   gnet.Conn
 	pub  *publisher // set when the connection POSTs events
@@ -80,9 +81,7 @@ func newWSConn(s *Server, gc gnet.Conn) *wsConn {
 	if a := gc.RemoteAddr(); a != nil {
 		c.remoteAddr = a.String()
 	}
-	c.out.fd = gc.Fd()
-	c.out.owner = c
-	c.out.hangup = c.hangup
+	c.out.Init(gc.Fd(), s.w, c)
 	c.lastRead.Store(c.openedAt)
 	return c
 }
@@ -158,7 +157,7 @@ func (c *wsConn) onLinger(gc gnet.Conn) gnet.Action {
 		}
 		off += n
 		c.lingerSkip = max(h.Length, 0)
-		if h.OpCode == ws.OpClose && c.out.peerClose() {
+		if h.OpCode == ws.OpClose && c.out.PeerClose() {
 			action = gnet.Close
 		}
 	}
@@ -268,7 +267,7 @@ func (c *wsConn) onText(b []byte) {
 // onClientClose echoes the client's close code and closes the connection
 // once the echo is written.
 func (c *wsConn) onClientClose(payload []byte) {
-	c.out.peerClose()
+	c.out.PeerClose()
 	code := proto.CloseNormal
 	if len(payload) >= 2 {
 		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
@@ -294,18 +293,18 @@ func validCloseCode(code ws.StatusCode) bool {
 // --max-outbound (a ping flood it does not read the pongs of, say) is cut
 // off like any slow consumer. Safe for concurrent use.
 func (c *wsConn) send(b []byte) {
-	pending, ok := c.out.queue(b, c.srv.w)
+	pending, ok := c.out.Queue(b)
 	if !ok || pending <= c.srv.opts.MaxOutbound {
 		return
 	}
-	if c.out.isFramed() {
-		c.cutSlow("outbound buffer cap exceeded (control frames)")
+	if c.out.IsFramed() {
+		c.CutSlow("outbound buffer cap exceeded (control frames)")
 		return
 	}
 	// An HTTP client that does not read its responses: there is no close
 	// frame to send, only the connection to close.
 	c.srv.stats.slowConsumers.Add(1)
-	c.hangup()
+	c.Hangup()
 }
 
 // onControlPing answers a WebSocket ping. Pings count against
@@ -333,7 +332,7 @@ func (c *wsConn) closeWith(code ws.StatusCode, reason string) {
 // write-stall deadline). It reports false when output had already ended.
 // Safe for concurrent use; later calls are no-ops.
 func (c *wsConn) sendClose(code ws.StatusCode, reason string) bool {
-	if !c.out.endWithClose(c.srv.w, code, reason, false) {
+	if !c.out.EndWithClose(code, reason, false) {
 		return false
 	}
 	c.startClosing()
@@ -352,12 +351,12 @@ func (c *wsConn) startClosing() {
 // would be fatal for them).
 const slowConsumerReason = "slow consumer"
 
-// cutSlow disconnects a slow consumer: the partly sent frame is finished,
+// CutSlow disconnects a slow consumer: the partly sent frame is finished,
 // queued frames are dropped, and a close frame 1013 "slow consumer"
 // follows; the writer delivers it when the client reads again (or gives
 // up after --write-timeout). why is logged. Safe for concurrent use.
-func (c *wsConn) cutSlow(why string) {
-	if !c.out.endWithClose(c.srv.w, proto.CloseTryAgainLater, slowConsumerReason, true) {
+func (c *wsConn) CutSlow(why string) {
+	if !c.out.EndWithClose(proto.CloseTryAgainLater, slowConsumerReason, true) {
 		return
 	}
 	c.startClosing()
@@ -367,16 +366,16 @@ func (c *wsConn) cutSlow(why string) {
 		"the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate")
 }
 
-// hangup closes the connection. Safe for concurrent use, and with the
+// Hangup closes the connection (outbox.Owner). Safe for concurrent use, and with the
 // outbox's lock held (gnet's Close only queues the close on the loop).
-func (c *wsConn) hangup() {
+func (c *wsConn) Hangup() {
 	_ = c.gc.Close()
 }
 
 // onClose releases the connection: output, subscriptions, bookkeeping.
 // Called on the event loop before gnet closes the socket.
 func (c *wsConn) onClose() {
-	c.out.close(c.srv.w)
+	c.out.Close()
 	for _, s := range c.subs {
 		c.unsubscribe(s)
 	}

@@ -1,4 +1,9 @@
-package server
+// Package outbox is a connection's output on a raw descriptor: frames
+// appended by the dispatcher and the event loops, flushed straight to the
+// non-blocking socket, the rest finished by an EPOLLOUT writer, buffers
+// from size-classed pools, a per-connection cap and a global count of the
+// bytes held.
+package outbox
 
 import (
 	"sync"
@@ -6,12 +11,10 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/fraised/fraised/codec"
-
 	"golang.org/x/sys/unix"
 )
 
-// outbox is a connection's outbound path. Every byte sent to a client goes
+// Outbox is a connection's outbound path. Every byte sent to a client goes
 // through it, from the connection's event loop, the dispatcher, the writer
 // or the housekeeper, so frames are never interleaved.
 //
@@ -29,13 +32,18 @@ import (
 // the socket while the peer's input is unread would make the kernel answer
 // with a reset that destroys the close frame in flight.
 //
-// The socket is closed by gnet only after OnClose has marked the outbox
-// closed under mu, so a write never reaches a reused descriptor. gnet does
+// The socket is closed by gnet only after OnClose has called Close,
+// marking the outbox closed under mu, so a write never reaches a reused descriptor. gnet does
 // so since v2.6 (v2.5 closed first): go.mod says the minimum and
 // TestGnetCallsOnCloseBeforeClosingTheDescriptor pins the behaviour.
-type outbox struct {
+//
+// Every method is safe for concurrent use unless its comment says which
+// goroutine owns it. The zero value is unusable: call Init first.
+type Outbox struct {
 	mu      sync.Mutex
 	fd      int
+	w       *Writer
+	framer  Framer  // frames once upgraded; nil while pending holds raw bytes (HTTP)
 	pending []byte  // bytes not yet written; nil when idle
 	pooled  *[]byte // pool handle of pending's buffer
 	closed  bool    // no more writes: the connection is closing
@@ -43,7 +51,6 @@ type outbox struct {
 	watched bool    // registered with the writer poller
 	dirty   bool    // in the dispatcher's flush list; dispatcher-owned
 	ended   bool    // nothing more may be queued: a close frame was, or the connection closed
-	framed  bool    // pending holds WebSocket frames (tracks headRemain)
 	shut    bool    // the close frame is fully written and the write side is shut down
 	// peerClosed records that the peer's close frame arrived: the
 	// connection is closed as soon as the close frame is written.
@@ -59,17 +66,35 @@ type outbox struct {
 	// the write timeout. Zero when not blocked.
 	progressAt int64
 	shutAt     int64 // when the write side was shut down (unix nanoseconds)
-	// owner is the WebSocket connection this outbox belongs to; nil for
-	// publishers. The housekeeper uses it to cut stalled sockets.
-	owner *wsConn
-	// hangup closes the connection; set for WebSocket connections. It is
-	// safe to call with mu held (gnet's Close only queues the close).
-	hangup func()
+	// owner is the connection this outbox belongs to: the outbox hangs
+	// it up when the peer is gone, the housekeeper cuts it when it stalls.
+	owner Owner
 }
+
+// Owner is the connection an Outbox writes for.
+type Owner interface {
+	// Hangup closes the connection. It is called with the outbox's lock
+	// held, from any goroutine, so it must only queue the close (gnet's
+	// Conn.Close does) and never call back into the outbox.
+	Hangup()
+	// CutSlow cuts the connection as a slow consumer, why being logged:
+	// the housekeeper and the budget sweep call it, without the outbox's
+	// lock, from their own goroutines.
+	CutSlow(why string)
+}
+
+// Init prepares o to write to the socket fd for owner, with w finishing
+// blocked writes and counting held bytes. Called once, before o is shared.
+func (o *Outbox) Init(fd int, w *Writer, owner Owner) {
+	o.fd, o.w, o.owner = fd, w, owner
+}
+
+// Owner returns the connection o writes for.
+func (o *Outbox) Owner() Owner { return o.owner }
 
 // appendLocked reserves room for n more bytes and returns the pending
 // buffer to append to. The caller holds o.mu and stores the result back.
-func (o *outbox) appendLocked(n int) []byte {
+func (o *Outbox) appendLocked(n int) []byte {
 	if o.pending == nil {
 		o.pooled = getBuf(n)
 		o.pending = *o.pooled
@@ -85,56 +110,56 @@ func (o *outbox) appendLocked(n int) []byte {
 	return o.pending
 }
 
-// send queues b and writes it now unless output is already waiting on
+// Send queues b and writes it now unless output is already waiting on
 // the poller. Safe for concurrent use. It reports false when output has
 // ended (a close frame was queued or the connection closed).
-func (o *outbox) send(b []byte, w *writer) bool {
-	_, ok := o.queue(b, w)
+func (o *Outbox) Send(b []byte) bool {
+	_, ok := o.Queue(b)
 	return ok
 }
 
-// queue is send that also returns how many bytes are still pending after
+// Queue is Send that also returns how many bytes are still pending after
 // the write, for the caller's cap check. Safe for concurrent use.
-func (o *outbox) queue(b []byte, w *writer) (pending int, ok bool) {
+func (o *Outbox) Queue(b []byte) (pending int, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ended {
 		return 0, false
 	}
 	o.pending = append(o.appendLocked(len(b)), b...)
-	o.flushLocked(w)
+	o.flushLocked()
 	return len(o.pending), true
 }
 
-// flush writes pending bytes. Safe for concurrent use.
-func (o *outbox) flush(w *writer) {
+// Flush writes pending bytes. Safe for concurrent use.
+func (o *Outbox) Flush() {
 	o.mu.Lock()
-	o.flushLocked(w)
+	o.flushLocked()
 	o.mu.Unlock()
 }
 
 // flushLocked writes as much pending output as the socket takes, then
 // brings the global count of held bytes up to date. The caller holds o.mu.
-func (o *outbox) flushLocked(w *writer) {
+func (o *Outbox) flushLocked() {
 	if !o.closed && !o.blocked && len(o.pending) > 0 {
-		o.writeLocked(w)
+		o.writeLocked()
 	}
-	o.accountLocked(w)
+	o.accountLocked()
 }
 
 // writeLocked writes pending until done or until the socket would block.
 // The caller holds o.mu.
-func (o *outbox) writeLocked(w *writer) {
+func (o *Outbox) writeLocked() {
 	n, err := writeAll(o.fd, o.pending)
 	if n == len(o.pending) {
 		o.dropLocked()
 		o.progressAt = 0
-		if o.ended && o.framed {
+		if o.ended && o.framer != nil {
 			o.shutLocked()
 		}
 		return
 	}
-	if o.framed {
+	if o.framer != nil {
 		o.headRemain = o.remainAfter(n)
 	}
 	o.pending = o.pending[:copy(o.pending, o.pending[n:])]
@@ -143,8 +168,8 @@ func (o *outbox) writeLocked(w *writer) {
 		// half-open connection does not wait for its keep-alive.
 		o.dropLocked()
 		o.progressAt = 0
-		if o.hangup != nil {
-			o.hangup()
+		if o.owner != nil {
+			o.owner.Hangup()
 		}
 		return
 	}
@@ -152,45 +177,45 @@ func (o *outbox) writeLocked(w *writer) {
 		o.progressAt = time.Now().UnixNano()
 	}
 	o.blocked = true
-	w.watch(o)
+	o.w.watch(o)
 }
 
 // shutLocked shuts down the write side after the close frame: the peer
 // gets our close frame and a FIN, and may still send its own close frame.
 // The caller holds o.mu.
-func (o *outbox) shutLocked() {
+func (o *Outbox) shutLocked() {
 	if o.shut {
 		return
 	}
 	o.shut = true
 	o.shutAt = time.Now().UnixNano()
 	_ = unix.Shutdown(o.fd, unix.SHUT_WR)
-	if o.peerClosed && o.hangup != nil {
-		o.hangup()
+	if o.peerClosed && o.owner != nil {
+		o.owner.Hangup()
 	}
 }
 
 // accountLocked publishes the change of this outbox's held bytes to the
 // writer's global total: one atomic add when a connection starts or stops
 // holding output, none while it keeps up. The caller holds o.mu.
-func (o *outbox) accountLocked(w *writer) {
+func (o *Outbox) accountLocked() {
 	held := 0
 	if len(o.pending) > 0 {
 		held = cap(o.pending)
 	}
 	if held != o.held {
-		w.held.Add(int64(held - o.held))
+		o.w.held.Add(int64(held - o.held))
 		o.held = held
 	}
 }
 
 // remainAfter returns how many bytes after the first n of pending finish
 // the frame that n ends in. The caller holds o.mu.
-func (o *outbox) remainAfter(n int) int {
+func (o *Outbox) remainAfter(n int) int {
 	if n < o.headRemain {
 		return o.headRemain - n
 	}
-	return codec.FrameRemainder(o.pending[o.headRemain:], n-o.headRemain)
+	return o.framer.Remainder(o.pending[o.headRemain:], n-o.headRemain)
 }
 
 // writeAll writes b until done or until the socket would block.
@@ -210,7 +235,7 @@ func writeAll(fd int, b []byte) (int, error) {
 }
 
 // dropLocked discards pending output. The caller holds o.mu.
-func (o *outbox) dropLocked() {
+func (o *Outbox) dropLocked() {
 	if o.pooled != nil {
 		*o.pooled = o.pending // keep the buffer if append grew it
 		putBuf(o.pooled)
@@ -220,27 +245,27 @@ func (o *outbox) dropLocked() {
 	o.headRemain = 0
 }
 
-// close marks the outbox closed, unregisters it from the poller and frees
+// Close marks the outbox closed, unregisters it from the poller and frees
 // its buffer. Called from OnClose, before gnet closes the socket.
-func (o *outbox) close(w *writer) {
+func (o *Outbox) Close() {
 	o.mu.Lock()
 	o.closed, o.ended = true, true
 	if o.watched {
-		w.unwatch(o)
+		o.w.unwatch(o)
 	}
 	o.dropLocked()
 	o.blocked = false
-	o.accountLocked(w)
+	o.accountLocked()
 	o.mu.Unlock()
 }
 
-// endWithClose queues a WebSocket close frame as the last output and
+// EndWithClose queues a close frame as the last output and
 // writes what the socket takes. With dropQueued, frames not yet started
 // are discarded first (the rest of a partly written frame is kept, so the
 // close frame starts on a frame boundary) and the write-stall clock starts
 // again for the close frame. It reports false when output had already
 // ended. Safe for concurrent use.
-func (o *outbox) endWithClose(w *writer, code ws.StatusCode, reason string, dropQueued bool) bool {
+func (o *Outbox) EndWithClose(code ws.StatusCode, reason string, dropQueued bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ended {
@@ -250,23 +275,33 @@ func (o *outbox) endWithClose(w *writer, code ws.StatusCode, reason string, drop
 	if dropQueued {
 		o.dropQueuedLocked()
 	}
-	o.pending = codec.AppendClose(o.appendLocked(closeFrameMax), code, reason)
-	o.flushLocked(w)
+	o.pending = o.framerLocked().AppendClose(o.appendLocked(MaxCloseFrame), code, reason)
+	o.flushLocked()
 	return true
 }
 
-// closeFrameMax is the largest close frame: a 2-byte header and a control
-// payload of at most 125 bytes.
-const closeFrameMax = 2 + codec.MaxControlPayload
+// Cut implements Sink: EndWithClose dropping the frames not yet started.
+func (o *Outbox) Cut(code ws.StatusCode, reason string) bool {
+	return o.EndWithClose(code, reason, true)
+}
+
+// framerLocked returns the framer, WebSocket when none is set yet (a
+// close frame ends only upgraded output today). The caller holds o.mu.
+func (o *Outbox) framerLocked() Framer {
+	if o.framer == nil {
+		return WebSocket{}
+	}
+	return o.framer
+}
 
 // dropQueuedLocked discards the frames not yet started, keeping the rest
 // of a partly written one, and moves what is left into a buffer of its
 // size so a cut connection stops holding its large one. The write-stall
 // clock starts again. The caller holds o.mu.
-func (o *outbox) dropQueuedLocked() {
+func (o *Outbox) dropQueuedLocked() {
 	head := o.pending[:min(o.headRemain, len(o.pending))]
-	if len(head) > 0 && cap(o.pending) > len(head)+closeFrameMax {
-		if small := getBuf(len(head) + closeFrameMax); cap(*small) < cap(o.pending) {
+	if len(head) > 0 && cap(o.pending) > len(head)+MaxCloseFrame {
+		if small := getBuf(len(head) + MaxCloseFrame); cap(*small) < cap(o.pending) {
 			*small = append(*small, head...)
 			head = *small
 			if o.pooled != nil {
@@ -287,41 +322,120 @@ func (o *outbox) dropQueuedLocked() {
 	o.progressAt = 0
 }
 
-// peerClose records the peer's close frame. It reports true when our own
+// PeerClose records the peer's close frame. It reports true when our own
 // close frame is already written, so the connection can be closed now.
 // Safe for concurrent use.
-func (o *outbox) peerClose() bool {
+func (o *Outbox) PeerClose() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.peerClosed = true
 	return o.shut
 }
 
-// isFramed reports whether the outbox carries WebSocket frames (the
-// connection upgraded). Safe for concurrent use.
-func (o *outbox) isFramed() bool {
+// IsFramed reports whether the outbox carries frames (the connection
+// upgraded). Safe for concurrent use.
+func (o *Outbox) IsFramed() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.framed
+	return o.framer != nil
 }
 
-// outState is what the housekeeper reads of an outbox in one lock.
-type outState struct {
-	pending    int
-	progressAt int64
-	shutAt     int64
-	blocked    bool
-	ended      bool
-	shut       bool
-	closed     bool
+// SetFramer makes f frame everything queued from now on (the connection
+// upgraded; nothing raw may be pending). Safe for concurrent use.
+func (o *Outbox) SetFramer(f Framer) {
+	o.mu.Lock()
+	o.framer = f
+	o.mu.Unlock()
 }
 
-// state returns a snapshot of the outbox. Safe for concurrent use.
-func (o *outbox) state() outState {
+// State is what the housekeeper reads of an outbox in one lock.
+type State struct {
+	Pending    int   // bytes not yet written
+	Held       int   // bytes of buffer counted in the writer's total
+	ProgressAt int64 // while blocked, when the socket last took a byte (unix nanoseconds)
+	ShutAt     int64 // when the write side was shut down (unix nanoseconds)
+	Blocked    bool  // the kernel buffer is full; the writer owns the flush
+	Ended      bool  // nothing more may be queued
+	Shut       bool  // the close frame is written and the write side shut down
+	Closed     bool  // the connection closed
+}
+
+// State returns a snapshot of the outbox. Safe for concurrent use.
+func (o *Outbox) State() State {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return outState{
-		pending: len(o.pending), progressAt: o.progressAt, shutAt: o.shutAt,
-		blocked: o.blocked, ended: o.ended, shut: o.shut, closed: o.closed,
+	return State{
+		Pending: len(o.pending), Held: o.held, ProgressAt: o.progressAt, ShutAt: o.shutAt,
+		Blocked: o.blocked, Ended: o.ended, Shut: o.shut, Closed: o.closed,
 	}
+}
+
+// HasPending reports whether output waits for the socket. Safe for
+// concurrent use.
+func (o *Outbox) HasPending() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.pending) > 0
+}
+
+// Closed reports whether Close was called. Safe for concurrent use.
+func (o *Outbox) Closed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
+
+// Deliver implements Sink: it appends the next frame of payload for
+// subscription id and writes once flushAt bytes are pending. Called by the
+// dispatcher; it allocates nothing once the pools are warm.
+func (o *Outbox) Deliver(id, payload []byte, flushAt int) (n, pending int, ok bool) {
+	o.mu.Lock()
+	if o.ended {
+		o.mu.Unlock()
+		return 0, 0, false
+	}
+	f := o.framerLocked()
+	n = f.NextLen(id, payload)
+	o.pending = f.AppendNext(o.appendLocked(n), id, payload)
+	if len(o.pending) >= flushAt {
+		o.flushLocked()
+	}
+	pending = len(o.pending)
+	o.mu.Unlock()
+	return n, pending, true
+}
+
+// Append queues b behind the pending bytes without writing (the caller
+// flushes at the end of its batch). It reports false when output has
+// ended. Safe for concurrent use.
+func (o *Outbox) Append(b []byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return false
+	}
+	o.pending = append(o.appendLocked(len(b)), b...)
+	return true
+}
+
+// MarkDirty marks o as in the dispatcher's flush list; it reports false
+// when it already was. Dispatcher-owned, not under the lock.
+func (o *Outbox) MarkDirty() bool {
+	if o.dirty {
+		return false
+	}
+	o.dirty = true
+	return true
+}
+
+// ClearDirty marks o as out of the dispatcher's flush list, before the
+// dispatcher flushes it. Dispatcher-owned, not under the lock.
+func (o *Outbox) ClearDirty() { o.dirty = false }
+
+// DiscardPending drops the pending bytes, keeping the buffer, without
+// writing them: benchmarks of the fan-out without its syscalls use it.
+func (o *Outbox) DiscardPending() {
+	o.mu.Lock()
+	o.pending = o.pending[:0]
+	o.mu.Unlock()
 }
