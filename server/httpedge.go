@@ -150,7 +150,7 @@ func (srv *Server) logTimeout(c *wsConn) {
 // socket (or too many publish replies are in flight): further requests
 // then stay unread. Called on the connection's event loop.
 func (c *wsConn) responsesUnsent() bool {
-	if c.pub != nil && c.pub.inflight.Load() > maxHTTPInflight {
+	if c.pub != nil && c.pub.Inflight() > maxHTTPInflight {
 		return true
 	}
 	return c.out.HasPending()

@@ -18,8 +18,6 @@ import (
 	"github.com/fraised/fraised/proto"
 )
 
-type gqlOperation = gql.Operation
-
 // onMessage runs one graphql-transport-ws message; b is valid until it
 // returns. This is the protocol's state machine.
 func (c *wsConn) onMessage(b []byte) {
@@ -182,7 +180,8 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		c.refuse(m, audit.EventSubscribeRefused, errs[0].Message, gql.AppendErrors(nil, errs))
 		return
 	}
-	s := &subscription{conn: c, id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString), op: op, query: op.Kind == gql.KindQuery}
+	s := &subscription{conn: c, key: strings.Clone(m.IDString), query: op.Kind == gql.KindQuery}
+	s.Out, s.ID, s.Op = &c.out, append([]byte(nil), m.ID...), op
 	if id := c.identity.Load(); id != nil && !s.query {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
 			c.srv.guard.rateTrips.Add(1)
@@ -193,7 +192,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		}
 		s.subject = id.Subject
 	}
-	if !s.query && !c.srv.d.queueAdd(s) {
+	if !s.query && !c.srv.d.QueueAdd(&s.Subscription) {
 		if s.subject != "" {
 			c.srv.guard.identSubs.Release(s.subject)
 		}
@@ -262,11 +261,11 @@ func (c *wsConn) env() gql.Env {
 // block) and answers next then complete.
 func (c *wsConn) runQuery(s *subscription, op *gql.Operation) {
 	result := op.AppendQueryResult(context.Background(), nil)
-	if s.removed.Load() {
+	if s.Removed() {
 		return
 	}
-	frame := codec.AppendNext(nil, s.id, result)
-	frame = codec.AppendComplete(frame, s.id)
+	frame := codec.AppendNext(nil, s.ID, result)
+	frame = codec.AppendComplete(frame, s.ID)
 	c.send(frame)
 	_ = c.gc.Wake(func(gnet.Conn, error) error { c.forget(s); return nil })
 }
@@ -305,14 +304,14 @@ func (c *wsConn) forget(s *subscription) {
 // unsubscribe queues s's removal from the registry and releases its
 // identity slot.
 func (c *wsConn) unsubscribe(s *subscription) {
-	if s.removed.Swap(true) {
+	if !s.Remove() {
 		return
 	}
 	if s.subject != "" {
 		c.srv.guard.identSubs.Release(s.subject)
 	}
 	if !s.query {
-		c.srv.d.queueRemove(s)
+		c.srv.d.QueueRemove(&s.Subscription)
 	}
 }
 

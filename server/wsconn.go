@@ -11,10 +11,10 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
-	"github.com/fraised/fraised/registry"
 )
 
 // Connection phases.
@@ -37,8 +37,8 @@ type wsConn struct {
 	out  outbox.Outbox
 	srv  *Server
 	gc   gnet.Conn
-	pub  *publisher // set when the connection POSTs events
-	edge httpEdge   // admission ticket, HTTP deadline, client address
+	pub  *dispatch.Publisher // set when the connection POSTs events
+	edge httpEdge            // admission ticket, HTTP deadline, client address
 	subs []*subscription
 
 	initPayload  []byte
@@ -64,16 +64,14 @@ type wsConn struct {
 	holdsConnSlot atomic.Bool // counted against the identity's connection cap
 }
 
-// subscription is one active operation of a connection.
+// subscription is one active operation of a connection: the
+// dispatcher's part (output, id, operation) and the session's.
 type subscription struct {
+	dispatch.Subscription
 	conn    *wsConn
-	id      []byte        // JSON string literal, owned
-	key     string        // unescaped id
-	op      *gqlOperation // until the dispatcher registers it
-	query   bool
-	handle  *registry.Sub[group, member] // dispatcher-owned
-	subject string                       // identity counted against its cap, if any
-	removed atomic.Bool
+	key     string // unescaped id
+	query   bool   // a query: run once, never registered
+	subject string // identity counted against its cap, if any
 }
 
 func newWSConn(s *Server, gc gnet.Conn) *wsConn {
