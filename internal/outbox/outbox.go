@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/fraised/fraised/codec"
 )
 
 // Outbox is a connection's outbound path. Every byte sent to a client goes
@@ -28,14 +29,15 @@ import (
 // A WebSocket ends with a close frame: once it is queued nothing else is;
 // once it is fully written the write side is shut down (FIN after the
 // close frame) and the connection lingers, reading and discarding, until
-// the peer's close frame, EOF or the linger deadline (see wsConn). Closing
-// the socket while the peer's input is unread would make the kernel answer
-// with a reset that destroys the close frame in flight.
+// the peer's close frame, EOF or the linger deadline (enforced by the
+// owner). Closing the socket while the peer's input is unread would make
+// the kernel answer with a reset that destroys the close frame in flight.
 //
 // The socket is closed by gnet only after OnClose has called Close,
-// marking the outbox closed under mu, so a write never reaches a reused descriptor. gnet does
-// so since v2.6 (v2.5 closed first): go.mod says the minimum and
-// TestGnetCallsOnCloseBeforeClosingTheDescriptor pins the behaviour.
+// marking the outbox closed under mu, so a write never reaches a reused
+// descriptor. gnet does so since v2.6 (v2.5 closed first): go.mod says the
+// minimum and server.TestGnetCallsOnCloseBeforeClosingTheDescriptor pins
+// the behaviour.
 //
 // Every method is safe for concurrent use unless its comment says which
 // goroutine owns it. The zero value is unusable: call Init first.
@@ -394,9 +396,15 @@ func (o *Outbox) Deliver(id, payload []byte, flushAt int) (n, pending int, ok bo
 		o.mu.Unlock()
 		return 0, 0, false
 	}
-	f := o.framerLocked()
-	n = f.NextLen(id, payload)
-	o.pending = f.AppendNext(o.appendLocked(n), id, payload)
+	if _, ws := o.framer.(WebSocket); ws || o.framer == nil {
+		// The fast path: graphql-transport-ws, framed without an
+		// interface call per frame.
+		n = codec.NextLen(id, payload)
+		o.pending = codec.AppendNext(o.appendLocked(n), id, payload)
+	} else {
+		n = o.framer.NextLen(id, payload)
+		o.pending = o.framer.AppendNext(o.appendLocked(n), id, payload)
+	}
 	if len(o.pending) >= flushAt {
 		o.flushLocked()
 	}

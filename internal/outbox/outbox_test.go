@@ -3,6 +3,7 @@ package outbox
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -178,5 +179,39 @@ func TestClosedOutboxRefusesOutput(t *testing.T) {
 	}
 	if !o.Closed() || w.Held() != 0 {
 		t.Fatalf("closed %v, held %d", o.Closed(), w.Held())
+	}
+}
+
+// lineFramer frames each message as one line: another protocol than
+// WebSocket, to show the outbox frames through the Framer it is given.
+type lineFramer struct{}
+
+func (lineFramer) NextLen(id, payload []byte) int { return len(id) + 1 + len(payload) + 1 }
+func (lineFramer) AppendNext(dst, id, payload []byte) []byte {
+	return append(append(append(append(dst, id...), ':'), payload...), '\n')
+}
+func (lineFramer) AppendClose(dst []byte, code ws.StatusCode, reason string) []byte {
+	return append(fmt.Appendf(dst, "close %d %s", code, reason), '\n')
+}
+func (lineFramer) Remainder(b []byte, n int) int {
+	if i := bytes.IndexByte(b[n:], '\n'); i >= 0 {
+		return i + 1
+	}
+	return len(b) - n
+}
+
+func TestOtherFramerFramesDeliveriesAndTheCut(t *testing.T) {
+	o, peer, _, _ := newPair(t)
+	o.SetFramer(lineFramer{})
+	for range 2 {
+		if n, _, ok := o.Deliver([]byte(`"1"`), []byte(`{}`), 0); !ok || n != 7 {
+			t.Fatalf("Deliver appended %d bytes (ok %v), want 7", n, ok)
+		}
+	}
+	o.Cut(ws.StatusCode(1013), "slow consumer")
+	const want = "\"1\":{}\n\"1\":{}\nclose 1013 slow consumer\n"
+	got := readAll(t, peer, func(b []byte) bool { return len(b) >= len(want) })
+	if string(got) != want {
+		t.Fatalf("peer read %q, want %q", got, want)
 	}
 }
