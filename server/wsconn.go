@@ -34,12 +34,13 @@ const (
 // WebSocket speaking graphql-transport-ws. It is owned by its gnet event
 // loop; fields other code touches are atomics or live in out.
 type wsConn struct {
-	out  outbox.Outbox
-	srv  *Server
-	gc   gnet.Conn
-	pub  *dispatch.Publisher // set when the connection POSTs events
-	edge httpEdge            // admission ticket, HTTP deadline, client address
-	subs []*subscription
+	out     outbox.Outbox
+	srv     *Server
+	gc      gnet.Conn
+	pub     *dispatch.Publisher // set when the connection POSTs events
+	edge    httpEdge            // admission ticket, HTTP deadline, client address
+	subs    []*subscription
+	queries []*query // running; a query is never registered with the dispatcher
 
 	initPayload  []byte
 	frag         []byte // a fragmented message being reassembled
@@ -64,14 +65,21 @@ type wsConn struct {
 	holdsConnSlot atomic.Bool // counted against the identity's connection cap
 }
 
-// subscription is one active operation of a connection: the
+// subscription is an active subscription of a connection: the
 // dispatcher's part (output, id, operation) and the session's.
 type subscription struct {
 	dispatch.Subscription
 	conn    *wsConn
 	key     string // unescaped id
-	query   bool   // a query: run once, never registered
 	subject string // identity counted against its cap, if any
+}
+
+// query is a query operation of a connection, run once off the event loop
+// (runQuery); complete or a close before it answers drops its answer.
+type query struct {
+	id    []byte // JSON string literal, owned
+	key   string // unescaped id
+	ended atomic.Bool
 }
 
 func newWSConn(s *Server, gc gnet.Conn) *wsConn {
@@ -378,6 +386,10 @@ func (c *wsConn) onClose() {
 		c.unsubscribe(s)
 	}
 	c.subs = nil
+	for _, q := range c.queries {
+		q.ended.Store(true)
+	}
+	c.queries = nil
 	c.srv.conns.remove(c)
 	if c.holdsConnSlot.Swap(false) {
 		c.srv.guard.identConns.Release(c.identity.Load().Subject)
