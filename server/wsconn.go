@@ -82,6 +82,8 @@ type query struct {
 	ended atomic.Bool
 }
 
+var _ outbox.Owner = (*wsConn)(nil)
+
 func newWSConn(s *Server, gc gnet.Conn) *wsConn {
 	c := &wsConn{srv: s, gc: gc, openedAt: time.Now().UnixNano(), id: s.nextConnID.Add(1)}
 	if a := gc.RemoteAddr(); a != nil {
