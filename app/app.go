@@ -56,6 +56,9 @@ func Run(args []string, hooks Hooks) int {
 	if len(args) > 0 && args[0] == "publish" {
 		return publishMain(args[1:], os.Stdout, os.Stderr)
 	}
+	if len(args) > 0 && args[0] == "pg" {
+		return pgMain(args[1:], os.Stdout, os.Stderr)
+	}
 	var cfg config
 	fs := newFlagSet(&cfg)
 	fs.Usage = usage(fs)

@@ -24,6 +24,7 @@ type config struct {
 	maxOutbound    int
 	maxOutTotal    int
 	writeTimeout   time.Duration
+	sendBuffer     int
 	maxPayload     int
 	maxMessage     int
 	maxSubsPerConn int
@@ -52,6 +53,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.keepAlive, "keepalive", server.DefaultKeepAlive, "WebSocket ping `interval`; silent peers are dropped after two (negative disables)")
 	fs.IntVar(&cfg.maxOutbound, "max-outbound", server.DefaultMaxOutbound, "per-connection unsent `bytes` before the client is cut off as a slow consumer")
 	fs.IntVar(&cfg.maxOutTotal, "max-outbound-total", 0, "unsent `bytes` across all connections; past it the clients holding the most are cut off as slow consumers (0 = a quarter of GOMEMLIMIT, else of the cgroup or physical memory, 64 MiB to 4 GiB)")
+	fs.IntVar(&cfg.sendBuffer, "send-buffer", server.DefaultSendBuffer, "kernel send buffer (SO_SNDBUF) of each client connection in `bytes`: bounds what a client that does not read holds in the kernel (negative: kernel autotuning)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "cut off a client (1013) whose socket takes no byte for this `duration` while output waits")
 	fs.IntVar(&cfg.maxPayload, "max-payload", server.DefaultMaxPayload, "largest event payload in `bytes`")
 	fs.IntVar(&cfg.maxMessage, "max-message", server.DefaultMaxMessage, "largest client WebSocket message in `bytes` (close 1009 past it)")
@@ -110,6 +112,8 @@ Usage:
   fraised --schema FILE [flags]           serve
   fraised publish [--addr HOST:PORT | --unix PATH] TOPIC JSON
                                           publish one event (like redis-cli PUBLISH)
+  fraised pg install --source postgres://USER@HOST/DB
+                                          install the PostgreSQL outbox schema (fraised.publish)
   fraised --version                       print the version and exit
 
 Flags (each also read from the environment variable shown; a flag wins):
@@ -144,6 +148,7 @@ func (cfg *config) serverOptions() server.Options {
 		MaxOutbound:             cfg.maxOutbound,
 		MaxOutboundTotal:        cfg.maxOutTotal,
 		WriteTimeout:            cfg.writeTimeout,
+		SendBuffer:              cfg.sendBuffer,
 		MaxPayload:              cfg.maxPayload,
 		MaxMessage:              cfg.maxMessage,
 		MaxSubscriptionsPerConn: cfg.maxSubsPerConn,

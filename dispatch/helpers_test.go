@@ -11,7 +11,7 @@ import (
 // DefaultMaxOutbound).
 const (
 	testRingSize    = 1 << 16
-	testRingBytes   = 64 << 20
+	testRingBytes   = 16 << 20
 	testMaxOutbound = 4 << 20
 )
 

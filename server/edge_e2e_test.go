@@ -389,3 +389,31 @@ func TestShutdownStopsAccepting(t *testing.T) {
 		t.Fatal("listener still accepts after Shutdown")
 	}
 }
+
+// TestUnwantedBodyAnsweredFromHead: a request whose body fraised would not
+// read (no publish token, a wrong one, any other path) is answered from its
+// head and the connection closed at once, so a stalled body holds nothing.
+func TestUnwantedBodyAnsweredFromHead(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *server.Options) {
+		o.HTTPReadTimeout = 5 * time.Second
+		o.PublishToken = "tok"
+	})
+	for _, c := range []struct{ head, want string }{
+		{"POST /publish/t HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 401 "},
+		{"POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n", "HTTP/1.1 401 "},
+		{"POST /elsewhere HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 404 "},
+		{"POST /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n", "HTTP/1.1 200 "},
+	} {
+		conn := dialFrom(t, "127.0.0.1", s.opts.Listen)
+		start := time.Now()
+		fmt.Fprintf(conn, "%sContent-Length: 1000000\r\n\r\n{\"partial\":", c.head)
+		got := readUntilClosed(t, conn)
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("%q with a stalled body got %q, want %s", c.head, got, c.want)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%q: answered after %v; it must not wait for the body (read timeout 5 s)", c.head, d)
+		}
+	}
+}

@@ -111,6 +111,16 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		return len(b), true
 	}
 	bodyLen := int(max(req.ContentLength, 0))
+	if bodyLen > 0 && !c.wantsBody(req) {
+		// Answer from the head alone and close, instead of holding the
+		// connection and its body (up to --max-payload) for a request that
+		// is refused or needs no body anyway: an unauthenticated client
+		// cannot make fraised buffer a single byte of body.
+		c.route(req, nil)
+		c.phase = phaseClosing
+		_ = c.gc.Close()
+		return len(b), true
+	}
 	if len(b) < len(head)+bodyLen {
 		return 0, false
 	}
@@ -139,6 +149,15 @@ func (c *wsConn) route(req *http.Request, body []byte) bool {
 		return c.respond(http.StatusUpgradeRequired, "use a WebSocket with subprotocol "+proto.Subprotocol+"\n")
 	}
 	return c.respond(http.StatusNotFound, "not found\n")
+}
+
+// wantsBody reports whether req is a request whose body fraised reads: a
+// POST /publish/{topic} that carries the publish token. Every other
+// request is answered from its head.
+func (c *wsConn) wantsBody(req *http.Request) bool {
+	token := c.srv.opts.PublishToken
+	return token != "" && req.Method == http.MethodPost && strings.HasPrefix(req.URL.Path, "/publish/") &&
+		bearerMatches(req.Header.Get("Authorization"), token)
 }
 
 func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool {

@@ -193,6 +193,9 @@ func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {
 		return gnet.Close // OnClose releases the ticket
 	}
 	s.stats.connections.Add(1)
+	if s.opts.SendBuffer > 0 {
+		_ = gc.SetWriteBuffer(s.opts.SendBuffer) // best effort: the kernel caps it at net.core.wmem_max
+	}
 	c := newWSConn(s, gc)
 	gc.SetContext(c)
 	c.edge.ticket = t

@@ -1,0 +1,409 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fraised/fraised/source"
+)
+
+const (
+	// maxBatchBytes stops a read early once its payloads reach this size,
+	// so a batch of big rows holds at most this much (plus one row).
+	maxBatchBytes = 8 << 20
+	// pruneRows is the most rows one fraised.prune call deletes (short
+	// transactions); pruneCalls the most calls per round (a backlog is
+	// worked off over several rounds instead of stalling delivery).
+	pruneRows  = 10000
+	pruneCalls = 10
+	// maxShards bounds what fraised.meta may claim (the schema ships 16).
+	maxShards = 1024
+)
+
+// readSQL takes, for every shard, the rows above that shard's position, in id
+// order: one index range scan on (shard, id) per shard; each payload is
+// turned into text once (the LIMIT keeps the subquery from being flattened). $1 holds the
+// positions indexed by shard, $2 the batch size, $3 the payload limit (a
+// larger payload comes back NULL with its length, and is skipped unread).
+const readSQL = `
+SELECT o.id, o.shard, o.topic,
+       CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
+       octet_length(o.body)
+FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
+CROSS JOIN LATERAL (
+	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
+	WHERE shard = p.n - 1 AND id > p.last_id
+	ORDER BY id LIMIT $2
+) o
+ORDER BY o.id LIMIT $2`
+
+const storeSQL = `
+INSERT INTO fraised.position (source, shard, last_id)
+SELECT $1, u.shard, u.last_id FROM unnest($2::smallint[], $3::bigint[]) AS u(shard, last_id)
+ON CONFLICT (source, shard) DO UPDATE
+	SET last_id = GREATEST(fraised.position.last_id, EXCLUDED.last_id), updated_at = now()`
+
+const latestSQL = `
+SELECT s, coalesce((SELECT max(id) FROM fraised.outbox WHERE shard = s), 0)
+FROM generate_series(0, $1::int - 1) AS s`
+
+const pruneSQL = `
+SELECT fraised.prune(CASE WHEN $1::bigint > 0 THEN $1::bigint * interval '1 millisecond' END,
+                     CASE WHEN $2::bigint > 0 THEN $2::bigint END, $3)`
+
+// row is one outbox event of a batch; topic and payload alias the batch's
+// arena.
+type row struct {
+	id      int64
+	shard   int
+	topic   []byte
+	payload []byte // nil: over MaxPayload (size says how big)
+	size    int
+}
+
+// reader is one outbox session's state.
+type reader struct {
+	s         *Source
+	conn      *pgx.Conn
+	positions []int64 // per shard
+	moved     []bool  // per shard: position not stored yet
+	rows      []row
+	arena     []byte
+	lastPrune time.Time
+}
+
+func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
+	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
+	if err := r.setup(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err := r.flush(ctx); err != nil {
+			s.log.Debug("postgres source: storing the position at the end of the session", "err", err)
+		}
+	}()
+	s.connected("name", s.cfg.Name, "shards", len(r.positions), "positions", r.positions)
+	for {
+		more, err := r.readAndPublish(ctx, sink)
+		if err != nil {
+			return err
+		}
+		if more {
+			continue // a backlog: read on at once
+		}
+		if err := r.maybePrune(ctx); err != nil {
+			return err
+		}
+		if err := r.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// setup checks the schema, takes the name lock, listens, and loads (or
+// initialises) the positions.
+func (r *reader) setup(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	v, err := installedVersion(ctx, r.conn)
+	switch {
+	case errors.Is(err, ErrNotInstalled):
+		return &fatalError{err}
+	case err != nil:
+		return err
+	case v < SchemaVersion:
+		return &fatalError{fmt.Errorf("the database has fraised schema version %d, this fraised reads %d: run `fraised pg install` with this fraised", v, SchemaVersion)}
+	case v > SchemaVersion:
+		return &fatalError{fmt.Errorf("the database has fraised schema version %d, this fraised reads %d: upgrade fraised", v, SchemaVersion)}
+	}
+	var shards int
+	var locked bool
+	if err := r.conn.QueryRow(ctx, "SELECT shards, pg_try_advisory_lock($1, hashtext($2)) FROM fraised.meta",
+		lockName, r.s.cfg.Name).Scan(&shards, &locked); err != nil {
+		return fmt.Errorf("reading fraised.meta: %w", err)
+	}
+	if shards < 1 || shards > maxShards {
+		return &fatalError{fmt.Errorf("fraised.meta says %d shards, want 1 to %d: the fraised schema was changed by hand; reinstall it", shards, maxShards)}
+	}
+	if !locked {
+		return fmt.Errorf("another connection reads as name=%s: give each fraised node its own name= (or, after a network drop, wait until PostgreSQL closes this node's old connection)", r.s.cfg.Name)
+	}
+	if _, err := r.conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("LISTEN %s: %w", notifyChannel, err)
+	}
+	if err := r.loadPositions(ctx, shards); err != nil {
+		return err
+	}
+	return r.checkPruned(ctx)
+}
+
+func (r *reader) loadPositions(ctx context.Context, shards int) error {
+	r.positions, r.moved = make([]int64, shards), make([]bool, shards)
+	known := make([]bool, shards)
+	rows, err := r.conn.Query(ctx, "SELECT shard, last_id FROM fraised.position WHERE source = $1", r.s.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("reading positions: %w", err)
+	}
+	var shard int
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &last}, func() error {
+		if shard >= 0 && shard < shards {
+			r.positions[shard], known[shard] = last, true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading positions: %w", err)
+	}
+	if r.s.cfg.Start == StartLatest {
+		if err := r.latest(ctx, known); err != nil {
+			return err
+		}
+	}
+	// Resume after what this process already handed over, unless the
+	// database does not know the name at all (it was reset meanwhile: its
+	// ids start again).
+	if len(r.s.published) == shards && slices.Contains(known, true) {
+		for i, p := range r.s.published {
+			r.positions[i] = max(r.positions[i], p)
+		}
+	}
+	r.s.published = r.positions
+	return r.store(ctx, allShards(shards))
+}
+
+// latest sets unknown shards' positions to their newest committed id: within
+// a shard every uncommitted id is above it (see fraised.publish).
+func (r *reader) latest(ctx context.Context, known []bool) error {
+	rows, err := r.conn.Query(ctx, latestSQL, len(known))
+	if err != nil {
+		return fmt.Errorf("reading the newest ids: %w", err)
+	}
+	var shard int
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &last}, func() error {
+		if !known[shard] {
+			r.positions[shard] = last
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the newest ids: %w", err)
+	}
+	return nil
+}
+
+// checkPruned logs the shards where retention deleted events this source had
+// not read yet.
+func (r *reader) checkPruned(ctx context.Context) error {
+	rows, err := r.conn.Query(ctx, "SELECT shard, through_id FROM fraised.pruned")
+	if err != nil {
+		return fmt.Errorf("reading fraised.pruned: %w", err)
+	}
+	var shard int
+	var through int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &through}, func() error {
+		if shard >= 0 && shard < len(r.positions) && through > r.positions[shard] {
+			r.s.log.Warn("postgres source: retention deleted events this node had not read; raise retain_age/retain_count or keep nodes up",
+				"name", r.s.cfg.Name, "shard", shard, "position", r.positions[shard], "deleted_through", through)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading fraised.pruned: %w", err)
+	}
+	return nil
+}
+
+// readAndPublish reads one batch and publishes it in id order. The new
+// positions are stored with the next read (one round trip for both) or by
+// flush when the session ends; so at most one batch is ever unstored.
+func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more bool, err error) {
+	if more, err = r.read(ctx); err != nil || len(r.rows) == 0 {
+		return false, err
+	}
+	for _, ev := range r.rows {
+		if ev.payload == nil {
+			r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
+		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); err != nil {
+			return false, err
+		}
+		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
+	}
+	return more, nil
+}
+
+// flush stores the positions not stored yet. It runs even when ctx has
+// ended (shutdown): what was published must not come again.
+func (r *reader) flush(ctx context.Context) error {
+	if err := r.store(ctx, r.moved); err != nil {
+		return err
+	}
+	clear(r.moved)
+	return nil
+}
+
+// read fills r.rows with the next batch (at most Batch rows, stopping early
+// past maxBatchBytes) and reports whether more rows may be waiting.
+func (r *reader) read(ctx context.Context) (more bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
+	defer cancel()
+	r.rows, r.arena = r.rows[:0], r.arena[:0]
+	r.dropBuffered()
+	var b pgx.Batch
+	shards, last := r.marked(r.moved)
+	if len(shards) > 0 {
+		b.Queue(storeSQL, r.s.cfg.Name, shards, last)
+	}
+	b.Queue(readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
+	br := r.conn.SendBatch(ctx, &b)
+	defer br.Close()
+	if len(shards) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return false, fmt.Errorf("storing the position: %w", err)
+		}
+		clear(r.moved)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	defer rows.Close()
+	var ev row
+	var topic, payload []byte
+	for rows.Next() && len(r.arena) < maxBatchBytes {
+		if err := rows.Scan(&ev.id, &ev.shard, &topic, &payload, &ev.size); err != nil {
+			return false, fmt.Errorf("reading the outbox: %w", err)
+		}
+		if ev.shard < 0 || ev.shard >= len(r.positions) {
+			return false, &fatalError{fmt.Errorf("outbox row %d has shard %d, the schema has %d shards: the fraised schema was changed by hand", ev.id, ev.shard, len(r.positions))}
+		}
+		start := len(r.arena)
+		r.arena = append(r.arena, topic...)
+		ev.topic = r.arena[start:len(r.arena):len(r.arena)]
+		ev.payload = nil
+		if payload != nil {
+			start = len(r.arena)
+			r.arena = append(r.arena, payload...)
+			ev.payload = r.arena[start:len(r.arena):len(r.arena)]
+		}
+		r.rows = append(r.rows, ev)
+	}
+	more = len(r.rows) == r.s.cfg.Batch || len(r.arena) >= maxBatchBytes
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	return more, nil
+}
+
+// doneCtx is an ended context: WaitForNotification with it returns a
+// notification pgx has already buffered, or at once without reading.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// dropBuffered discards the notifications pgx received while earlier
+// queries ran: their transactions committed before this read starts, so the
+// read covers them, and each would otherwise cost one empty read.
+func (r *reader) dropBuffered() {
+	for {
+		if n, _ := r.conn.WaitForNotification(doneCtx); n == nil {
+			return
+		}
+	}
+}
+
+// marked lists the shards marked in mask with their positions.
+func (r *reader) marked(mask []bool) (shards []int16, last []int64) {
+	for s, m := range mask {
+		if m {
+			shards, last = append(shards, int16(s)), append(last, r.positions[s])
+		}
+	}
+	return shards, last
+}
+
+// store saves the positions of the shards marked in moved, even when ctx
+// has ended.
+func (r *reader) store(ctx context.Context, moved []bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
+	defer cancel()
+	shards, last := r.marked(moved)
+	if len(shards) == 0 {
+		return nil
+	}
+	if _, err := r.conn.Exec(ctx, storeSQL, r.s.cfg.Name, shards, last); err != nil {
+		return fmt.Errorf("storing the position: %w", err)
+	}
+	return nil
+}
+
+// wait blocks until a NOTIFY arrives or Poll passes.
+func (r *reader) wait(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, r.s.cfg.Poll)
+	defer cancel()
+	_, err := r.conn.WaitForNotification(wctx)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil && !r.conn.IsClosed() {
+		return nil // poll interval passed
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", notifyChannel, err)
+	}
+	return nil
+}
+
+// maybePrune applies retention once per pruneEvery.
+func (r *reader) maybePrune(ctx context.Context) error {
+	c := r.s.cfg
+	if (c.RetainAge == 0 && c.RetainCount == 0) || time.Since(r.lastPrune) < r.s.pruneEvery {
+		return nil
+	}
+	r.lastPrune = time.Now()
+	deleted, err := prune(ctx, r.conn, c.RetainAge, c.RetainCount, c.queryTimeout())
+	if err != nil {
+		return err
+	}
+	if deleted > 0 {
+		r.s.log.Debug("postgres source: retention deleted events", "rows", deleted)
+	}
+	return nil
+}
+
+// prune runs fraised.prune until it deletes less than pruneRows, at most
+// pruneCalls times, and returns how many rows it deleted.
+func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64, timeout time.Duration) (int64, error) {
+	var total int64
+	for range pruneCalls {
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		var n int64
+		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("applying retention (fraised.prune): %w", err)
+		}
+		total += n
+		if n < pruneRows {
+			break
+		}
+	}
+	return total, nil
+}
+
+func allShards(n int) []bool {
+	m := make([]bool, n)
+	for i := range m {
+		m[i] = true
+	}
+	return m
+}

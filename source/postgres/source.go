@@ -1,0 +1,224 @@
+// Package postgres is fraised's PostgreSQL event source: committed rows of
+// the fraised.outbox table (mode outbox) or NOTIFYs on chosen channels (mode
+// listen) become events handed to a source.Sink. See README.md here for the
+// guarantees and the commit-order scheme.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fraised/fraised/source"
+)
+
+// Reconnect backoff: the first retry comes quickly (a restart of PostgreSQL
+// or a terminated backend is usually over in a second), later ones spread
+// out so that a long outage costs little, never more than maxBackoff apart
+// so recovery is noticed within seconds.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+	// stableSession is how long a session must run before the backoff
+	// starts again from minBackoff.
+	stableSession = 30 * time.Second
+	// connectTimeout bounds connecting and the session's set-up queries
+	// when the URL sets no connect_timeout.
+	connectTimeout = 10 * time.Second
+	// pruneEvery is how often an outbox source applies retention.
+	pruneEvery = time.Minute
+)
+
+// serverKeepalives are the TCP keepalive settings fraised asks the server to
+// use on its connection unless the URL sets them: the server then notices
+// within about 25 s that a node vanished without closing (network drop)
+// and releases the node's name lock, instead of after the 2-hour default.
+var serverKeepalives = map[string]string{
+	"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+}
+
+// Source is one --source. Create it with New; call Run once.
+type Source struct {
+	cfg    *Config
+	log    *slog.Logger
+	health atomic.Pointer[health]
+	// published is, per shard, the highest outbox id handed to the sink by
+	// this process (touched only by the goroutine running Run). A session
+	// that broke before storing its position resumes from here, so a
+	// reconnect re-delivers nothing.
+	published []int64
+	// pruneEvery is the retention interval (pruneEvery; tests shorten it).
+	pruneEvery time.Duration
+	// lastSkipLog and skipsSuppressed throttle the skipped-event warnings
+	// (Run's goroutine only).
+	lastSkipLog     time.Time
+	skipsSuppressed int
+}
+
+// skipLogEvery is how often a skipped event is logged at most: a table full
+// of refused rows costs one line per interval, not one per row; the lines
+// in between are counted in the next one.
+const skipLogEvery = 5 * time.Second
+
+// skipped logs a skipped event, throttled to one line per skipLogEvery.
+func (s *Source) skipped(msg string, attrs ...any) {
+	now := time.Now()
+	if !s.lastSkipLog.IsZero() && now.Sub(s.lastSkipLog) < skipLogEvery {
+		s.skipsSuppressed++
+		return
+	}
+	s.log.Warn(msg, append(attrs, "suppressed_since_last", s.skipsSuppressed)...)
+	s.lastSkipLog, s.skipsSuppressed = now, 0
+}
+
+type health struct {
+	err   error
+	since time.Time
+}
+
+var _ source.Source = (*Source)(nil)
+
+// errStopped is the health of a source whose Run has returned.
+var errStopped = errors.New("not running")
+
+// New returns a source reading as cfg says, logging to log (nil: the
+// default logger). It does not connect: Run does.
+func New(cfg *Config, log *slog.Logger) *Source {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode)), pruneEvery: pruneEvery}
+	s.setHealth(errors.New("not connected yet"))
+	return s
+}
+
+// Healthy is nil while the source is connected and reading; otherwise it
+// says why not and since when. Safe from any goroutine.
+func (s *Source) Healthy() error {
+	h := s.health.Load()
+	if h.err == nil {
+		return nil
+	}
+	return fmt.Errorf("postgres source %s: %w (since %s)", s.cfg, h.err, h.since.UTC().Format(time.RFC3339))
+}
+
+func (s *Source) setHealth(err error) {
+	if old := s.health.Load(); old != nil && old.err != nil && err != nil {
+		s.health.Store(&health{err: err, since: old.since}) // still down: keep since
+		return
+	}
+	s.health.Store(&health{err: err, since: time.Now()})
+}
+
+// Run reads events and publishes them to sink until ctx ends, reconnecting
+// with backoff when the connection breaks. It returns nil when ctx ends, or
+// an error that retrying cannot fix (the fraised schema is missing or too
+// new, another node reads under the same name). Call it once.
+func (s *Source) Run(ctx context.Context, sink source.Sink) error {
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := s.session(ctx, sink)
+		if ctx.Err() != nil {
+			s.setHealth(errStopped)
+			return nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			s.setHealth(fmt.Errorf("stopped: %w", err))
+			s.log.Error("postgres source stopped", "err", err)
+			return err
+		}
+		s.setHealth(err)
+		var wait time.Duration
+		wait, backoff = nextBackoff(backoff, time.Since(start))
+		s.log.Warn("postgres source disconnected; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			s.setHealth(errStopped)
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// nextBackoff returns how long to wait before reconnecting after a session
+// that lasted session, and the backoff for the time after: doubling from
+// minBackoff to maxBackoff, back to minBackoff after a stable session, with
+// the wait jittered into [backoff/2, backoff] so nodes do not reconnect in step.
+func nextBackoff(backoff, session time.Duration) (wait, next time.Duration) {
+	if session > stableSession || backoff < minBackoff {
+		backoff = minBackoff
+	}
+	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, maxBackoff)
+}
+
+// fatalError is a session error that reconnecting cannot fix.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// session connects, runs one mode's read loop until an error, and closes.
+func (s *Source) session(ctx context.Context, sink source.Sink) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if s.cfg.Mode == ModeListen {
+		return s.listen(ctx, conn, sink)
+	}
+	return s.outbox(ctx, conn, sink)
+}
+
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
+	cc := s.cfg.Conn.Copy()
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = connectTimeout
+	}
+	if cc.RuntimeParams["application_name"] == "" {
+		cc.RuntimeParams["application_name"] = "fraised"
+	}
+	for k, v := range serverKeepalives {
+		if _, set := cc.RuntimeParams[k]; !set {
+			cc.RuntimeParams[k] = v
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	return conn, nil
+}
+
+// connected marks the source healthy and logs it.
+func (s *Source) connected(attrs ...any) {
+	s.setHealth(nil)
+	s.log.Info("postgres source connected", attrs...)
+}
+
+// publish hands one event to sink. It reports skip for an event the server
+// refuses as invalid (logged), and an error when the session must end.
+func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, payload []byte, attrs ...any) error {
+	err := sink.Publish(ctx, topic, payload)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, source.ErrInvalid):
+		s.skipped("postgres source: event refused, skipped", append(attrs, "topic", topic, "err", err)...)
+		return nil
+	default:
+		return fmt.Errorf("publishing: %w", err)
+	}
+}
