@@ -96,7 +96,7 @@ fuzz:
 	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./server
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./server
 
 clean:
 	rm -rf bin

@@ -8,6 +8,9 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/jackc/pgx/v5 v5.12.0
+	// gnet v2.6.0 or later: OnClose must run before the descriptor is closed,
+	// since outbox writes come from outside the event loops (pinned by
+	// server.TestGnetCallsOnCloseBeforeClosingTheDescriptor).
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/tidwall/gjson v1.20.2

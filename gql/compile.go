@@ -62,17 +62,7 @@ type Operation struct {
 	OperationName string
 
 	plan     *plan
-	identity []byte // every input that decides the matches and bytes (request.go); GroupKey hashes it
-}
-
-// SameGroup reports whether op and o have the same identity, so that they
-// match the same events and produce identical bytes for each: whether
-// their subscribers may share one group. It compares the identities in
-// full (after a pointer check: equal identities compiled by one Schema
-// are usually one *Operation), never only the GroupKeys. It is safe for
-// concurrent use.
-func (op *Operation) SameGroup(o *Operation) bool {
-	return op == o || bytes.Equal(op.identity, o.identity)
+	identity []byte // every input that decides the matches and bytes (identity.go); GroupKey hashes it
 }
 
 // Compile parses, validates and plans req for a connection with env.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -150,7 +151,7 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 	tick := time.NewTicker(min(srv.opts.InitTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	var scratch []*wsConn
-	var boxes []*outbox
+	var boxes []*outbox.Outbox
 	lastPing, lastSweep := time.Now(), time.Now()
 	for {
 		select {
@@ -216,12 +217,12 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 	scratch = srv.conns.snapshotClosing(scratch)
 	expired := now.Add(-lingerTimeout).UnixNano()
 	for _, c := range scratch {
-		switch st := c.out.state(); {
-		case st.closed: // closed meanwhile; OnClose may not have run yet
+		switch st := c.out.State(); {
+		case st.Closed: // closed meanwhile; OnClose may not have run yet
 			srv.conns.doneClosing(c)
-		case st.shut && st.shutAt <= expired:
+		case st.Shut && st.ShutAt <= expired:
 			srv.conns.doneClosing(c)
-			c.hangup()
+			c.Hangup()
 		}
 	}
 	return scratch
@@ -242,7 +243,7 @@ func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
 			srv.httpTimedOut(c, d&1 == 1)
 			continue
 		}
-		if c.edge.paused.Load() && !c.out.hasPending() {
+		if c.edge.paused.Load() && !c.out.HasPending() {
 			c.edge.paused.Store(false)
 			_ = c.gc.Wake(nil)
 		}
@@ -254,24 +255,24 @@ func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
 // output waited: a connection still sending frames is cut as a slow
 // consumer (its close frame gets a timeout of its own); one whose close
 // frame cannot be written either is closed.
-func (srv *Server) sweepStalls(scratch []*outbox, now time.Time) []*outbox {
-	scratch = srv.w.snapshot(scratch)
+func (srv *Server) sweepStalls(scratch []*outbox.Outbox, now time.Time) []*outbox.Outbox {
+	scratch = srv.w.Snapshot(scratch)
 	stalledBefore := now.Add(-srv.opts.WriteTimeout).UnixNano()
 	for _, o := range scratch {
-		c := o.owner
+		c := o.Owner()
 		if c == nil {
 			continue // publishers have their own deadlines
 		}
-		st := o.state()
-		if !st.blocked || st.progressAt == 0 || st.progressAt > stalledBefore {
+		st := o.State()
+		if !st.Blocked || st.ProgressAt == 0 || st.ProgressAt > stalledBefore {
 			continue
 		}
 		srv.stats.writeStalls.Add(1)
-		if st.ended {
-			c.hangup()
+		if st.Ended {
+			c.Hangup()
 			continue
 		}
-		c.cutSlow("write stall: the socket took no byte for --write-timeout")
+		c.CutSlow("write stall: the socket took no byte for --write-timeout")
 	}
 	return scratch
 }
@@ -295,7 +296,7 @@ const budgetRetry = 10 * time.Millisecond
 // queued by event loops: pongs, replies). Safe for concurrent use.
 func (srv *Server) enforceBudget() {
 	limit := int64(srv.opts.MaxOutboundTotal)
-	if srv.w.held.Load() <= limit {
+	if srv.w.Held() <= limit {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -304,28 +305,26 @@ func (srv *Server) enforceBudget() {
 	}
 	srv.budgetMu.Lock()
 	defer srv.budgetMu.Unlock()
-	total := srv.w.held.Load()
+	total := srv.w.Held()
 	if total <= limit {
 		return
 	}
-	scratch := srv.w.snapshot(srv.budgetBuf[:0])
+	scratch := srv.w.Snapshot(srv.budgetBuf[:0])
 	defer func() { clear(scratch); srv.budgetBuf = scratch[:0] }()
-	held := make(map[*outbox]int, len(scratch))
+	held := make(map[*outbox.Outbox]int, len(scratch))
 	for _, o := range scratch {
-		o.mu.Lock()
-		if !o.ended && o.owner != nil {
-			held[o] = o.held
+		if st := o.State(); !st.Ended && o.Owner() != nil {
+			held[o] = st.Held
 		}
-		o.mu.Unlock()
 	}
-	slices.SortFunc(scratch, func(a, b *outbox) int { return held[b] - held[a] })
+	slices.SortFunc(scratch, func(a, b *outbox.Outbox) int { return held[b] - held[a] })
 	target := limit / budgetLowWaterDen * budgetLowWaterNum
 	cut := 0
 	for _, o := range scratch {
 		if total <= target || held[o] == 0 {
 			break
 		}
-		o.owner.cutSlow("global outbound budget (--max-outbound-total) exceeded; this connection held the most")
+		o.Owner().CutSlow("global outbound budget (--max-outbound-total) exceeded; this connection held the most")
 		total -= int64(held[o])
 		cut++
 	}
@@ -336,6 +335,6 @@ func (srv *Server) enforceBudget() {
 		srv.budgetRetryAt.Store(now + int64(budgetRetry))
 		return
 	}
-	srv.refusals.note("outbound_budget", "", fmt.Sprintf("outbound memory budget of %d bytes exceeded: cut the %d connections holding the most (%d bytes held now)", limit, cut, srv.w.held.Load()),
+	srv.refusals.note("outbound_budget", "", fmt.Sprintf("outbound memory budget of %d bytes exceeded: cut the %d connections holding the most (%d bytes held now)", limit, cut, srv.w.Held()),
 		"raise --max-outbound-total (or GOMEMLIMIT) if the host has the memory, or lower --max-outbound")
 }

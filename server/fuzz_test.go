@@ -103,14 +103,7 @@ func FuzzConnInput(f *testing.F) {
 		fc.in = append(fc.in, data[half:]...)
 		c.onTraffic(fc)
 		c.onClose()
-		s.d.ctl, s.d.ctlAdds = s.d.ctl[:0], 0
-		for {
-			ev, ok := s.d.ring.TryPop()
-			if !ok {
-				break
-			}
-			ev.release()
-		}
+		s.d.DiscardQueued()
 	})
 }
 
@@ -151,13 +144,6 @@ func FuzzProxiedInput(f *testing.F) {
 		if n := s.gate.AddrCount(netip.MustParseAddr("198.51.100.1")); n != 0 {
 			t.Fatalf("address slot leaked: %d", n)
 		}
-		s.d.ctl = s.d.ctl[:0]
-		for {
-			ev, ok := s.d.ring.TryPop()
-			if !ok {
-				break
-			}
-			ev.release()
-		}
+		s.d.DiscardQueued()
 	})
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/proxyproto"
 )
@@ -52,7 +54,7 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 	}
 	discard(gc, off)
 	if c.pub != nil && off > 0 {
-		c.pub.d.handOff()
+		c.pub.Dispatcher().HandOff()
 	}
 	buffered := gc.InboundBuffered()
 	if c.phase == phaseHTTP && buffered > c.maxInbound() {
@@ -173,7 +175,7 @@ func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool
 	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
 		return c.respond(http.StatusBadRequest, err.Error()+"\n")
 	}
-	return c.publisher().publish([]byte(topic), body, replyHTTP)
+	return c.publisher().Publish([]byte(topic), body, dispatch.ReplyHTTP)
 }
 
 func bearerMatches(header, token string) bool {
@@ -184,9 +186,13 @@ func bearerMatches(header, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(header[len(prefix):]), []byte(token)) == 1
 }
 
-func (c *wsConn) publisher() *publisher {
+// publisher returns the connection's publishing side, made at its first
+// POST /publish; the dispatcher wakes the event loop to retry a request
+// held back by backpressure.
+func (c *wsConn) publisher() *dispatch.Publisher {
 	if c.pub == nil {
-		c.pub = &publisher{out: &c.out, gc: c.gc, d: c.srv.d, w: c.srv.w}
+		c.pub = &dispatch.Publisher{}
+		c.pub.Init(c.srv.d, &c.out, func() { _ = c.gc.Wake(nil) })
 	}
 	return c.pub
 }
@@ -196,7 +202,7 @@ func (c *wsConn) publisher() *publisher {
 func (c *wsConn) respond(status int, body string) bool {
 	r := appendResponse(nil, status, body)
 	if c.pub != nil {
-		return c.pub.reply(r)
+		return c.pub.Reply(r)
 	}
 	c.send(r)
 	return true
@@ -245,9 +251,7 @@ func (c *wsConn) upgrade(head []byte) {
 		return
 	}
 	c.phase = phaseWS
-	c.out.mu.Lock()
-	c.out.framed = true
-	c.out.mu.Unlock()
+	c.out.SetFramer(outbox.WebSocket{})
 	if hs.Protocol != proto.Subprotocol {
 		c.closeWith(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
 		return

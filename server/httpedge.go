@@ -146,22 +146,14 @@ func (srv *Server) logTimeout(c *wsConn) {
 	srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: reason})
 }
 
-// hasPending reports whether output waits for the socket. Safe for
-// concurrent use.
-func (o *outbox) hasPending() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.pending) > 0
-}
-
 // responsesUnsent reports whether earlier responses still wait for the
 // socket (or too many publish replies are in flight): further requests
 // then stay unread. Called on the connection's event loop.
 func (c *wsConn) responsesUnsent() bool {
-	if c.pub != nil && c.pub.inflight.Load() > maxHTTPInflight {
+	if c.pub != nil && c.pub.Inflight() > maxHTTPInflight {
 		return true
 	}
-	return c.out.hasPending()
+	return c.out.HasPending()
 }
 
 // readProxyHeader consumes the PROXY protocol header at the start of b

@@ -18,8 +18,6 @@ import (
 	"github.com/fraised/fraised/proto"
 )
 
-type gqlOperation = gql.Operation
-
 // onMessage runs one graphql-transport-ws message; b is valid until it
 // returns. This is the protocol's state machine.
 func (c *wsConn) onMessage(b []byte) {
@@ -163,7 +161,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		c.closeWith(proto.CloseUnauthorized, "Unauthorized")
 		return
 	}
-	if c.find(m.IDString) != nil {
+	if c.find(m.IDString) != nil || c.findQuery(m.IDString) != nil {
 		c.closeWith(proto.CloseSubscriberExists, existsReason(m.IDString))
 		return
 	}
@@ -182,8 +180,16 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		c.refuse(m, audit.EventSubscribeRefused, errs[0].Message, gql.AppendErrors(nil, errs))
 		return
 	}
-	s := &subscription{conn: c, id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString), op: op, query: op.Kind == gql.KindQuery}
-	if id := c.identity.Load(); id != nil && !s.query {
+	if op.Kind == gql.KindQuery {
+		q := &query{id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString)}
+		c.queries = append(c.queries, q)
+		c.auditAccepted(op)
+		go c.runQuery(q, op)
+		return
+	}
+	s := &subscription{conn: c, key: strings.Clone(m.IDString)}
+	s.Out, s.ID, s.Op = &c.out, append([]byte(nil), m.ID...), op
+	if id := c.identity.Load(); id != nil {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
 			c.srv.guard.rateTrips.Add(1)
 			c.srv.refusals.note("subscribe_limit", c.remoteAddr, "too many active operations for this identity",
@@ -193,7 +199,7 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		}
 		s.subject = id.Subject
 	}
-	if !s.query && !c.srv.d.queueAdd(s) {
+	if !c.srv.d.QueueAdd(&s.Subscription) {
 		if s.subject != "" {
 			c.srv.guard.identSubs.Release(s.subject)
 		}
@@ -203,12 +209,14 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 		return
 	}
 	c.subs = append(c.subs, s)
+	c.auditAccepted(op)
+}
+
+// auditAccepted audits an accepted subscribe message.
+func (c *wsConn) auditAccepted(op *gql.Operation) {
 	if c.srv.guard.Audit != nil {
 		c.srv.guard.audit(audit.EventSubscribeAccepted, c, audit.Record{Operation: op.OperationName, Field: op.Field,
 			DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
-	}
-	if s.query {
-		go c.runQuery(s, op)
 	}
 }
 
@@ -222,7 +230,7 @@ func (c *wsConn) admit() (reason, fix string) {
 	g := c.srv.guard
 	now := c.lastRead.Load() // the subscribe's arrival
 	switch {
-	case len(c.subs) >= c.srv.opts.MaxSubscriptionsPerConn:
+	case len(c.subs)+len(c.queries) >= c.srv.opts.MaxSubscriptionsPerConn:
 		return "too many active operations on this connection", "raise --max-subscriptions (FRAISED_MAX_SUBSCRIPTIONS)"
 	case !c.subBucket.Allow(g.Limits.SubscribesPerConn, now):
 		g.rateTrips.Add(1)
@@ -259,27 +267,31 @@ func (c *wsConn) env() gql.Env {
 }
 
 // runQuery executes a query operation off the event loop (resolvers may
-// block) and answers next then complete.
-func (c *wsConn) runQuery(s *subscription, op *gql.Operation) {
+// block) and answers next then complete, unless it was completed or the
+// connection closed meanwhile.
+func (c *wsConn) runQuery(q *query, op *gql.Operation) {
 	result := op.AppendQueryResult(context.Background(), nil)
-	if s.removed.Load() {
+	if q.ended.Load() {
 		return
 	}
-	frame := codec.AppendNext(nil, s.id, result)
-	frame = codec.AppendComplete(frame, s.id)
+	frame := codec.AppendNext(nil, q.id, result)
+	frame = codec.AppendComplete(frame, q.id)
 	c.send(frame)
-	_ = c.gc.Wake(func(gnet.Conn, error) error { c.forget(s); return nil })
+	_ = c.gc.Wake(func(gnet.Conn, error) error { c.queries = drop(c.queries, q); return nil })
 }
 
 func (c *wsConn) onComplete(id string) {
 	if s := c.find(id); s != nil {
-		c.forget(s)
+		c.subs = drop(c.subs, s)
 		c.unsubscribe(s)
+	} else if q := c.findQuery(id); q != nil {
+		c.queries = drop(c.queries, q)
+		q.ended.Store(true)
 	}
 }
 
-// find returns the active operation with id, or nil. Connections hold few
-// operations (capped), so a scan beats a map in time and memory.
+// find returns the active subscription with id, or nil. Connections hold
+// few operations (capped), so a scan beats a map in time and memory.
 func (c *wsConn) find(id string) *subscription {
 	for _, s := range c.subs {
 		if s.key == id {
@@ -289,31 +301,40 @@ func (c *wsConn) find(id string) *subscription {
 	return nil
 }
 
-// forget drops s from the connection's list.
-func (c *wsConn) forget(s *subscription) {
-	for i, x := range c.subs {
-		if x == s {
-			last := len(c.subs) - 1
-			c.subs[i] = c.subs[last]
-			c.subs[last] = nil
-			c.subs = c.subs[:last]
-			return
+// findQuery returns the running query with id, or nil.
+func (c *wsConn) findQuery(id string) *query {
+	for _, q := range c.queries {
+		if q.key == id {
+			return q
 		}
 	}
+	return nil
+}
+
+// drop removes x from list (order is not kept) and returns the list.
+func drop[T comparable](list []T, x T) []T {
+	for i, y := range list {
+		if y == x {
+			last := len(list) - 1
+			list[i] = list[last]
+			var zero T
+			list[last] = zero
+			return list[:last]
+		}
+	}
+	return list
 }
 
 // unsubscribe queues s's removal from the registry and releases its
 // identity slot.
 func (c *wsConn) unsubscribe(s *subscription) {
-	if s.removed.Swap(true) {
+	if !s.Remove() {
 		return
 	}
 	if s.subject != "" {
 		c.srv.guard.identSubs.Release(s.subject)
 	}
-	if !s.query {
-		c.srv.d.queueRemove(s)
-	}
+	c.srv.d.QueueRemove(&s.Subscription)
 }
 
 // sendErrors sends an error message for id; errs is a JSON array.

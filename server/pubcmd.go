@@ -164,7 +164,7 @@ func (c *pubConn) publishCmd(args [][]byte) {
 		c.reply(replyDraining)
 		return
 	}
-	c.pushWait(newPublishEvent(args[1], args[2], &c.publisher, replyRESP))
+	c.publishWait(args[1], args[2])
 }
 
 func (c *pubConn) ping(args [][]byte) {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/resp"
 )
@@ -36,7 +37,8 @@ const publishWriteTimeout = 10 * time.Second
 // blocking while the ring has no room for it (so its socket is not read
 // and TCP holds the publisher back), and a writer that writes its replies.
 type pubConn struct {
-	publisher
+	dispatch.Publisher
+	wakeCh  chan struct{} // the dispatcher wakes a held-back command
 	srv     *Server
 	conn    net.Conn
 	parser  resp.Parser
@@ -79,7 +81,13 @@ func newPubConn(s *Server, conn net.Conn, id int64) *pubConn {
 	if c.remote == "" || c.remote == "@" {
 		c.remote = "unix:" + s.opts.PublishUnix
 	}
-	c.publisher = publisher{replies: c.rb, wakeCh: make(chan struct{}, 1), d: s.d, w: s.w}
+	c.wakeCh = make(chan struct{}, 1)
+	c.Publisher.Init(s.d, c.rb, func() {
+		select {
+		case c.wakeCh <- struct{}{}:
+		default:
+		}
+	})
 	c.parser.MaxBulk = s.opts.MaxPayload
 	return c
 }
@@ -158,7 +166,7 @@ func (c *pubConn) process() {
 		c.buf = make([]byte, 0, pubReadBuf) // drop a big command's buffer
 	}
 	if pushed {
-		c.d.notify()
+		c.Dispatcher().Notify()
 	}
 }
 
@@ -229,29 +237,25 @@ func (c *pubConn) waitReplies() bool {
 	return true
 }
 
-// pushWait pushes ev, waiting for the publisher's turn while the ring is
-// full. It reports false (ev released) when the connection is aborted.
-func (c *pubConn) pushWait(ev *event) bool {
-	for !c.tryPush(ev) {
-		c.waited = true
-		select {
-		case <-c.wakeCh:
-		case <-c.closing:
-			ev.release()
-			c.stop = true
-			return false
-		}
-	}
-	return true
+// publishWait publishes, waiting for the publisher's turn while the ring
+// is full. It reports false (the event dropped) when the connection is
+// aborted.
+func (c *pubConn) publishWait(topic, payload []byte) bool {
+	waited, ok := c.PublishWait(topic, payload, dispatch.ReplyRESP, c.wakeCh, c.closing)
+	c.noteWait(waited, ok)
+	return ok
+}
+
+// noteWait records a wait for the publisher's turn (the read deadline
+// does not count it against the command) and an abort.
+func (c *pubConn) noteWait(waited, ok bool) {
+	c.waited = c.waited || waited
+	c.stop = c.stop || !ok
 }
 
 // reply answers a command after every reply still in flight; b is copied.
 func (c *pubConn) reply(b []byte) {
-	if c.inflight.Load() == 0 {
-		c.send(b)
-		return
-	}
-	c.pushWait(newReplyEvent(b, &c.publisher))
+	c.noteWait(c.ReplyWait(b, c.wakeCh, c.closing))
 }
 
 // writeLoop writes replies as they come. Once the reader has stopped it
@@ -284,7 +288,7 @@ func (c *pubConn) writeLoop() {
 			}
 		}
 		spare = c.rb.wrote(out)
-		if ending == nil && c.inflight.Load() == 0 && c.rb.unsent() == 0 {
+		if ending == nil && c.Inflight() == 0 && c.rb.unsent() == 0 {
 			return
 		}
 	}

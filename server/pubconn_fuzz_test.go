@@ -28,8 +28,8 @@ func FuzzPublisherInput(f *testing.F) {
 	f.Add([]byte("*2\r\n$4\r\nECHO\r\n$2000\r\nxx"))
 	s := newFuzzServer(f)
 	s.opts.PublishReadTimeout = time.Second
-	go s.d.run()
-	f.Cleanup(s.d.stop)
+	go s.d.Run()
+	f.Cleanup(s.d.Stop)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -36,8 +36,8 @@ func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.d.run()
-	defer s.d.stop()
+	go s.d.Run()
+	defer s.d.Stop()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

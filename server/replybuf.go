@@ -1,6 +1,10 @@
 package server
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/fraised/fraised/dispatch"
+)
 
 // maxUnsentReplies caps a RESP publisher's replies not yet written. Past
 // it the connection's reader stops reading commands until the writer has
@@ -28,6 +32,8 @@ type replyBuf struct {
 	drained chan struct{} // capacity 1: unsent replies fell to the cap or below
 }
 
+var _ dispatch.Replies = (*replyBuf)(nil)
+
 func newReplyBuf() *replyBuf {
 	return &replyBuf{ready: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
 }
@@ -48,6 +54,28 @@ func (r *replyBuf) add(b []byte, kick bool) bool {
 	}
 	return wasEmpty
 }
+
+// Append implements dispatch.Replies: add without a kick (the
+// dispatcher's Flush gives it at the end of the batch).
+func (r *replyBuf) Append(b []byte) bool { return r.add(b, false) }
+
+// Send implements dispatch.Replies: add, kicking the writer.
+func (r *replyBuf) Send(b []byte) bool { return r.add(b, true) }
+
+// MarkDirty implements dispatch.Replies. Dispatcher-owned.
+func (r *replyBuf) MarkDirty() bool {
+	if r.dirty {
+		return false
+	}
+	r.dirty = true
+	return true
+}
+
+// ClearDirty implements dispatch.Replies. Dispatcher-owned.
+func (r *replyBuf) ClearDirty() { r.dirty = false }
+
+// Flush implements dispatch.Replies: kick the writer.
+func (r *replyBuf) Flush() { r.kick() }
 
 // kick tells the writer there are replies to write.
 func (r *replyBuf) kick() {

@@ -20,6 +20,8 @@ import (
 func BenchmarkMillionSubscriptions(b *testing.B) {
 	const subs, perConn, topics = 1_000_000, 1000, 10_000
 	s := newFuzzServer(b)
+	go s.d.Run()
+	b.Cleanup(s.d.Stop)
 	ops := make([]*gql.Operation, topics)
 	for i := range ops {
 		op, errs := s.opts.Schema.Compile(gql.Request{Query: fmt.Sprintf(`subscription { events(topic: "t.%d") { seq ts body } }`, i)}, gql.Env{})
@@ -38,19 +40,45 @@ func BenchmarkMillionSubscriptions(b *testing.B) {
 			if i%perConn == 0 {
 				c = &wsConn{srv: s}
 			}
-			sub := &subscription{conn: c, id: []byte(fmt.Sprintf(`"%d"`, i%perConn)), key: fmt.Sprint(i % perConn), op: ops[i%topics]}
-			s.d.subscribe(sub)
+			sub := &subscription{conn: c, key: fmt.Sprint(i % perConn)}
+			sub.Out, sub.ID, sub.Op = &c.out, []byte(fmt.Sprintf(`"%d"`, i%perConn)), ops[i%topics]
+			if !s.d.QueueAdd(&sub.Subscription) {
+				b.Fatal("subscribe queue full")
+			}
 			keep = append(keep, sub)
+			if len(keep)%queueChunk == 0 { // keep the control queue's arrays small
+				waitSubscriptions(b, s, int64(len(keep)))
+			}
 		}
+		waitSubscriptions(b, s, subs)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		pause := maxGCPause(func() { runtime.GC() })
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/subs, "heap-B/sub")
 		b.ReportMetric(float64(pause.Microseconds()), "max-gc-pause-µs")
 		for _, sub := range keep {
-			s.d.reg.Remove(sub.handle)
+			sub.Remove()
+			s.d.QueueRemove(&sub.Subscription)
 		}
+		waitSubscriptions(b, s, 0)
 		runtime.KeepAlive(keep)
+	}
+}
+
+// queueChunk is how many subscribes BenchmarkMillionSubscriptions queues
+// before it waits for the dispatcher, so the control queue (kept between
+// batches) does not count in the heap per subscription.
+const queueChunk = 10_000
+
+// waitSubscriptions waits until the dispatcher has registered exactly n
+// subscriptions.
+func waitSubscriptions(b *testing.B, s *Server, n int64) {
+	deadline := time.Now().Add(time.Minute)
+	for s.d.Stats().Subscriptions != n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d subscriptions registered, want %d", s.d.Stats().Subscriptions, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

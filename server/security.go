@@ -193,9 +193,7 @@ const authFix = "check the client's token against the verifier: --jwt-secret-fil
 // outbox closed before it swaps holdsConnSlot, and this runs after the
 // slot is marked held, so exactly one of them releases it.
 func (c *wsConn) releaseIfClosed() bool {
-	c.out.mu.Lock()
-	closed := c.out.closed
-	c.out.mu.Unlock()
+	closed := c.out.Closed()
 	if closed && c.holdsConnSlot.Swap(false) {
 		c.srv.guard.identConns.Release(c.identity.Load().Subject)
 	}

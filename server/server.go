@@ -1,15 +1,16 @@
 // Package server is fraised's network core: one gnet engine serving the
 // HTTP/WebSocket listener, the Redis-protocol publish listeners (served
 // off gnet, a reader and a writer goroutine per publisher, so that a
-// publisher waiting for ring space is not read), the graphql-transport-ws
-// state machine, and the dispatcher that fans events out to subscribers.
+// publisher waiting for ring space is not read), and the
+// graphql-transport-ws state machine. The dispatcher (dispatch/) fans
+// events out; each connection's output is an outbox (internal/outbox).
 //
 // Data flow: a publisher connection validates a PUBLISH and pushes it
 // into the MPMC ring; the dispatcher goroutine pops batches,
 // looks the topic up in the registry, projects the event once per group,
 // appends each subscriber's frame to its connection's outbox and flushes
 // every touched connection once per batch. Event loops never block and
-// never run resolvers.
+// never run resolvers. ARCHITECTURE.md draws it.
 package server
 
 import (
@@ -27,7 +28,9 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -38,8 +41,8 @@ type Server struct {
 
 	opts  Options
 	log   *slog.Logger
-	d     *dispatcher
-	w     *writer
+	d     *dispatch.Dispatcher
+	w     *outbox.Writer
 	conns *connSet
 	eng   gnet.Engine
 
@@ -57,7 +60,7 @@ type Server struct {
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
 	failure     atomic.Pointer[error] // why the server stopped by itself (fail)
 	budgetMu    sync.Mutex            // serialises enforceBudget (dispatcher and housekeeper)
-	budgetBuf   []*outbox             // enforceBudget's scratch, under budgetMu
+	budgetBuf   []*outbox.Outbox      // enforceBudget's scratch, under budgetMu
 	// budgetRetryAt is when enforceBudget may scan again after a scan
 	// that found nothing to cut (unix nanoseconds).
 	budgetRetryAt atomic.Int64
@@ -109,7 +112,7 @@ func New(opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	w, err := newWriter(opts.Logger)
+	w, err := outbox.NewWriter(opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +131,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
-	s.d = newDispatcher(opts.RingSize, opts.MaxOutbound, w, opts.Logger)
-	s.d.maxTotal, s.d.overBudget = int64(opts.MaxOutboundTotal), s.enforceBudget
-	s.d.maxBytes = opts.RingBytes
+	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
+		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget})
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
 		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
@@ -170,8 +172,8 @@ func (s *Server) Run() error {
 	defer cleanup()
 	s.anchor, s.httpLn = anchor, ln
 	s.warnIfOverLimit()
-	go s.w.run()
-	go s.d.run()
+	go s.w.Run()
+	go s.d.Run()
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
 	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
@@ -191,8 +193,8 @@ func (s *Server) Run() error {
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
 	if !s.stopAsked.Load() {
-		s.d.stop()
-		s.w.stop()
+		s.d.Stop()
+		s.w.Stop()
 		s.stopOnce.Do(func() { close(s.done) })
 		if cause := s.failure.Load(); cause != nil {
 			return fmt.Errorf("%w: %w", ErrEngineStopped, *cause)
@@ -331,12 +333,12 @@ func (s *Server) drain(ctx context.Context) error {
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
-	s.waitFor(deliverCtx, s.d.barrier())
+	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
-		if c.out.state().pending > 0 {
+		if c.out.State().Pending > 0 {
 			behind++
 		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
@@ -350,8 +352,8 @@ func (s *Server) drain(ctx context.Context) error {
 			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
 	}
 	err := s.stopEngine(ctx)
-	s.d.stop()
-	s.w.stop()
+	s.d.Stop()
+	s.w.Stop()
 	s.stopOnce.Do(func() { close(s.done) })
 	return err
 }
@@ -373,7 +375,7 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // outboxesFlushed reports whether no WebSocket connection has output
 // waiting in its outbox.
 func (s *Server) outboxesFlushed() bool {
-	return !s.conns.any(func(c *wsConn) bool { return c.out.state().pending > 0 })
+	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
@@ -391,13 +393,14 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) {
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
+	ds := s.d.Stats()
 	return Stats{
-		Published:       s.d.published.Load(),
-		Delivered:       s.d.delivered.Load(),
+		Published:       ds.Published,
+		Delivered:       ds.Delivered,
 		SlowConsumers:   s.stats.slowConsumers.Load(),
 		DeadPeers:       s.stats.deadPeers.Load(),
 		WriteStalls:     s.stats.writeStalls.Load(),
-		OutboundHeld:    s.w.held.Load(),
+		OutboundHeld:    s.w.Held(),
 		RateLimited:     s.guard.rateTrips.Load(),
 		AuthFailures:    s.guard.authFailures.Load(),
 		RefusedConns:    s.guard.refusedConns.Load(),
@@ -405,9 +408,9 @@ func (s *Server) Stats() Stats {
 		Connections:     s.stats.connections.Load(),
 		HTTPTimeouts:    s.stats.httpTimeouts.Load(),
 		HTTPConnections: int64(s.httpConns.len()),
-		Subscriptions:   s.d.subs.Load(),
-		Groups:          s.d.groups.Load(),
-		Topics:          s.d.topics.Load(),
+		Subscriptions:   ds.Subscriptions,
+		Groups:          ds.Groups,
+		Topics:          ds.Topics,
 	}
 }
 

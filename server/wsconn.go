@@ -11,9 +11,10 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
-	"github.com/fraised/fraised/registry"
 )
 
 // Connection phases.
@@ -33,12 +34,13 @@ const (
 // WebSocket speaking graphql-transport-ws. It is owned by its gnet event
 // loop; fields other code touches are atomics or live in out.
 type wsConn struct {
-	out  outbox
-	srv  *Server
-	gc   gnet.Conn
-	pub  *publisher // set when the connection POSTs events
-	edge httpEdge   // admission ticket, HTTP deadline, client address
-	subs []*subscription
+	out     outbox.Outbox
+	srv     *Server
+	gc      gnet.Conn
+	pub     *dispatch.Publisher // set when the connection POSTs events
+	edge    httpEdge            // admission ticket, HTTP deadline, client address
+	subs    []*subscription
+	queries []*query // running; a query is never registered with the dispatcher
 
 	initPayload  []byte
 	frag         []byte // a fragmented message being reassembled
@@ -63,26 +65,31 @@ type wsConn struct {
 	holdsConnSlot atomic.Bool // counted against the identity's connection cap
 }
 
-// subscription is one active operation of a connection.
+// subscription is an active subscription of a connection: the
+// dispatcher's part (output, id, operation) and the session's.
 type subscription struct {
+	dispatch.Subscription
 	conn    *wsConn
-	id      []byte        // JSON string literal, owned
-	key     string        // unescaped id
-	op      *gqlOperation // until the dispatcher registers it
-	query   bool
-	handle  *registry.Sub[group, member] // dispatcher-owned
-	subject string                       // identity counted against its cap, if any
-	removed atomic.Bool
+	key     string // unescaped id
+	subject string // identity counted against its cap, if any
 }
+
+// query is a query operation of a connection, run once off the event loop
+// (runQuery); complete or a close before it answers drops its answer.
+type query struct {
+	id    []byte // JSON string literal, owned
+	key   string // unescaped id
+	ended atomic.Bool
+}
+
+var _ outbox.Owner = (*wsConn)(nil)
 
 func newWSConn(s *Server, gc gnet.Conn) *wsConn {
 	c := &wsConn{srv: s, gc: gc, openedAt: time.Now().UnixNano(), id: s.nextConnID.Add(1)}
 	if a := gc.RemoteAddr(); a != nil {
 		c.remoteAddr = a.String()
 	}
-	c.out.fd = gc.Fd()
-	c.out.owner = c
-	c.out.hangup = c.hangup
+	c.out.Init(gc.Fd(), s.w, c)
 	c.lastRead.Store(c.openedAt)
 	return c
 }
@@ -158,7 +165,7 @@ func (c *wsConn) onLinger(gc gnet.Conn) gnet.Action {
 		}
 		off += n
 		c.lingerSkip = max(h.Length, 0)
-		if h.OpCode == ws.OpClose && c.out.peerClose() {
+		if h.OpCode == ws.OpClose && c.out.PeerClose() {
 			action = gnet.Close
 		}
 	}
@@ -268,7 +275,7 @@ func (c *wsConn) onText(b []byte) {
 // onClientClose echoes the client's close code and closes the connection
 // once the echo is written.
 func (c *wsConn) onClientClose(payload []byte) {
-	c.out.peerClose()
+	c.out.PeerClose()
 	code := proto.CloseNormal
 	if len(payload) >= 2 {
 		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
@@ -294,18 +301,18 @@ func validCloseCode(code ws.StatusCode) bool {
 // --max-outbound (a ping flood it does not read the pongs of, say) is cut
 // off like any slow consumer. Safe for concurrent use.
 func (c *wsConn) send(b []byte) {
-	pending, ok := c.out.queue(b, c.srv.w)
+	pending, ok := c.out.Queue(b)
 	if !ok || pending <= c.srv.opts.MaxOutbound {
 		return
 	}
-	if c.out.isFramed() {
-		c.cutSlow("outbound buffer cap exceeded (control frames)")
+	if c.out.IsFramed() {
+		c.CutSlow("outbound buffer cap exceeded (control frames)")
 		return
 	}
 	// An HTTP client that does not read its responses: there is no close
 	// frame to send, only the connection to close.
 	c.srv.stats.slowConsumers.Add(1)
-	c.hangup()
+	c.Hangup()
 }
 
 // onControlPing answers a WebSocket ping. Pings count against
@@ -333,7 +340,7 @@ func (c *wsConn) closeWith(code ws.StatusCode, reason string) {
 // write-stall deadline). It reports false when output had already ended.
 // Safe for concurrent use; later calls are no-ops.
 func (c *wsConn) sendClose(code ws.StatusCode, reason string) bool {
-	if !c.out.endWithClose(c.srv.w, code, reason, false) {
+	if !c.out.EndWithClose(code, reason, false) {
 		return false
 	}
 	c.startClosing()
@@ -352,12 +359,12 @@ func (c *wsConn) startClosing() {
 // would be fatal for them).
 const slowConsumerReason = "slow consumer"
 
-// cutSlow disconnects a slow consumer: the partly sent frame is finished,
+// CutSlow disconnects a slow consumer: the partly sent frame is finished,
 // queued frames are dropped, and a close frame 1013 "slow consumer"
 // follows; the writer delivers it when the client reads again (or gives
 // up after --write-timeout). why is logged. Safe for concurrent use.
-func (c *wsConn) cutSlow(why string) {
-	if !c.out.endWithClose(c.srv.w, proto.CloseTryAgainLater, slowConsumerReason, true) {
+func (c *wsConn) CutSlow(why string) {
+	if !c.out.EndWithClose(proto.CloseTryAgainLater, slowConsumerReason, true) {
 		return
 	}
 	c.startClosing()
@@ -367,20 +374,24 @@ func (c *wsConn) cutSlow(why string) {
 		"the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate")
 }
 
-// hangup closes the connection. Safe for concurrent use, and with the
+// Hangup closes the connection (outbox.Owner). Safe for concurrent use, and with the
 // outbox's lock held (gnet's Close only queues the close on the loop).
-func (c *wsConn) hangup() {
+func (c *wsConn) Hangup() {
 	_ = c.gc.Close()
 }
 
 // onClose releases the connection: output, subscriptions, bookkeeping.
 // Called on the event loop before gnet closes the socket.
 func (c *wsConn) onClose() {
-	c.out.close(c.srv.w)
+	c.out.Close()
 	for _, s := range c.subs {
 		c.unsubscribe(s)
 	}
 	c.subs = nil
+	for _, q := range c.queries {
+		q.ended.Store(true)
+	}
+	c.queries = nil
 	c.srv.conns.remove(c)
 	if c.holdsConnSlot.Swap(false) {
 		c.srv.guard.identConns.Release(c.identity.Load().Subject)

@@ -1,4 +1,4 @@
-package server
+package dispatch
 
 import (
 	"testing"
@@ -22,7 +22,7 @@ func TestDeliveryAllocatesNothing(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("%v allocations per event fanned out to 100 subscribers", n)
 	}
-	if held := d.w.held.Load(); held != 0 {
+	if held := d.w.Held(); held != 0 {
 		t.Fatalf("%d bytes counted as held after every connection was flushed", held)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package dispatch
 
 import "sync"
 
@@ -14,24 +14,25 @@ const (
 	evReply
 )
 
-// replyKind is how a publish's delivery count is answered.
-type replyKind uint8
+// ReplyKind is how a publish's delivery count is answered.
+type ReplyKind uint8
 
+// Reply kinds.
 const (
-	replyNone replyKind = iota
-	replyRESP
-	replyHTTP
+	ReplyNone ReplyKind = iota // no answer
+	ReplyRESP                  // a RESP integer
+	ReplyHTTP                  // an HTTP/1.1 200 response with {"delivered":n}
 )
 
 // event is one item of the ring. Events are pooled: the dispatcher puts
 // them back after use, and nothing may hold one afterwards.
 type event struct {
 	kind      eventKind
-	replyKind replyKind
+	replyKind ReplyKind
 	topic     []byte // sub-slice of data
 	payload   []byte // sub-slice of data
 	data      []byte // owned storage; the reply itself for evReply
-	from      *publisher
+	from      *Publisher
 }
 
 var eventPool = sync.Pool{New: func() any { return new(event) }}
@@ -40,7 +41,9 @@ var eventPool = sync.Pool{New: func() any { return new(event) }}
 // payloads are rare and left to the GC.
 const maxPooledEvent = 64 << 10
 
-func newPublishEvent(topic, payload []byte, from *publisher, rk replyKind) *event {
+// newPublishEvent returns a publish event holding a copy of topic and
+// payload.
+func newPublishEvent(topic, payload []byte, from *Publisher, rk ReplyKind) *event {
 	ev := eventPool.Get().(*event)
 	ev.kind, ev.replyKind, ev.from = evPublish, rk, from
 	n := len(topic) + len(payload)
@@ -54,7 +57,7 @@ func newPublishEvent(topic, payload []byte, from *publisher, rk replyKind) *even
 }
 
 // newReplyEvent returns a reply-only event holding a copy of reply.
-func newReplyEvent(reply []byte, from *publisher) *event {
+func newReplyEvent(reply []byte, from *Publisher) *event {
 	ev := eventPool.Get().(*event)
 	ev.kind, ev.from = evReply, from
 	ev.data = append(ev.data[:0], reply...)
@@ -71,6 +74,7 @@ func (ev *event) size() int64 {
 	return int64(len(ev.data)) + eventOverhead
 }
 
+// release puts ev back in the pool; nothing may use it afterwards.
 func (ev *event) release() {
 	ev.topic, ev.payload, ev.from = nil, nil, nil
 	if cap(ev.data) > maxPooledEvent {

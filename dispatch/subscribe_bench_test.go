@@ -1,9 +1,8 @@
-package server
+package dispatch
 
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/fraised/fraised/gql"
 )
@@ -19,31 +18,33 @@ func BenchmarkSubscribe(b *testing.B) {
 		fresh  bool
 	}{{"join/groups=4", 4, false}, {"join/groups=64", 64, false}, {"new/groups=64", 64, true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := newFuzzServer(b)
-			d := s.d
+			schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			d, w := newTestDispatcher(b, testRingSize)
 			compile := func(g int) *gql.Operation {
 				q := fmt.Sprintf(`subscription { events(topic: "t") { a%d: seq ts body } }`, g)
-				op, errs := s.opts.Schema.Compile(gql.Request{Query: q}, gql.Env{})
+				op, errs := schema.Compile(gql.Request{Query: q}, gql.Env{})
 				if len(errs) > 0 {
 					b.Fatal(errs)
 				}
 				return op
 			}
-			c := &wsConn{srv: s, openedAt: time.Now().UnixNano()}
-			c.out.fd = -1
+			o := newOut(-1, w, false)
 			ops := make([]*gql.Operation, bc.groups)
 			for g := range ops {
 				ops[g] = compile(g)
-				d.subscribe(&subscription{conn: c, id: []byte(`"h"`), op: ops[g]})
+				d.subscribe(&Subscription{Out: o, ID: []byte(`"h"`), Op: ops[g]})
 			}
 			extra := compile(bc.groups)
-			sub := &subscription{conn: c, id: []byte(`"1"`)}
+			sub := &Subscription{Out: o, ID: []byte(`"1"`)}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				sub.op = ops[i%bc.groups]
+				sub.Op = ops[i%bc.groups]
 				if bc.fresh {
-					sub.op = extra
+					sub.Op = extra
 				}
 				d.subscribe(sub)
 				d.reg.Remove(sub.handle)

@@ -1,4 +1,4 @@
-package server
+package dispatch
 
 import (
 	"fmt"
@@ -12,28 +12,29 @@ import (
 // benchDispatcher registers subs subscriptions on topic "t", spread over
 // groups distinct documents, each on its own connection whose socket is
 // /dev/null (so a flush is a real, cheap write syscall).
-func benchDispatcher(b testing.TB, subs, groups int) (*dispatcher, []byte) {
+func benchDispatcher(b testing.TB, subs, groups int) (*Dispatcher, []byte) {
 	b.Helper()
-	s := newFuzzServer(b)
+	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { null.Close() })
-	d := s.d
+	d, w := newTestDispatcher(b, testRingSize)
 	ops := make([]*gql.Operation, groups)
 	for g := range ops {
 		q := fmt.Sprintf(`subscription { events(topic: "t") { a%d: seq ts body author { name } tags } }`, g)
-		op, errs := s.opts.Schema.Compile(gql.Request{Query: q}, gql.Env{})
+		op, errs := schema.Compile(gql.Request{Query: q}, gql.Env{})
 		if len(errs) > 0 {
 			b.Fatal(errs)
 		}
 		ops[g] = op
 	}
 	for i := 0; i < subs; i++ {
-		c := newWSConn(s, &fakeConn{fd: int(null.Fd())})
-		c.out.framed = true
-		sub := &subscription{conn: c, id: []byte(fmt.Sprintf(`"%d"`, i)), op: ops[i%groups]}
+		sub := &Subscription{Out: newOut(int(null.Fd()), w, true), ID: []byte(fmt.Sprintf(`"%d"`, i)), Op: ops[i%groups]}
 		d.subscribe(sub)
 	}
 	if n, g, _ := d.reg.Len(); n != subs || g != groups {
@@ -74,7 +75,7 @@ func BenchmarkFanOutNoFlush(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				d.fanOut([]byte("t"), payload)
 				for _, o := range d.dirty {
-					o.pending = o.pending[:0]
+					o.DiscardPending()
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.subs), "ns/delivery")

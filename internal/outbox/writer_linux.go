@@ -1,4 +1,4 @@
-package server
+package outbox
 
 import (
 	"errors"
@@ -10,18 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// writer finishes writes that the kernel refused with EAGAIN: it watches
+// Writer finishes writes that the kernel refused with EAGAIN: it watches
 // blocked sockets with its own epoll instance (EPOLLOUT, one-shot) and
 // flushes them when they drain. Only blocked connections are registered,
 // so the common path never touches it.
 //
 // It also keeps the global count of outbound bytes held by every outbox
 // it serves (held), for the --max-outbound-total budget.
-type writer struct {
+type Writer struct {
 	epfd    int
 	wakefd  int // eventfd to stop run
 	mu      sync.Mutex
-	watched map[int32]*outbox
+	watched map[int32]*Outbox
 	log     *slog.Logger
 
 	_ [64]byte // keep held on its own cache line: it moves with blocked sockets only
@@ -33,7 +33,13 @@ type writer struct {
 	_    [56]byte
 }
 
-func newWriter(log *slog.Logger) (*writer, error) {
+// Held returns the bytes of buffer held by outboxes whose output waits
+// for their socket (the --max-outbound-total budget). Safe for concurrent
+// use: one atomic load.
+func (w *Writer) Held() int64 { return w.held.Load() }
+
+// NewWriter returns a Writer logging to log; Run serves it.
+func NewWriter(log *slog.Logger) (*Writer, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the writer epoll: %w", err)
@@ -49,11 +55,11 @@ func newWriter(log *slog.Logger) (*writer, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("cannot register the writer eventfd: %w", err)
 	}
-	return &writer{epfd: epfd, wakefd: wakefd, watched: make(map[int32]*outbox), log: log}, nil
+	return &Writer{epfd: epfd, wakefd: wakefd, watched: make(map[int32]*Outbox), log: log}, nil
 }
 
 // watch arms EPOLLOUT for o. The caller holds o.mu.
-func (w *writer) watch(o *outbox) {
+func (w *Writer) watch(o *Outbox) {
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(o.fd)}
 	op := unix.EPOLL_CTL_MOD
 	if !o.watched {
@@ -71,7 +77,7 @@ func (w *writer) watch(o *outbox) {
 }
 
 // unwatch removes o from the poller. The caller holds o.mu.
-func (w *writer) unwatch(o *outbox) {
+func (w *Writer) unwatch(o *Outbox) {
 	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, o.fd, nil)
 	w.mu.Lock()
 	if w.watched[int32(o.fd)] == o {
@@ -81,10 +87,10 @@ func (w *writer) unwatch(o *outbox) {
 	o.watched = false
 }
 
-// snapshot appends every outbox that ever blocked and is still open to
+// Snapshot appends every outbox that ever blocked and is still open to
 // dst (the housekeeper's write-stall and budget sweeps). Safe for
 // concurrent use.
-func (w *writer) snapshot(dst []*outbox) []*outbox {
+func (w *Writer) Snapshot(dst []*Outbox) []*Outbox {
 	w.mu.Lock()
 	for _, o := range w.watched {
 		dst = append(dst, o)
@@ -93,8 +99,8 @@ func (w *writer) snapshot(dst []*outbox) []*outbox {
 	return dst
 }
 
-// run flushes blocked connections as they become writable, until stop.
-func (w *writer) run() {
+// Run flushes blocked connections as they become writable, until stop.
+func (w *Writer) Run() {
 	defer unix.Close(w.wakefd)
 	defer unix.Close(w.epfd)
 	events := make([]unix.EpollEvent, 128)
@@ -115,22 +121,22 @@ func (w *writer) run() {
 			o := w.watched[ev.Fd]
 			w.mu.Unlock()
 			if o != nil {
-				o.resume(w)
+				o.resume()
 			}
 		}
 	}
 }
 
 // resume retries a blocked outbox after EPOLLOUT.
-func (o *outbox) resume(w *writer) {
+func (o *Outbox) resume() {
 	o.mu.Lock()
 	o.blocked = false
-	o.flushLocked(w)
+	o.flushLocked()
 	o.mu.Unlock()
 }
 
-// stop ends run and releases the epoll instance.
-func (w *writer) stop() {
+// Stop ends Run and releases the epoll instance.
+func (w *Writer) Stop() {
 	var one = [8]byte{1}
 	_, _ = unix.Write(w.wakefd, one[:])
 }

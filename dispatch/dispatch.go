@@ -1,16 +1,20 @@
-package server
+// Package dispatch is the dispatcher: the one goroutine that owns the
+// subscription registry, pops batches of events from the ring, projects
+// each event once per group and appends every member's frame to its
+// connection's output (internal/outbox), then flushes each connection once
+// per batch. It also orders publishers' replies behind their publishes and
+// wakes publishers waiting for ring space, in turn.
+package dispatch
 
 import (
 	"log/slog"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
-	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/registry"
-	"github.com/fraised/fraised/resp"
 	"github.com/fraised/fraised/ring"
 )
 
@@ -22,10 +26,13 @@ type group struct {
 	op *gql.Operation
 }
 
-// member is a subscriber's entry in a group.
+// member is a subscriber's entry in a group: the connection's output and
+// the subscription's id. The dispatcher holds the descriptor outbox
+// concretely (no interface call per frame); outbox.Sink is the seam for
+// other transports.
 type member struct {
-	conn *wsConn
-	id   []byte // JSON string literal
+	out *outbox.Outbox
+	id  []byte // JSON string literal
 }
 
 type subRegistry = registry.Registry[group, member]
@@ -34,10 +41,10 @@ type subRegistry = registry.Registry[group, member]
 // order it was queued.
 type control struct {
 	add bool
-	sub *subscription
+	sub *Subscription
 }
 
-// dispatcher owns the registry and fans events out. It runs on its own
+// Dispatcher owns the registry and fans events out. It runs on its own
 // goroutine, never on an event loop; resolvers run here too.
 //
 // Publishers push events into the ring; connections queue registry
@@ -45,10 +52,16 @@ type control struct {
 // applies queued changes, dispatches the batch (appending each
 // subscriber's frame to its outbox), then flushes every outbox it touched
 // once: one write per connection per batch.
-type dispatcher struct {
+//
+// Run is the dispatcher's goroutine; every method documents whether other
+// goroutines may call it. The registry, the flush lists and the scratch
+// buffers belong to Run alone; the control queue and the publishers'
+// FIFO have their own locks, taken by the event loops and publisher
+// goroutines for a few instructions.
+type Dispatcher struct {
 	ring        *ring.Ring[*event]
 	reg         *subRegistry
-	w           *writer
+	w           *outbox.Writer
 	log         *slog.Logger
 	maxOutbound int
 
@@ -59,12 +72,12 @@ type dispatcher struct {
 	maxCtlAdds int // maxQueuedAdds; a test may lower it
 
 	pausedMu sync.Mutex
-	paused   []*publisher // FIFO of publishers waiting for ring space
+	paused   []*Publisher // FIFO of publishers waiting for ring space
 	pausedN  atomic.Int32
 
 	maxBytes     int64        // byte budget of the events in the ring
 	bytesIn      atomic.Int64 // bytes of the events pushed and not yet dispatched
-	dirtyReplies []*replyBuf  // RESP reply buffers to kick at the end of the batch
+	dirtyReplies []Replies    // publishers' replies to flush with the batch
 
 	sleeping atomic.Bool
 	wake     chan struct{}
@@ -81,11 +94,11 @@ type dispatcher struct {
 	batch        []*event
 	batchBytes   int // bytes queued since the last flush
 	ctlWork      []control
-	dirty        []*outbox
-	slow         []*wsConn
+	dirty        []*outbox.Outbox
+	slow         []*outbox.Outbox
 	scratch      []byte
 	reply        []byte
-	wokenScratch []*publisher
+	wokenScratch []*Publisher
 
 	// Drain barrier: events pushed into the ring (one atomic add per
 	// publish) and events dispatched and flushed (one per batch).
@@ -122,16 +135,31 @@ const batchBudget = 16 << 20
 // publisher queued behind floods waits at most a few batches for its turn.
 const publishQuantum = 256
 
-// newDispatcher returns a dispatcher with a ring of ringSize events and the
-// default byte budget (the server sets maxBytes from Options.RingBytes).
-func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *dispatcher {
-	return &dispatcher{
-		maxBytes:    DefaultRingBytes,
-		ring:        ring.New[*event](ringSize),
+// Config is what a Dispatcher is built with.
+type Config struct {
+	RingSize    int            // events the ring holds (a power of two)
+	RingBytes   int64          // byte budget of the events in the ring
+	MaxOutbound int            // pending bytes past which a connection is a slow consumer
+	Writer      *outbox.Writer // finishes blocked writes; counts the bytes held
+	Log         *slog.Logger
+	// MaxOutboundTotal is --max-outbound-total: past it after a flush,
+	// OverBudget is called (it cuts the connections holding the most)
+	// before anything more is appended. Zero: no budget.
+	MaxOutboundTotal int64
+	OverBudget       func()
+}
+
+// New returns a dispatcher; Run serves it.
+func New(cfg Config) *Dispatcher {
+	return &Dispatcher{
+		maxBytes:    cfg.RingBytes,
+		ring:        ring.New[*event](cfg.RingSize),
 		reg:         registry.New[group, member](),
-		w:           w,
-		log:         log,
-		maxOutbound: maxOutbound,
+		w:           cfg.Writer,
+		log:         cfg.Log,
+		maxOutbound: cfg.MaxOutbound,
+		maxTotal:    cfg.MaxOutboundTotal,
+		overBudget:  cfg.OverBudget,
 		maxCtlAdds:  maxQueuedAdds,
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
@@ -147,7 +175,7 @@ func newDispatcher(ringSize, maxOutbound int, w *writer, log *slog.Logger) *disp
 // last push of a read, so a pipelined burst reaches the dispatcher as one
 // batch (one write per subscriber for the whole burst). Safe for
 // concurrent use.
-func (d *dispatcher) push(ev *event) bool {
+func (d *Dispatcher) push(ev *event) bool {
 	n := ev.size()
 	if after := d.bytesIn.Add(n); after > d.maxBytes && after != n {
 		d.bytesIn.Add(-n)
@@ -171,10 +199,10 @@ func (d *dispatcher) push(ev *event) bool {
 // are bounded by the live subscriptions and must never be refused.
 const maxQueuedAdds = 1 << 16
 
-// queueAdd queues the registration of s; false means the queue is full
+// QueueAdd queues the registration of s; false means the queue is full
 // and s was not queued (the caller refuses the subscribe: server busy).
 // Safe for concurrent use.
-func (d *dispatcher) queueAdd(s *subscription) bool {
+func (d *Dispatcher) QueueAdd(s *Subscription) bool {
 	d.ctlMu.Lock()
 	if d.ctlAdds >= d.maxCtlAdds {
 		d.ctlMu.Unlock()
@@ -184,32 +212,34 @@ func (d *dispatcher) queueAdd(s *subscription) bool {
 	d.ctl = append(d.ctl, control{add: true, sub: s})
 	d.ctlN.Store(int32(len(d.ctl)))
 	d.ctlMu.Unlock()
-	d.notify()
+	d.Notify()
 	return true
 }
 
-// queueRemove queues the removal of s from the registry; it is never
+// QueueRemove queues the removal of s from the registry; it is never
 // refused. Safe for concurrent use.
-func (d *dispatcher) queueRemove(s *subscription) {
+func (d *Dispatcher) QueueRemove(s *Subscription) {
 	d.ctlMu.Lock()
 	d.ctl = append(d.ctl, control{sub: s})
 	d.ctlN.Store(int32(len(d.ctl)))
 	d.ctlMu.Unlock()
-	d.notify()
+	d.Notify()
 }
 
 // pause queues a publisher waiting for ring space at the tail of the FIFO;
 // the dispatcher wakes waiters in order after each batch. Safe for
 // concurrent use.
-func (d *dispatcher) pause(p *publisher) {
+func (d *Dispatcher) pause(p *Publisher) {
 	d.pausedMu.Lock()
 	d.paused = append(d.paused, p)
 	d.pausedN.Store(int32(len(d.paused)))
 	d.pausedMu.Unlock()
-	d.notify()
+	d.Notify()
 }
 
-func (d *dispatcher) notify() {
+// Notify wakes the dispatcher if it sleeps: a publisher calls it after
+// its last push of a read. Safe for concurrent use.
+func (d *Dispatcher) Notify() {
 	if d.sleeping.Load() {
 		select {
 		case d.wake <- struct{}{}:
@@ -218,18 +248,19 @@ func (d *dispatcher) notify() {
 	}
 }
 
-// handOff notifies the dispatcher and yields, so that with one P (a
+// HandOff notifies the dispatcher and yields, so that with one P (a
 // server pinned to one core) the dispatcher runs now, on this P, instead
 // of waiting until the runtime notices this event loop blocked in
 // epoll_wait (which can take up to sysmon's 10 ms period). Called on an
 // event loop after a read pushed events.
-func (d *dispatcher) handOff() {
-	d.notify()
+func (d *Dispatcher) HandOff() {
+	d.Notify()
 	runtime.Gosched()
 }
 
-// run is the dispatcher's loop; it returns after stop once the ring is empty.
-func (d *dispatcher) run() {
+// Run is the dispatcher's loop, on its own goroutine; it returns after
+// Stop once the ring is empty.
+func (d *Dispatcher) Run() {
 	defer close(d.stopped)
 	for {
 		n := d.ring.PopBatch(d.batch)
@@ -256,7 +287,7 @@ func (d *dispatcher) run() {
 
 // idle sleeps until there is work; it reports true when the dispatcher
 // should exit.
-func (d *dispatcher) idle() bool {
+func (d *Dispatcher) idle() bool {
 	d.sleeping.Store(true)
 	defer d.sleeping.Store(false)
 	if d.ring.Len() > 0 {
@@ -275,8 +306,9 @@ func (d *dispatcher) idle() bool {
 	return false
 }
 
-// stop makes run return once the ring is drained, and waits for it.
-func (d *dispatcher) stop() {
+// Stop makes Run return once the ring is drained, and waits for it. Safe
+// for concurrent use; call it once.
+func (d *Dispatcher) Stop() {
 	d.stopping.Store(true)
 	select {
 	case d.wake <- struct{}{}:
@@ -285,7 +317,7 @@ func (d *dispatcher) stop() {
 	<-d.stopped
 }
 
-func (d *dispatcher) applyControl() {
+func (d *Dispatcher) applyControl() {
 	if d.ctlN.Load() == 0 {
 		return
 	}
@@ -297,7 +329,7 @@ func (d *dispatcher) applyControl() {
 	for i, c := range d.ctlWork {
 		if c.add {
 			d.subscribe(c.sub)
-		} else if c.sub.handle != nil {
+		} else if c.sub.handle != nil { // registered: remove
 			d.reg.Remove(c.sub.handle)
 			c.sub.handle = nil
 		}
@@ -309,192 +341,62 @@ func (d *dispatcher) applyControl() {
 	d.topics.Store(int64(topics))
 }
 
-func (d *dispatcher) subscribe(s *subscription) {
-	if s.removed.Load() {
-		return
-	}
-	op := s.op
-	same := func(g group) bool { return g.op.SameGroup(op) }
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{conn: s.conn, id: s.id})
-	s.op = nil // the group keeps the operation it needs
-}
-
-func (d *dispatcher) dispatch(ev *event) {
-	switch ev.kind {
-	case evPublish:
-		n := d.fanOut(ev.topic, ev.payload)
-		d.published.Add(1)
-		if ev.from != nil {
-			d.replyCount(ev.from, ev.replyKind, n)
-		}
-	case evReply:
-		d.queueReply(ev.from, ev.data)
-	}
-	ev.release()
-}
-
-// fanOut delivers payload to every matching subscriber of topic and
-// returns how many subscriptions it reached.
-func (d *dispatcher) fanOut(topic, payload []byte) int {
-	t := d.reg.Lookup(topic)
-	if t == nil {
-		return 0
-	}
-	count := 0
-	for _, g := range t.Groups() {
-		op := g.Data.op
-		if !op.Match(payload) {
-			continue
-		}
-		d.scratch = op.AppendResult(d.scratch[:0], payload)
-		for _, s := range g.Subs() {
-			if d.deliver(s.Data.conn, s.Data.id, d.scratch) {
-				count++
-			}
-		}
-	}
-	d.delivered.Add(uint64(count))
-	return count
-}
-
-// deliver appends one next frame to c's outbox.
-func (d *dispatcher) deliver(c *wsConn, id, payload []byte) bool {
-	o := &c.out
-	o.mu.Lock()
-	if o.ended {
-		o.mu.Unlock()
-		return false
-	}
-	n := codec.NextLen(id, payload)
-	d.batchBytes += n
-	o.pending = codec.AppendNext(o.appendLocked(n), id, payload)
-	if len(o.pending) >= flushAt {
-		o.flushLocked(d.w)
-	}
-	over := len(o.pending) > d.maxOutbound
-	o.mu.Unlock()
-	if over {
-		d.slow = append(d.slow, c)
-		return true
-	}
-	if !o.dirty {
-		o.dirty = true
-		d.dirty = append(d.dirty, o)
-	}
-	return true
-}
-
-func (d *dispatcher) replyCount(p *publisher, rk replyKind, n int) {
-	switch rk {
-	case replyRESP:
-		d.reply = resp.AppendInt(d.reply[:0], int64(n))
-	case replyHTTP:
-		d.reply = appendHTTPDelivered(d.reply[:0], n)
-	default:
-		return
-	}
-	d.queueReply(p, d.reply)
-}
-
-// queueReply appends a reply to p's output, after every earlier reply.
-// Called by the dispatcher; it never blocks (a RESP publisher's reply
-// buffer is bounded by its reader, which stops reading past the cap).
-func (d *dispatcher) queueReply(p *publisher, b []byte) {
-	if rb := p.replies; rb != nil {
-		if rb.add(b, false) && !rb.dirty {
-			rb.dirty = true
-			d.dirtyReplies = append(d.dirtyReplies, rb)
-		}
-		p.inflight.Add(-1)
-		return
-	}
-	o := p.out
-	o.mu.Lock()
-	if !o.ended {
-		o.pending = append(o.appendLocked(len(b)), b...)
-	}
-	o.mu.Unlock()
-	p.inflight.Add(-1)
-	if !o.dirty {
-		o.dirty = true
-		d.dirty = append(d.dirty, o)
-	}
-}
-
-func (d *dispatcher) flushDirty() {
-	d.batchBytes = 0
-	for i, o := range d.dirty {
-		o.dirty = false
-		o.flush(d.w)
-		d.dirty[i] = nil
-	}
-	d.dirty = d.dirty[:0]
-	for i, c := range d.slow {
-		c.cutSlow("outbound buffer cap (--max-outbound) exceeded")
-		d.slow[i] = nil
-	}
-	d.slow = d.slow[:0]
-	if d.maxTotal > 0 && d.w.held.Load() > d.maxTotal {
-		d.overBudget()
-	}
-}
-
-// barrier returns a function reporting whether every event pushed before
+// Barrier returns a function reporting whether every event pushed before
 // the call has been dispatched and its batch flushed (the drain's
 // barrier). Events are popped in push order, so once the dispatcher has
 // flushed as many events as had been pushed, it has flushed all of those.
 // Safe for concurrent use.
-func (d *dispatcher) barrier() func() bool {
+func (d *Dispatcher) Barrier() func() bool {
 	target := d.pushed.Load()
 	return func() bool { return d.flushed.Load() >= target }
 }
 
-// resumePaused kicks the RESP writers the batch gave replies to, then
-// wakes waiting publishers in FIFO order, one per publishQuantum slots
-// free (at least one), each with a turn of publishQuantum events; the
-// rest stay at the head of the queue for the next batch.
-func (d *dispatcher) resumePaused() {
-	for i, rb := range d.dirtyReplies {
-		rb.dirty = false
-		rb.kick()
-		d.dirtyReplies[i] = nil
-	}
-	d.dirtyReplies = d.dirtyReplies[:0]
-	if d.pausedN.Load() == 0 {
-		return
-	}
-	wake := max(1, (d.ring.Cap()-d.ring.Len())/publishQuantum)
-	d.pausedMu.Lock()
-	wake = min(wake, len(d.paused))
-	woken := append(d.wokenScratch[:0], d.paused[:wake]...)
-	n := copy(d.paused, d.paused[wake:])
-	clear(d.paused[n:])
-	d.paused = d.paused[:n]
-	d.pausedN.Store(int32(n))
-	d.pausedMu.Unlock()
-	for i, p := range woken {
-		p.resume(publishQuantum)
-		woken[i] = nil
-	}
-	d.wokenScratch = woken[:0]
+// Stats is a snapshot of the dispatcher's counters.
+type Stats struct {
+	Published         uint64 // events dispatched
+	Delivered         uint64 // frames queued to subscribers
+	Subscriptions     int64  // registered, as of the last control batch
+	Groups            int64
+	Topics            int64
+	RingLen           int   // events in the ring
+	RingCap           int   // slots of the ring
+	RingBytes         int64 // bytes of the events in the ring, against Config.RingBytes
+	WaitingPublishers int   // publishers waiting for ring space
 }
 
-// batchSize returns the bytes the events of a batch hold against the
-// ring's byte budget.
-func batchSize(batch []*event) int64 {
-	var n int64
-	for _, ev := range batch {
-		n += ev.size()
+// Stats returns the counters. Safe for concurrent use: atomic loads.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{
+		Published: d.published.Load(), Delivered: d.delivered.Load(),
+		Subscriptions: d.subs.Load(), Groups: d.groups.Load(), Topics: d.topics.Load(),
+		RingLen: d.ring.Len(), RingCap: d.ring.Cap(), RingBytes: d.bytesIn.Load(),
+		WaitingPublishers: int(d.pausedN.Load()),
 	}
-	return n
 }
 
-func appendHTTPDelivered(dst []byte, n int) []byte {
-	var num [20]byte
-	body := strconv.AppendInt(num[:0], int64(n), 10)
-	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)+len(`{"delivered":}`)), 10)
-	dst = append(dst, "\r\n\r\n{\"delivered\":"...)
-	dst = append(dst, body...)
-	return append(dst, '}')
+// SetMaxQueuedAdds lowers the control queue's subscribe cap
+// (maxQueuedAdds), so a test can fill it with a few clients. Safe for
+// concurrent use.
+func (d *Dispatcher) SetMaxQueuedAdds(n int) {
+	d.ctlMu.Lock()
+	d.maxCtlAdds = n
+	d.ctlMu.Unlock()
+}
+
+// DiscardQueued drops the queued registry changes and the events in the
+// ring, for a harness (a fuzz target) that never runs the dispatcher.
+// It must not be called while Run runs.
+func (d *Dispatcher) DiscardQueued() {
+	d.ctlMu.Lock()
+	clear(d.ctl)
+	d.ctl, d.ctlAdds = d.ctl[:0], 0
+	d.ctlN.Store(0)
+	d.ctlMu.Unlock()
+	for {
+		ev, ok := d.ring.TryPop()
+		if !ok {
+			return
+		}
+		ev.release()
+	}
 }

@@ -1,10 +1,8 @@
-package server
+package dispatch
 
 import (
 	"fmt"
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/fraised/fraised/gql"
 )
@@ -28,7 +26,7 @@ type Subscription {
 // group, projection per matching group, one frame appended per delivery);
 // output is discarded by truncating each outbox, so no syscall is timed.
 //
-//	go test ./server -run XXX -bench DispatchTenants -benchtime 2000x
+//	go test ./dispatch -run XXX -bench DispatchTenants -benchtime 2000x
 func BenchmarkDispatchTenants(b *testing.B) {
 	cases := []struct {
 		name          string
@@ -75,20 +73,13 @@ func BenchmarkDispatchTenants(b *testing.B) {
 // benchFanOut returns a dispatcher whose registry holds subs subscribers
 // split evenly across tenants claim-filtered groups (or one unfiltered
 // group when tenants is 0).
-func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
+func benchFanOut(b *testing.B, tenants, subs int) *Dispatcher {
 	b.Helper()
 	schema, err := gql.LoadSchema("bench.graphql", benchSDL, gql.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	w, err := newWriter(log) // idle: outboxes are truncated before any flush
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(w.stop)
-	d := newDispatcher(1024, DefaultMaxOutbound, w, log)
-	srv := &Server{opts: Options{MaxOutbound: DefaultMaxOutbound}, log: log, w: w, guard: newGuard(Security{})}
+	d, w := newTestDispatcher(b, 1024) // outboxes are truncated before any flush
 	groups := max(tenants, 1)
 	ops := make([]*gql.Operation, groups)
 	for g := range ops {
@@ -105,10 +96,9 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 		ops[g] = op
 	}
 	for i := 0; i < subs; i++ {
-		c := &wsConn{srv: srv, openedAt: time.Now().UnixNano()}
-		c.out.fd = -1
+		o := newOut(-1, w, false)
 		op := ops[i%groups]
-		d.reg.Add(op.Topic, op.GroupKey, func(g group) bool { return g.op.SameGroup(op) }, func() group { return group{op: op} }, member{conn: c, id: []byte(`"1"`)})
+		d.reg.Add(op.Topic, op.GroupKey, func(g group) bool { return g.op.SameGroup(op) }, func() group { return group{op: op} }, member{out: o, id: []byte(`"1"`)})
 	}
 	if _, n, _ := d.reg.Len(); n != groups {
 		b.Fatalf("%d groups, want %d", n, groups)
@@ -118,10 +108,10 @@ func benchFanOut(b *testing.B, tenants, subs int) *dispatcher {
 
 // discardPending drops the frames fanOut appended, keeping each outbox's
 // buffer for the next event.
-func (d *dispatcher) discardPending() {
+func (d *Dispatcher) discardPending() {
 	for i, o := range d.dirty {
-		o.pending = o.pending[:0]
-		o.dirty = false
+		o.DiscardPending()
+		o.ClearDirty()
 		d.dirty[i] = nil
 	}
 	d.dirty = d.dirty[:0]
