@@ -409,8 +409,8 @@ func TestUnwantedBodyAnsweredFromHead(t *testing.T) {
 		start := time.Now()
 		fmt.Fprintf(conn, "%sContent-Length: 1000000\r\n\r\n{\"partial\":", c.head)
 		got := readUntilClosed(t, conn)
-		if !strings.HasPrefix(got, c.want) {
-			t.Errorf("%q with a stalled body got %q, want %s", c.head, got, c.want)
+		if !strings.HasPrefix(got, c.want) || !strings.Contains(got, "\r\nConnection: close\r\n") {
+			t.Errorf("%q with a stalled body got %q, want %s and Connection: close", c.head, got, c.want)
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%q: answered after %v; it must not wait for the body (read timeout 5 s)", c.head, d)

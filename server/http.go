@@ -116,6 +116,7 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		// connection and its body (up to --max-payload) for a request that
 		// is refused or needs no body anyway: an unauthenticated client
 		// cannot make fraised buffer a single byte of body.
+		c.edge.closeAfter = true
 		c.route(req, nil)
 		c.phase = phaseClosing
 		_ = c.gc.Close()
@@ -200,7 +201,7 @@ func (c *wsConn) publisher() *dispatch.Publisher {
 // respond answers with a plain-text response, in order behind any
 // publish replies still in flight.
 func (c *wsConn) respond(status int, body string) bool {
-	r := appendResponse(nil, status, body)
+	r := appendResponseConn(nil, status, body, c.edge.closeAfter)
 	if c.pub != nil {
 		return c.pub.Reply(r)
 	}
@@ -210,12 +211,18 @@ func (c *wsConn) respond(status int, body string) bool {
 
 // respondClose answers and closes the connection.
 func (c *wsConn) respondClose(status int, body string) {
-	c.send(appendResponse(nil, status, body))
+	c.send(appendResponseConn(nil, status, body, true))
 	c.phase = phaseClosing
 	_ = c.gc.Close()
 }
 
 func appendResponse(dst []byte, status int, body string) []byte {
+	return appendResponseConn(dst, status, body, false)
+}
+
+// appendResponseConn appends a plain-text response; with last, it says
+// Connection: close, because the server closes the connection after it.
+func appendResponseConn(dst []byte, status int, body string, last bool) []byte {
 	dst = fmt.Appendf(dst, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ", status, http.StatusText(status))
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	switch status {
@@ -224,6 +231,9 @@ func appendResponse(dst []byte, status int, body string) []byte {
 	case http.StatusServiceUnavailable:
 		dst = append(dst, "\r\nRetry-After: "...)
 		dst = strconv.AppendInt(dst, edge.RetryAfterSeconds, 10)
+	}
+	if last {
+		dst = append(dst, "\r\nConnection: close"...)
 	}
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)

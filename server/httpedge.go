@@ -45,6 +45,9 @@ type httpEdge struct {
 	// --proxy-protocol).
 	awaitProxy bool
 	started    bool // bytes were consumed (a PROXY header or a request)
+	// closeAfter: the response being written is the connection's last
+	// (it says Connection: close, so a keep-alive client does not reuse it).
+	closeAfter bool
 }
 
 // setDeadline stores a new deadline word unless the housekeeper claimed
@@ -107,7 +110,7 @@ func (c *wsConn) maxInbound() int {
 }
 
 // responseTimeout answers a request that did not arrive in time.
-var responseTimeout = appendResponse(nil, http.StatusRequestTimeout, "request not received within --http-read-timeout\n")
+var responseTimeout = appendResponseConn(nil, http.StatusRequestTimeout, "request not received within --http-read-timeout\n", true)
 
 // Timeouts recorded in httpEdge.timedOut for OnClose to log.
 const (
