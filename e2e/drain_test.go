@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +91,9 @@ func TestSIGTERMLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	// Behind at the close (1001 queued behind its frames) or cut as a slow
 	// consumer meanwhile, it is still open at the deadline: counted.
-	if !strings.Contains(p.log(), "still_open=1") {
+	// Under load a reader's close reply may also still be on its way
+	// at the deadline, so the count is at least one, not exactly one.
+	if !regexp.MustCompile(`still_open=[1-9]`).MatchString(p.log()) {
 		t.Fatalf("the subscriber that stopped reading is not counted in the log")
 	}
 	t.Logf("%d events acknowledged, none lost; exited %v after SIGTERM", len(pub.replies), took)
