@@ -4,8 +4,8 @@
 #   make perf-compare  S1-S5 against fraised, both floors, gqlgen → perf/results/latest.{jsonl,md}
 #   make flamegraphs   CPU profiles of fraised in S2 and S4 + an alloc profile → flamegraphs/*.svg
 #   make perf-floors   S1-S6 against the two floor servers only (no fraised needed)
-#   make soak          the soak suite: issue 8's abuses and faults (~10 min) → perf/results/soak.md
-#   make soak-quick    its ~2-minute subset as a Go test (make test runs it)
+#   make soak          the soak suite: issue 8's abuses and faults (~2 min) → perf/results/soak.md
+#   make soak-quick    its ~1-minute subset as a Go test (make test runs it)
 #
 # Servers are pinned to CPU $(PERF_SERVER_CPU) and the harness to
 # $(PERF_HARNESS_CPU) with taskset; every run is bounded by $(PERF_TIMEOUT)
@@ -87,9 +87,9 @@ flamegraphs: perf-build-tools
 # The soak suite (perf/cmd/fraised-soak): each abuse and fault of issue 8
 # against bin/fraised with default flags, a canary subscriber and
 # publisher alongside, server RSS and descriptors sampled; loopback only,
-# every scenario bounded. `make soak` runs all of it (about ten minutes,
+# every scenario bounded. `make soak` runs all of it (about two minutes,
 # never in CI) and writes $(PERF_RESULTS)/soak.md; `make soak-quick` runs
-# the ~2-minute subset as a Go test, and `make test` runs soak-quick.
+# the ~1-minute subset as a Go test, and `make test` runs soak-quick.
 SOAK_FLAGS ?=
 .PHONY: soak soak-quick
 soak: build
