@@ -7,10 +7,12 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/fraised/fraised/edge"
 )
 
-// Accept back-off after an error such as EMFILE (out of file descriptors):
-// like net/http, wait 5 ms, doubling up to 1 s, and keep serving.
+// Accept back-off after a passing error such as EMFILE: edge.Acceptor's
+// schedule (net/http's), 5 ms doubling up to 1 s.
 const (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
@@ -68,24 +70,39 @@ func (pl *pubListeners) listen() error {
 	return nil
 }
 
-// accept accepts publishers until the listener is closed. Errors (EMFILE,
-// ENFILE, ECONNABORTED) back off and retry: the loop never gives up.
+// accept accepts publishers until the listener is closed or the server
+// stops. A passing accept error (edge.Temporary: EMFILE, ENFILE,
+// ECONNABORTED...) backs off and retries, so the loop does not give up on
+// a shortage; one no retry can mend (the listening socket itself is gone)
+// stops the server, as it does for the HTTP listener in edge.Acceptor.
 func (pl *pubListeners) accept(l net.Listener) {
-	var delay time.Duration
+	s := pl.srv
+	var pause time.Duration
 	for {
 		conn, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
-			pl.srv.refusals.note("publish_accept", l.Addr().String(), err.Error(),
-				"raise the open-files limit (ulimit -n) or lower --max-publishers")
-			time.Sleep(delay)
+		if err == nil {
+			pause = 0
+			pl.open(conn)
 			continue
 		}
-		delay = 0
-		pl.open(conn)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if !edge.Temporary(err) {
+			if !s.stopAsked.Load() {
+				s.fail(fmt.Errorf("the publish listener %s failed: %w", l.Addr(), err))
+			}
+			return
+		}
+		pause = min(max(2*pause, acceptBackoffMin), acceptBackoffMax)
+		s.refusals.note("publish_accept", l.Addr().String(),
+			fmt.Sprintf("accept failed: %v; retrying in %v", err, pause),
+			"raise the open-files limit (ulimit -n) or lower --max-publishers")
+		select {
+		case <-s.done:
+			return
+		case <-time.After(pause):
+		}
 	}
 }
 

@@ -91,3 +91,40 @@ func TestNegativePublishOptions(t *testing.T) {
 		}
 	}
 }
+
+// brokenListener fails every accept with EINVAL, as a listening socket
+// that was shut down does.
+type brokenListener struct{ net.Listener }
+
+func (l brokenListener) Accept() (net.Conn, error) {
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EINVAL}
+}
+
+// TestAcceptStopsOnBrokenListener: an error no retry can mend ends the
+// publish accept loop instead of retrying it forever.
+func TestAcceptStopsOnBrokenListener(t *testing.T) {
+	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Schema: schema, PublishListen: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopAsked.Store(true) // no engine to stop in this test
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	done := make(chan struct{})
+	go func() {
+		s.pubs.accept(brokenListener{inner})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("accept loop kept retrying a broken listener")
+	}
+}
