@@ -25,9 +25,10 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// TestAcceptBacksOffAndKeepsServing: accept errors (EMFILE) never stop the
-// publish listener; it backs off and serves the next publisher.
-func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
+// newListenerTestServer returns a server with no publish listener of its
+// own, for tests that run the accept loop on a listener they make.
+func newListenerTestServer(t *testing.T) *Server {
+	t.Helper()
 	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,13 @@ func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestAcceptBacksOffAndKeepsServing: accept errors (EMFILE) never stop the
+// publish listener; it backs off and serves the next publisher.
+func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
+	s := newListenerTestServer(t)
 	go s.d.Run()
 	defer s.d.Stop()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,14 +111,7 @@ func (l brokenListener) Accept() (net.Conn, error) {
 // TestAcceptStopsOnBrokenListener: an error no retry can mend ends the
 // publish accept loop instead of retrying it forever.
 func TestAcceptStopsOnBrokenListener(t *testing.T) {
-	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Schema: schema, PublishListen: "-"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newListenerTestServer(t)
 	s.stopAsked.Store(true) // no engine to stop in this test
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
