@@ -18,10 +18,6 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-// refuseWriteTimeout bounds writing the refusal to a publisher over
-// --max-publishers; the socket is fresh, so the write normally cannot block.
-const refuseWriteTimeout = time.Second
-
 var replyMaxClients = []byte("-ERR max number of clients reached\r\n")
 
 // pubListeners serves the Redis-protocol publish listeners (TCP and Unix)
@@ -107,7 +103,8 @@ func (pl *pubListeners) accept(l net.Listener) {
 }
 
 // open starts serving conn, or refuses it past --max-publishers (or while
-// shutting down).
+// shutting down) with edge.Refuse, as the HTTP listener refuses at its
+// caps.
 func (pl *pubListeners) open(conn net.Conn) {
 	pl.mu.Lock()
 	if pl.closed || len(pl.conns) >= pl.srv.opts.MaxPublishers {
@@ -119,9 +116,7 @@ func (pl *pubListeners) open(conn net.Conn) {
 			pl.srv.refusals.note("max_publishers", conn.RemoteAddr().String(), "too many publisher connections",
 				"raise --max-publishers, or have publishers share connections")
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
-		_, _ = conn.Write(reply)
-		_ = conn.Close()
+		edge.Refuse(conn, reply) // never blocks; reads what came first, so the close is a FIN
 		return
 	}
 	pl.nextID++
