@@ -7,18 +7,16 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/fraised/fraised/edge"
 )
 
-// Accept back-off after an error such as EMFILE (out of file descriptors):
-// like net/http, wait 5 ms, doubling up to 1 s, and keep serving.
+// Accept back-off after a passing error such as EMFILE: edge.Acceptor's
+// schedule (net/http's), 5 ms doubling up to 1 s.
 const (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
 )
-
-// refuseWriteTimeout bounds writing the refusal to a publisher over
-// --max-publishers; the socket is fresh, so the write normally cannot block.
-const refuseWriteTimeout = time.Second
 
 var replyMaxClients = []byte("-ERR max number of clients reached\r\n")
 
@@ -68,29 +66,45 @@ func (pl *pubListeners) listen() error {
 	return nil
 }
 
-// accept accepts publishers until the listener is closed. Errors (EMFILE,
-// ENFILE, ECONNABORTED) back off and retry: the loop never gives up.
+// accept accepts publishers until the listener is closed or the server
+// stops. A passing accept error (edge.Temporary: EMFILE, ENFILE,
+// ECONNABORTED...) backs off and retries, so the loop does not give up on
+// a shortage; one no retry can mend (the listening socket itself is gone)
+// stops the server, as it does for the HTTP listener in edge.Acceptor.
 func (pl *pubListeners) accept(l net.Listener) {
-	var delay time.Duration
+	s := pl.srv
+	var pause time.Duration
 	for {
 		conn, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
-			pl.srv.refusals.note("publish_accept", l.Addr().String(), err.Error(),
-				"raise the open-files limit (ulimit -n) or lower --max-publishers")
-			time.Sleep(delay)
+		if err == nil {
+			pause = 0
+			pl.open(conn)
 			continue
 		}
-		delay = 0
-		pl.open(conn)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if !edge.Temporary(err) {
+			if !s.stopAsked.Load() {
+				s.fail(fmt.Errorf("the publish listener %s failed: %w", l.Addr(), err))
+			}
+			return
+		}
+		pause = min(max(2*pause, acceptBackoffMin), acceptBackoffMax)
+		s.refusals.note("publish_accept", l.Addr().String(),
+			fmt.Sprintf("accept failed: %v; retrying in %v", err, pause),
+			"raise the open-files limit (ulimit -n) or lower --max-publishers")
+		select {
+		case <-s.done:
+			return
+		case <-time.After(pause):
+		}
 	}
 }
 
 // open starts serving conn, or refuses it past --max-publishers (or while
-// shutting down).
+// shutting down) with edge.Refuse, as the HTTP listener refuses at its
+// caps.
 func (pl *pubListeners) open(conn net.Conn) {
 	pl.mu.Lock()
 	if pl.closed || len(pl.conns) >= pl.srv.opts.MaxPublishers {
@@ -102,9 +116,7 @@ func (pl *pubListeners) open(conn net.Conn) {
 			pl.srv.refusals.note("max_publishers", conn.RemoteAddr().String(), "too many publisher connections",
 				"raise --max-publishers, or have publishers share connections")
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
-		_, _ = conn.Write(reply)
-		_ = conn.Close()
+		edge.Refuse(conn, reply) // never blocks; reads what came first, so the close is a FIN
 		return
 	}
 	pl.nextID++

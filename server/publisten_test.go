@@ -25,9 +25,10 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// TestAcceptBacksOffAndKeepsServing: accept errors (EMFILE) never stop the
-// publish listener; it backs off and serves the next publisher.
-func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
+// newListenerTestServer returns a server with no publish listener of its
+// own, for tests that run the accept loop on a listener they make.
+func newListenerTestServer(t *testing.T) *Server {
+	t.Helper()
 	schema, err := gql.LoadSchemaFile("../examples/schema.graphql", gql.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,13 @@ func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestAcceptBacksOffAndKeepsServing: accept errors (EMFILE) never stop the
+// publish listener; it backs off and serves the next publisher.
+func TestAcceptBacksOffAndKeepsServing(t *testing.T) {
+	s := newListenerTestServer(t)
 	go s.d.Run()
 	defer s.d.Stop()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -89,5 +97,35 @@ func TestNegativePublishOptions(t *testing.T) {
 		if _, err := New(o); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%s negative: New = %v, want an error naming the flag", flag, err)
 		}
+	}
+}
+
+// brokenListener fails every accept with EINVAL, as a listening socket
+// that was shut down does.
+type brokenListener struct{ net.Listener }
+
+func (l brokenListener) Accept() (net.Conn, error) {
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EINVAL}
+}
+
+// TestAcceptStopsOnBrokenListener: an error no retry can mend ends the
+// publish accept loop instead of retrying it forever.
+func TestAcceptStopsOnBrokenListener(t *testing.T) {
+	s := newListenerTestServer(t)
+	s.stopAsked.Store(true) // no engine to stop in this test
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	done := make(chan struct{})
+	go func() {
+		s.pubs.accept(brokenListener{inner})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("accept loop kept retrying a broken listener")
 	}
 }
