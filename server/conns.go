@@ -13,86 +13,55 @@ import (
 	"github.com/fraised/fraised/proto"
 )
 
-// connShards spreads the connection set over independent locks so
+// connShards spreads a connection set over independent locks so
 // connects and disconnects on different loops do not contend.
 const connShards = 32
 
-// connSet is the set of open WebSocket connections, for keep-alive, the
-// init timeout and draining. It is not on the delivery path.
-type connSet struct {
+// wsSet is a set of connections sharded by address over connShards locks.
+// Safe for concurrent use.
+type wsSet struct {
 	shards [connShards]struct {
-		mu      sync.Mutex
-		all     map[*wsConn]struct{}
-		pending map[*wsConn]struct{} // not yet initialised
-		closing map[*wsConn]struct{} // close frame queued: linger deadline
+		mu sync.Mutex
+		m  map[*wsConn]struct{}
 	}
 }
 
-func newConnSet() *connSet {
-	s := &connSet{}
-	for i := range s.shards {
-		s.shards[i].all = make(map[*wsConn]struct{})
-		s.shards[i].pending = make(map[*wsConn]struct{})
-		s.shards[i].closing = make(map[*wsConn]struct{})
-	}
+func newWSSet() *wsSet {
+	s := &wsSet{}
+	s.init()
 	return s
 }
 
-func (s *connSet) shard(c *wsConn) int {
+func (s *wsSet) init() {
+	for i := range s.shards {
+		s.shards[i].m = make(map[*wsConn]struct{})
+	}
+}
+
+func (s *wsSet) shard(c *wsConn) int {
 	return int(uintptr(unsafe.Pointer(c))>>6) & (connShards - 1)
 }
 
-// add registers a freshly upgraded connection, awaiting connection_init.
-func (s *connSet) add(c *wsConn) {
+func (s *wsSet) add(c *wsConn) {
 	sh := &s.shards[s.shard(c)]
 	sh.mu.Lock()
-	sh.all[c] = struct{}{}
-	if c.init.Load() == initNone {
-		sh.pending[c] = struct{}{}
-	}
+	sh.m[c] = struct{}{}
 	sh.mu.Unlock()
 }
 
-// acked records that c completed initialisation.
-func (s *connSet) acked(c *wsConn) {
+func (s *wsSet) remove(c *wsConn) {
 	sh := &s.shards[s.shard(c)]
 	sh.mu.Lock()
-	delete(sh.pending, c)
+	delete(sh.m, c)
 	sh.mu.Unlock()
 }
 
-func (s *connSet) remove(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	delete(sh.all, c)
-	delete(sh.pending, c)
-	delete(sh.closing, c)
-	sh.mu.Unlock()
-}
-
-// addClosing records that c queued its close frame, for the linger sweep.
-// A connection that closed meanwhile is dropped by the sweep.
-func (s *connSet) addClosing(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	sh.closing[c] = struct{}{}
-	sh.mu.Unlock()
-}
-
-// doneClosing stops watching c's linger deadline.
-func (s *connSet) doneClosing(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	delete(sh.closing, c)
-	sh.mu.Unlock()
-}
-
-// snapshotClosing appends the closing connections to dst.
-func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn {
+// snapshot appends the set's connections to dst.
+func (s *wsSet) snapshot(dst []*wsConn) []*wsConn {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for c := range sh.closing {
+		for c := range sh.m {
 			dst = append(dst, c)
 		}
 		sh.mu.Unlock()
@@ -100,30 +69,13 @@ func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn {
 	return dst
 }
 
-// snapshot appends the connections of one set (pending or all) to dst.
-func (s *connSet) snapshot(dst []*wsConn, pendingOnly bool) []*wsConn {
+// any reports whether f holds for a connection of the set; f runs with
+// the connection's shard locked and must not call back into the set.
+func (s *wsSet) any(f func(*wsConn) bool) bool {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		m := sh.all
-		if pendingOnly {
-			m = sh.pending
-		}
-		for c := range m {
-			dst = append(dst, c)
-		}
-		sh.mu.Unlock()
-	}
-	return dst
-}
-
-// any reports whether f holds for an open connection; f runs with the
-// connection's shard locked and must not call back into the set.
-func (s *connSet) any(f func(*wsConn) bool) bool {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.all {
+		for c := range sh.m {
 			if f(c) {
 				sh.mu.Unlock()
 				return true
@@ -134,16 +86,74 @@ func (s *connSet) any(f func(*wsConn) bool) bool {
 	return false
 }
 
-// len returns the number of open WebSocket connections.
-func (s *connSet) len() int {
+// len returns the number of connections in the set.
+func (s *wsSet) len() int {
 	n := 0
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
-		n += len(s.shards[i].all)
+		n += len(s.shards[i].m)
 		s.shards[i].mu.Unlock()
 	}
 	return n
 }
+
+// connSet is the set of open WebSocket connections, for keep-alive, the
+// init timeout and draining. It is not on the delivery path.
+type connSet struct {
+	all     wsSet
+	pending wsSet // not yet initialised
+	closing wsSet // close frame queued: linger deadline
+}
+
+func newConnSet() *connSet {
+	s := &connSet{}
+	s.all.init()
+	s.pending.init()
+	s.closing.init()
+	return s
+}
+
+// add registers a freshly upgraded connection, awaiting connection_init.
+func (s *connSet) add(c *wsConn) {
+	s.all.add(c)
+	if c.init.Load() == initNone {
+		s.pending.add(c)
+	}
+}
+
+// acked records that c completed initialisation.
+func (s *connSet) acked(c *wsConn) { s.pending.remove(c) }
+
+func (s *connSet) remove(c *wsConn) {
+	s.all.remove(c)
+	s.pending.remove(c)
+	s.closing.remove(c)
+}
+
+// addClosing records that c queued its close frame, for the linger sweep.
+// A connection that closed meanwhile is dropped by the sweep.
+func (s *connSet) addClosing(c *wsConn) { s.closing.add(c) }
+
+// doneClosing stops watching c's linger deadline.
+func (s *connSet) doneClosing(c *wsConn) { s.closing.remove(c) }
+
+// snapshotClosing appends the closing connections to dst.
+func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn { return s.closing.snapshot(dst) }
+
+// snapshot appends the connections of one set (pending or all) to dst.
+func (s *connSet) snapshot(dst []*wsConn, pendingOnly bool) []*wsConn {
+	if pendingOnly {
+		return s.pending.snapshot(dst)
+	}
+	return s.all.snapshot(dst)
+}
+
+// any reports whether f holds for an open connection; f runs with the
+// connection's shard locked and must not call back into the set.
+func (s *connSet) any(f func(*wsConn) bool) bool { return s.all.any(f) }
+
+// len returns the number of open WebSocket connections.
+func (s *connSet) len() int { return s.all.len() }
 
 // housekeep closes connections that miss the init deadline and sends
 // keep-alive pings, until done is closed.

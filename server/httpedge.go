@@ -4,10 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
@@ -219,60 +217,8 @@ func (c *wsConn) refuseRate() {
 }
 
 // httpSet is the set of connections in the HTTP phase, for their
-// deadlines. Sharded like connSet; touched when a connection opens,
-// upgrades and closes, and by the housekeeper.
-type httpSet struct {
-	shards [connShards]struct {
-		mu  sync.Mutex
-		all map[*wsConn]struct{}
-	}
-}
+// deadlines; touched when a connection opens, upgrades and closes, and by
+// the housekeeper.
+type httpSet = wsSet
 
-func newHTTPSet() *httpSet {
-	s := &httpSet{}
-	for i := range s.shards {
-		s.shards[i].all = make(map[*wsConn]struct{})
-	}
-	return s
-}
-
-func (s *httpSet) shard(c *wsConn) int {
-	return int(uintptr(unsafe.Pointer(c))>>6) & (connShards - 1)
-}
-
-func (s *httpSet) add(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	sh.all[c] = struct{}{}
-	sh.mu.Unlock()
-}
-
-func (s *httpSet) remove(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	delete(sh.all, c)
-	sh.mu.Unlock()
-}
-
-func (s *httpSet) snapshot(dst []*wsConn) []*wsConn {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.all {
-			dst = append(dst, c)
-		}
-		sh.mu.Unlock()
-	}
-	return dst
-}
-
-// len returns the number of connections in the HTTP phase.
-func (s *httpSet) len() int {
-	n := 0
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-		n += len(s.shards[i].all)
-		s.shards[i].mu.Unlock()
-	}
-	return n
-}
+func newHTTPSet() *httpSet { return newWSSet() }
