@@ -198,7 +198,7 @@ func (in *introspector) schema(f *field) {
 		case "description":
 			in.optStr(sch.Description)
 		case "types":
-			types := in.s.introTypes()
+			types := in.s.introTypeList
 			in.list(len(types), func(i int) { in.typ(c, typeRef{def: types[i]}) })
 		case "queryType":
 			in.typ(c, typeRef{def: sch.Query})
@@ -207,7 +207,7 @@ func (in *introspector) schema(f *field) {
 		case "subscriptionType":
 			in.optType(c, sch.Subscription)
 		case "directives":
-			dirs := in.s.introDirectives()
+			dirs := in.s.introDirectiveList
 			in.list(len(dirs), func(i int) { in.directive(c, dirs[i]) })
 		default:
 			in.null()
