@@ -75,12 +75,16 @@ type introspector struct {
 	s    *Schema
 	vars map[string]any // the request's coerced variables, for arguments below the root
 	dst  []byte
-	over bool // dst passed maxIntrospectionBytes: stop writing
+	max  int  // what is left of maxIntrospectionBytes for this answer
+	over bool // dst passed max: stop writing
 }
 
 // introspect returns the JSON value of the introspection root field f.
+// The introspection roots of one result share maxIntrospectionBytes, so
+// aliases of __schema do not multiply it.
 func (p *projector) introspect(f *field) (string, error) {
-	in := introspector{s: f.intro, vars: f.vars}
+	in := introspector{s: f.intro, vars: f.vars, max: maxIntrospectionBytes - p.intro}
+	defer func() { p.intro += len(in.dst) }()
 	switch f.name {
 	case "__schema":
 		in.schema(f)
@@ -98,10 +102,10 @@ func (p *projector) introspect(f *field) (string, error) {
 	return bytesView(in.dst), nil
 }
 
-// full reports whether the answer passed maxIntrospectionBytes, and marks
-// it so.
+// full reports whether the answer passed its share of
+// maxIntrospectionBytes, and marks it so.
 func (in *introspector) full() bool {
-	if len(in.dst) > maxIntrospectionBytes {
+	if len(in.dst) > in.max {
 		in.over = true
 	}
 	return in.over
@@ -198,7 +202,7 @@ func (in *introspector) schema(f *field) {
 		case "description":
 			in.optStr(sch.Description)
 		case "types":
-			types := in.s.introTypes()
+			types := in.s.introTypeList
 			in.list(len(types), func(i int) { in.typ(c, typeRef{def: types[i]}) })
 		case "queryType":
 			in.typ(c, typeRef{def: sch.Query})
@@ -207,7 +211,7 @@ func (in *introspector) schema(f *field) {
 		case "subscriptionType":
 			in.optType(c, sch.Subscription)
 		case "directives":
-			dirs := in.s.introDirectives()
+			dirs := in.s.introDirectiveList
 			in.list(len(dirs), func(i int) { in.directive(c, dirs[i]) })
 		default:
 			in.null()

@@ -18,7 +18,8 @@ const (
 	// (fragments are expanded where they are used), for documents that
 	// run with unlimited fragment spreads.
 	maxIntrospectionWalk = 100000
-	// maxIntrospectionBytes bounds one introspection answer. The full
+	// maxIntrospectionBytes bounds the introspection answers of one
+	// result together (every __schema and __type root field). The full
 	// getIntrospectionQuery answer of a schema with a thousand types is
 	// about 2 MiB; past this the field fails rather than let one query
 	// build an unbounded answer.

@@ -173,6 +173,35 @@ func TestIntrospectionTooLarge(t *testing.T) {
 	contains(t, string(mustCompile(t, s, `{ __schema { types { name } } }`, "", Env{}).AppendQueryResult(bg(), nil)), `{"name":"T299"}`)
 }
 
+// TestIntrospectionBytesShared: the introspection roots of one result
+// share maxIntrospectionBytes; aliases of __schema do not multiply it.
+func TestIntrospectionBytesShared(t *testing.T) {
+	var b strings.Builder
+	desc := strings.Repeat("d", 400)
+	for i := 0; i < 150; i++ { // each answer below is about 5 MB
+		fmt.Fprintf(&b, "type T%d {\n", i)
+		for j := 0; j < 80; j++ {
+			fmt.Fprintf(&b, "  \"%s\"\n  f%d: Int\n", desc, j)
+		}
+		b.WriteString("}\n")
+	}
+	b.WriteString("type Query { t: T0 }\n")
+	s, err := LoadSchema("big.graphql", b.String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := `__schema { types { fields { description } } }`
+	if got := string(mustCompile(t, s, `{ `+one+` }`, "", Env{}).AppendQueryResult(bg(), nil)); strings.Contains(got, `"errors"`) {
+		t.Fatalf("one answer failed: %.200s", got)
+	}
+	got := string(mustCompile(t, s, `{ a: `+one+` b: `+one+` }`, "", Env{}).AppendQueryResult(bg(), nil))
+	if len(got) > 1024 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	contains(t, got, `"message":"introspection answer is larger than 8388608 bytes: select fewer nested fields"`)
+	contains(t, got, `"path":["b"]`)
+}
+
 // TestFieldWithoutResolver: a query field without a resolver is still a
 // field error; introspection is not one.
 func TestFieldWithoutResolver(t *testing.T) {

@@ -42,6 +42,7 @@ type projector struct {
 	n     int
 	path  [pathStack]pathSeg
 	extra []pathSeg
+	intro int // bytes of introspection answers so far (introspect.go)
 }
 
 // AppendResult appends to dst the result of the subscription for event:

@@ -100,6 +100,10 @@ type Schema struct {
 
 	noIntrospection bool // Options.DisableIntrospection
 	showDirectives  bool // Options.IntrospectFraisedDirectives
+	// introTypeList and introDirectiveList are what __schema lists
+	// (introTypes, introDirectives), ordered once at load.
+	introTypeList      []*ast.Definition
+	introDirectiveList []*ast.DirectiveDefinition
 
 	requestIDs atomic.Uint64
 }
@@ -205,6 +209,7 @@ func (s *Schema) init(resolvers map[string]ResolverFunc) error {
 		}
 	}
 	s.indexBuiltInEnums()
+	s.introTypeList, s.introDirectiveList = s.introTypes(), s.introDirectives()
 	if err := s.checkTopicGuards(); err != nil {
 		return err
 	}

@@ -136,33 +136,19 @@ func before(a, b *ast.Position) bool {
 // possible object type of an abstract one, as the compiler checks them
 // all), and f's claim filters.
 func (s *Schema) guardsOf(sub *ast.Definition, f *ast.FieldDefinition, info *rootInfo) []guard {
-	var out []guard
-	addReqs := func(reqs []requirement, on string) {
-		for _, r := range reqs {
-			out = append(out, guard{key: "auth\x00" + r.text, text: "@auth " + r.text + on})
-		}
-	}
-	addReqs(s.typeAuth[sub.Name], " on type "+sub.Name)
-	addReqs(s.fieldAuth[f], "")
+	out := unionGuards(s.typeGuards(sub.Name), guardsFrom(s.fieldAuth[f], ""))
 	for _, name := range s.objectTypes(f.Type.Name()) {
-		addReqs(s.typeAuth[name], " on type "+name)
+		out = unionGuards(out, s.typeGuards(name))
 	}
 	for _, spec := range info.filters {
 		if spec.claim == "" {
 			continue // argument filters are chosen by the client
 		}
 		path := strings.Join(spec.path, ".")
-		out = append(out, guard{key: "claim\x00" + path + "\x00" + spec.claim,
-			text: fmt.Sprintf("@filter(field: %q, claim: %q)", path, spec.claim)})
+		out = unionGuards(out, []guard{{key: "claim\x00" + path + "\x00" + spec.claim,
+			text: fmt.Sprintf("@filter(field: %q, claim: %q)", path, spec.claim)}})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
-	uniq := out[:0]
-	for i, g := range out {
-		if i == 0 || g.key != out[i-1].key {
-			uniq = append(uniq, g)
-		}
-	}
-	return uniq
+	return out
 }
 
 // objectTypes returns the object types a value of the named type may have:
@@ -204,14 +190,10 @@ func missingGuards(strong, weak []guard) []guard {
 
 // bypassError describes how weak reaches strong's topics without missing.
 func (s *Schema) bypassError(weak, strong *topicField, missing []guard, topic string) *gqlerror.Error {
-	texts := make([]string, len(missing))
-	for i, g := range missing {
-		texts[i] = g.text
-	}
 	return gqlerror.ErrorPosf(weak.def.Position,
 		"%s (%s) can subscribe to the topics of %s (%s, %s) without its guards (%s), for example to topic %q: %s",
 		weak.key, topicDesc(weak), strong.key, positionText(strong.def.Position), topicDesc(strong),
-		strings.Join(texts, ", "), topic, s.bypassFix(weak, strong))
+		guardTexts(missing), topic, s.bypassFix(weak, strong))
 }
 
 // topicDesc shows where a field's topic comes from.

@@ -194,6 +194,15 @@ func guardKeys(gs []guard) string {
 	return strings.Join(keys, "\x01")
 }
 
+// guardTexts lists guards as an error shows them.
+func guardTexts(gs []guard) string {
+	texts := make([]string, len(gs))
+	for i, g := range gs {
+		texts[i] = g.text
+	}
+	return strings.Join(texts, ", ")
+}
+
 // sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -207,10 +216,6 @@ func sortedKeys[V any](m map[string]V) []string {
 // nestedError describes how weak reads part of strong's events without
 // the guards strong puts on it.
 func nestedError(weak, strong *topicField, e exposure, topic string) *gqlerror.Error {
-	texts := make([]string, len(e.missing))
-	for i, g := range e.missing {
-		texts[i] = g.text
-	}
 	what := fmt.Sprintf("the event property %q", e.path)
 	if e.path == "" {
 		what = "the whole event"
@@ -219,5 +224,5 @@ func nestedError(weak, strong *topicField, e exposure, topic string) *gqlerror.E
 		"%s (%s) can read %s of the topics of %s (%s, %s) through %s without the guards %s puts on it (%s), for example on topic %q: "+
 			"put the same @auth on %s, return the same type from both fields, or give %s a topic of its own",
 		weak.key, topicDesc(weak), what, strong.key, positionText(strong.def.Position), topicDesc(strong), e.reader, strong.key,
-		strings.Join(texts, ", "), topic, e.reader, weak.key)
+		guardTexts(e.missing), topic, e.reader, weak.key)
 }

@@ -181,8 +181,13 @@ func requestErrorStatus(media string, status int) int {
 
 // requestErrors answers the errors of a request that did not execute.
 func (h *Handler) requestErrors(media string, errs gqlerror.List) Response {
+	return h.response(media, requestErrorStatus(media, http.StatusBadRequest), errorsBody(errs))
+}
+
+// errorsBody is a response body holding only errs.
+func errorsBody(errs gqlerror.List) []byte {
 	body := append([]byte(`{"errors":`), gql.AppendErrors(nil, errs)...)
-	return h.response(media, requestErrorStatus(media, http.StatusBadRequest), append(body, '}'))
+	return append(body, '}')
 }
 
 // fail answers one error with code in extensions.code. A request that is
@@ -190,8 +195,7 @@ func (h *Handler) requestErrors(media string, errs gqlerror.List) Response {
 // media type; callers pass requestErrorStatus for GraphQL request errors.
 func (h *Handler) fail(media string, status int, code, msg string) Response {
 	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
-	body := append([]byte(`{"errors":`), gql.AppendErrors(nil, gqlerror.List{err})...)
-	return h.response(media, status, append(body, '}'))
+	return h.response(media, status, errorsBody(gqlerror.List{err}))
 }
 
 // Refuse answers a request the server refuses before it reaches Serve

@@ -6,11 +6,11 @@
 // dispatcher projects and encodes each event once per group and only
 // splices in each subscriber's id. Topics are keyed on a hash of their
 // name seeded per registry (hash/maphash), so clients who choose topic
-// names cannot build long chains of colliding ones, and compared by name. Groups are found by a 64-bit key, but a key
-// only names candidates: a subscription joins a group only when the
-// caller's equality check on the group's data says it belongs there, so
-// two groups may share a key (a collision, chance or forged) and stay
-// apart.
+// names cannot build long chains of colliding ones, and compared by name.
+// Groups are found by a 64-bit key, but a key only names candidates: a
+// subscription joins a group only when the caller's equality check on the
+// group's data says it belongs there, so two groups may share a key (a
+// collision, chance or forged) and stay apart.
 //
 // A Registry is owned by one goroutine (the dispatcher): it takes no locks
 // and is not safe for concurrent use. Other goroutines hand it changes
