@@ -48,14 +48,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if closeCode != 1001 {
 		t.Fatalf("close code %d, want 1001", closeCode)
 	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("fraised exited with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("fraised did not exit after SIGTERM")
-	}
+	p.waitExit(t, 10*time.Second)
 }
 
 func TestRedisCLIPublish(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,17 +46,7 @@ func TestSIGTERMLosesNoAcknowledgedEvent(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	signalled := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("fraised exited with %v", err)
-		}
-	case <-time.After(drainTimeout + 5*time.Second):
-		t.Fatal("fraised did not exit after SIGTERM")
-	}
+	p.terminate(t, drainTimeout+5*time.Second)
 	took := time.Since(signalled)
 	if took > drainTimeout+500*time.Millisecond { // the process's own exit after Shutdown
 		t.Fatalf("exited %v after SIGTERM; --drain-timeout %v", took, drainTimeout)

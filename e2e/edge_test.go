@@ -7,10 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -23,29 +21,10 @@ func startLimited(t *testing.T, nofile int, extra ...string) *proc {
 	if err != nil {
 		t.Fatalf("prlimit (util-linux) is required to run fraised under a low open-files limit: %v", err)
 	}
-	p := &proc{listen: freePort(t), publish: freePort(t), unix: filepath.Join(t.TempDir(), "pub.sock"), exited: make(chan error, 1)}
+	p := newProc(t)
 	args := append([]string{fmt.Sprintf("--nofile=%d:%d", nofile, nofile), bin, "--schema", "../examples/schema.graphql",
 		"--listen", p.listen, "--publish-listen", p.publish, "--publish-unix", p.unix}, extra...)
-	p.cmd = exec.Command(prlimit, args...)
-	stderr, _ := p.cmd.StderrPipe()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(s.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.exited <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("fraised logs:\n%s", p.log())
-		}
-	})
+	p.run(t, exec.Command(prlimit, args...))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", p.listen)
@@ -157,17 +136,7 @@ func TestEMFILEKeepsServing(t *testing.T) {
 	if got := late.next(); got != ack {
 		t.Fatalf("client after the flood: %s", got)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("fraised exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("fraised did not exit after SIGTERM")
-	}
+	p.terminate(t, 15*time.Second)
 }
 
 // TestDefaultCapKeepsDescriptors: with the derived --max-connections a

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,10 +64,34 @@ type proc struct {
 // until it accepts connections.
 func startBinary(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	p := &proc{listen: freePort(t), publish: freePort(t), unix: filepath.Join(t.TempDir(), "pub.sock"), exited: make(chan error, 1)}
+	p := newProc(t)
 	args := append([]string{"--schema", "../examples/schema.graphql", "--listen", p.listen,
 		"--publish-listen", p.publish, "--publish-unix", p.unix, "--log-level", "debug"}, extra...)
-	p.cmd = exec.Command(bin, args...)
+	p.run(t, exec.Command(bin, args...))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", p.listen)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fraised did not start: %v\n%s", err, p.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// newProc picks free ports and a socket path for one fraised process.
+func newProc(t *testing.T) *proc {
+	return &proc{listen: freePort(t), publish: freePort(t), unix: filepath.Join(t.TempDir(), "pub.sock"), exited: make(chan error, 1)}
+}
+
+// run starts cmd as p's process, collects its stderr into p.logs, sends its
+// exit to p.exited, and kills it when the test ends (logging it on failure).
+func (p *proc) run(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	p.cmd = cmd
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -86,17 +111,27 @@ func startBinary(t *testing.T, extra ...string) *proc {
 			t.Logf("fraised logs:\n%s", p.log())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", p.listen)
-		if err == nil {
-			c.Close()
-			return p
+}
+
+// terminate sends SIGTERM and waits up to limit for a clean exit.
+func (p *proc) terminate(t *testing.T, limit time.Duration) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(t, limit)
+}
+
+// waitExit waits up to limit for the process to exit with status 0.
+func (p *proc) waitExit(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("fraised exited with %v after SIGTERM, want 0", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fraised did not start: %v\n%s", err, p.log())
-		}
-		time.Sleep(20 * time.Millisecond)
+	case <-time.After(limit):
+		t.Fatal("fraised did not exit after SIGTERM")
 	}
 }
 

@@ -187,17 +187,7 @@ func TestSecuritySIGHUPAndAudit(t *testing.T) {
 		t.Fatalf("foreign Origin: status %d, want 403", code)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("fraised exited with %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("fraised did not exit after SIGTERM")
-	}
+	p.terminate(t, 15*time.Second)
 	checkAudit(t, auditPath, tokA, tokB)
 }
 

@@ -267,7 +267,6 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 		if _, err := br.Exec(); err != nil {
 			return false, fmt.Errorf("storing the position: %w", err)
 		}
-		clear(r.moved)
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -302,6 +301,9 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	if err := br.Close(); err != nil {
 		return false, fmt.Errorf("reading the outbox: %w", err)
 	}
+	// The store and the read are one implicit transaction: the positions
+	// are stored only now, so a failed read leaves them to flush.
+	clear(r.moved)
 	return more, nil
 }
 

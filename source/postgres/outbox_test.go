@@ -28,9 +28,7 @@ func decode(t *testing.T, b []byte) map[string]any {
 
 func TestPublishFunctionEventArrives(t *testing.T) {
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	app := connect(t, url)
 	publish(t, app, "orders.42", `{"id": 7, "status": "paid", "nested": {"a": [1, 2]}}`)
 	ev := sink.waitN(t, 1, within)
@@ -49,9 +47,7 @@ func TestRowTriggerEventsArrive(t *testing.T) {
 	exec1(t, app, `CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric)`)
 	exec1(t, app, `CREATE TRIGGER orders_events AFTER INSERT OR UPDATE OR DELETE ON orders
 		FOR EACH ROW EXECUTE FUNCTION fraised.row_event('orders.{customer_id}')`)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	exec1(t, app, `INSERT INTO orders VALUES (1, 42, 9.5)`)
 	exec1(t, app, `UPDATE orders SET total = 10 WHERE id = 1`)
 	exec1(t, app, `DELETE FROM orders WHERE id = 1`)
@@ -122,9 +118,7 @@ func TestPublishRejectsBadInput(t *testing.T) {
 
 func TestRolledBackTransactionPublishesNothing(t *testing.T) {
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	app := connect(t, url)
 	ctx := context.Background()
 	tx, err := app.Begin(ctx)
@@ -150,9 +144,7 @@ func TestRolledBackTransactionPublishesNothing(t *testing.T) {
 // last: a reader that had moved past its id would lose it.
 func TestCommitOrder(t *testing.T) {
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	ctx := context.Background()
 	c1, c2 := connect(t, url), connect(t, url)
 
@@ -361,9 +353,7 @@ func TestRestartedSourceLosesNothing(t *testing.T) {
 
 func TestPostgresRestartReconnects(t *testing.T) {
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, src := runHealthy(t, url)
 	app := connect(t, url)
 	publish(t, app, "r", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
@@ -379,9 +369,7 @@ func TestPostgresRestartReconnects(t *testing.T) {
 
 func TestLargePayload(t *testing.T) {
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	big := strings.Repeat("x", 100<<10)
 	publish(t, connect(t, url), "big", `{"blob": "`+big+`"}`)
 	ev := sink.waitN(t, 1, within)
@@ -450,9 +438,7 @@ func TestPublishNeedsOnlyExecute(t *testing.T) {
 	exec1(t, admin, "CREATE ROLE "+role+" LOGIN")
 	exec1(t, admin, "GRANT USAGE ON SCHEMA fraised TO "+role)
 	exec1(t, admin, "GRANT EXECUTE ON FUNCTION fraised.publish(text, jsonb) TO "+role)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	app := connect(t, strings.Replace(url, "//app@", "//"+role+"@", 1))
 	publish(t, app, "t", `{"seq": 0}`)
 	sink.waitN(t, 1, within)

@@ -336,6 +336,16 @@ func runConfig(t testing.TB, cfg *Config, sink source.Sink) (*Source, func() err
 }
 
 // waitHealthy waits until the source reports healthy.
+// runHealthy runs a source on url into a new fakeSink and waits until it
+// is healthy.
+func runHealthy(t testing.TB, url string) (*fakeSink, *Source) {
+	t.Helper()
+	sink := &fakeSink{}
+	src, _ := runSource(t, url, sink)
+	waitHealthy(t, src)
+	return sink, src
+}
+
 func waitHealthy(t testing.TB, src *Source) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -415,9 +415,7 @@ func TestPollingFallback(t *testing.T) {
 func TestPublishersDoNotDeadlock(t *testing.T) {
 	const writers, txs, perTx = 6, 20, 3
 	url := newDB(t)
-	sink := &fakeSink{}
-	src, _ := runSource(t, url, sink)
-	waitHealthy(t, src)
+	sink, _ := runHealthy(t, url)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {

@@ -248,18 +248,12 @@ func sigtermUnderLoad(e *Env) {
 	readers := startReaders(e, e.scale(200, 50), topic, "seq", maxLoadEvents)
 	slow := connectSubs(e, e.scale(20, 5), noreadRcvbuf, topic, "seq body")
 	defer closeClients(slow)
-	p, err := dialPub(nil, e.Child.Pub, 0)
-	if err != nil {
-		e.Fail("%v", err)
+	p := livePub(e, topic, int64(len(readers)+len(slow)))
+	if p == nil {
 		waitReaders(readers, 0)
 		return
 	}
 	defer p.conn.Close()
-	if err := probe(p, topic, int64(len(readers)+len(slow)), liveWait); err != nil {
-		e.Fail("%v", err)
-		waitReaders(readers, 0)
-		return
-	}
 	stop := make(chan struct{})
 	// 128-byte bodies: the clients that do not read fall 1.3 MB/s behind,
 	// so they hold output, but are not cut yet, when SIGTERM comes.

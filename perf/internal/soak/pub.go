@@ -81,6 +81,23 @@ func probe(p *pubConn, topic string, want int64, limit time.Duration) error {
 	return fmt.Errorf("only %d of %d subscriptions on %s became live within %v", got, want, topic, limit)
 }
 
+// livePub dials the server's publisher port and probes topic until want
+// subscriptions are live. On failure it reports through e.Fail and returns
+// nil; otherwise the caller closes the returned connection.
+func livePub(e *Env, topic string, want int64) *pubConn {
+	p, err := dialPub(nil, e.Child.Pub, 0)
+	if err != nil {
+		e.Fail("%v", err)
+		return nil
+	}
+	if err := probe(p, topic, want, liveWait); err != nil {
+		p.conn.Close()
+		e.Fail("%v", err)
+		return nil
+	}
+	return p
+}
+
 // eventPayload is `{"seq":N,"ts":0,"body":"<pad>"}` of at least size bytes.
 func eventPayload(dst []byte, seq int64, size int) []byte {
 	dst = append(dst[:0], `{"seq":`...)

@@ -148,17 +148,11 @@ func ringBytes(e *Env) {
 		readers = append(readers, startReader(c, ringPublishers*ringSeqSpan))
 	}
 	defer waitReaders(readers, 0)
-	pp, err := dialPub(nil, e.Child.Pub, 0)
-	if err != nil {
-		e.Fail("%v", err)
+	pp := livePub(e, topic, int64(len(readers)))
+	if pp == nil {
 		return
 	}
-	err = probe(pp, topic, int64(len(readers)), liveWait)
 	pp.conn.Close()
-	if err != nil {
-		e.Fail("%v", err)
-		return
-	}
 	d := e.scaleD(15*time.Second, 6*time.Second)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

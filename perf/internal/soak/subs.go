@@ -166,16 +166,11 @@ func noreadSubscribers(e *Env) {
 	const topic, size = "soak.bulk", 64 << 10
 	subs := connectSubs(e, e.scale(2000, 300), noreadRcvbuf, topic, "seq body")
 	defer closeClients(subs)
-	p, err := dialPub(nil, e.Child.Pub, 0)
-	if err != nil {
-		e.Fail("%v", err)
+	p := livePub(e, topic, int64(len(subs)))
+	if p == nil {
 		return
 	}
 	defer p.conn.Close()
-	if err := probe(p, topic, int64(len(subs)), liveWait); err != nil {
-		e.Fail("%v", err)
-		return
-	}
 	sent, acked := pipeline(e, p, topic, e.scale(200, 100), sized(size), 30*time.Second)
 	e.Fig("subs", "%d", len(subs))
 	e.Fig("events_sent", "%d", sent)
@@ -196,16 +191,11 @@ func slowConsumerCloseCodes(e *Env) {
 	const topic, size = "soak.slow", 64 << 10
 	subs := connectSubs(e, e.scale(200, 50), noreadRcvbuf, topic, "seq body")
 	defer closeClients(subs)
-	p, err := dialPub(nil, e.Child.Pub, 0)
-	if err != nil {
-		e.Fail("%v", err)
+	p := livePub(e, topic, int64(len(subs)))
+	if p == nil {
 		return
 	}
 	defer p.conn.Close()
-	if err := probe(p, topic, int64(len(subs)), liveWait); err != nil {
-		e.Fail("%v", err)
-		return
-	}
 	// 12 MiB per subscriber: three times the default --max-outbound.
 	sent, acked := pipeline(e, p, topic, 192, sized(size), 30*time.Second)
 	e.Fig("events_sent", "%d", sent)
