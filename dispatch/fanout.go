@@ -98,9 +98,13 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int) {
 func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	r := p.replies
 	r.Append(b)
-	p.inflight.Add(-1)
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
+	}
+	if p.inflight.Add(-1) == 0 {
+		if f := p.replied.Swap(nil); f != nil {
+			(*f)()
+		}
 	}
 }
 

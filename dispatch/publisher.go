@@ -47,9 +47,22 @@ type Publisher struct {
 	replies  Replies
 	wake     func() // asks the connection to retry its held-back command
 	d        *Dispatcher
-	inflight atomic.Int64 // events pushed whose reply is not queued yet
-	paused   atomic.Bool  // in the dispatcher's FIFO; the dispatcher wakes it
-	turn     atomic.Int32 // events it may still push while others wait
+	inflight atomic.Int64           // events pushed whose reply is not queued yet
+	paused   atomic.Bool            // in the dispatcher's FIFO; the dispatcher wakes it
+	turn     atomic.Int32           // events it may still push while others wait
+	replied  atomic.Pointer[func()] // run once no reply is in flight (WhenReplied)
+}
+
+// WhenReplied runs f once the reply of every event p pushed is queued:
+// at once when none is in flight, else on the dispatcher goroutine right
+// after the last one is queued. f must not block. For a connection that
+// ends after its last reply (HTTP Connection: close); p must push no more
+// events afterwards. Safe for concurrent use; call it once.
+func (p *Publisher) WhenReplied(f func()) {
+	p.replied.Store(&f)
+	if p.inflight.Load() == 0 && p.replied.CompareAndSwap(&f, nil) {
+		f()
+	}
 }
 
 // Init prepares p to publish into d, replying through replies; wake is

@@ -233,6 +233,11 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 		case st.Shut && st.ShutAt <= expired:
 			srv.conns.doneClosing(c)
 			c.Hangup()
+		case !st.Ended && c.httpEndAt.Load() != 0 && now.UnixNano()-c.httpEndAt.Load() > int64(srv.opts.HTTPReadTimeout):
+			// An HTTP connection's last publish reply never came (a
+			// stalled dispatcher): do not wait for it forever.
+			srv.conns.doneClosing(c)
+			c.Hangup()
 		}
 	}
 	return scratch

@@ -417,3 +417,39 @@ func TestUnwantedBodyAnsweredFromHead(t *testing.T) {
 		}
 	}
 }
+
+// TestLastResponseArrives: a response after which the server closes the
+// connection reaches the client in full, then EOF, even while the client
+// keeps sending (no reset) and when it is a publish reply that comes back
+// from the dispatcher after the request was read.
+func TestLastResponseArrives(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *server.Options) { o.PublishToken = "tok" })
+	for i := 0; i < 50; i++ {
+		conn := dialFrom(t, "127.0.0.1", s.opts.Listen)
+		body := `{"n":1}`
+		fmt.Fprintf(conn, "POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		if got := readUntilClosed(t, conn); !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.HasSuffix(got, `{"delivered":0}`) {
+			t.Fatalf("run %d: publish with Connection: close got %q, want its 200 reply", i, got)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		conn := dialFrom(t, "127.0.0.1", s.opts.Listen)
+		fmt.Fprint(conn, "POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+		done := make(chan struct{})
+		go func() { // keep sending the body the server does not want
+			defer close(done)
+			chunk := make([]byte, 64<<10)
+			for k := 0; k < 8; k++ {
+				if _, err := conn.Write(chunk); err != nil {
+					return
+				}
+			}
+			_ = conn.(*net.TCPConn).CloseWrite() // done sending: the server's linger ends at our FIN
+		}()
+		if got := readUntilClosed(t, conn); !strings.HasPrefix(got, "HTTP/1.1 404 ") {
+			t.Fatalf("run %d: refused body got %q, want the 404", i, got)
+		}
+		<-done
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -117,9 +118,10 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		// is refused or needs no body anyway: an unauthenticated client
 		// cannot make fraised buffer a single byte of body.
 		c.edge.closeAfter = true
-		c.route(req, nil)
-		c.phase = phaseClosing
-		_ = c.gc.Close()
+		if !c.route(req, nil) {
+			return 0, false // the answer waits for ring space, like any
+		}
+		c.finishHTTP()
 		return len(b), true
 	}
 	if len(b) < len(head)+bodyLen {
@@ -129,8 +131,7 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 		return 0, false
 	}
 	if req.Close {
-		c.phase = phaseClosing
-		_ = c.gc.Close()
+		c.finishHTTP()
 	}
 	return len(head) + bodyLen, true
 }
@@ -212,8 +213,26 @@ func (c *wsConn) respond(status int, body string) bool {
 // respondClose answers and closes the connection.
 func (c *wsConn) respondClose(status int, body string) {
 	c.send(appendResponseConn(nil, status, body, true))
+	c.finishHTTP()
+}
+
+// finishHTTP ends an HTTP connection after its last response, which the
+// peer must receive: the output (and any publish reply still on its way
+// from the dispatcher) is written in full, then the write side is shut
+// down, and input is read and discarded until the peer's EOF or the linger
+// deadline (the closing sweep), so the peer never meets the reset a close
+// with unread input would send, which can make it discard the response.
+// Called on the event loop.
+func (c *wsConn) finishHTTP() {
 	c.phase = phaseClosing
-	_ = c.gc.Close()
+	c.lingerJunk = true // HTTP input, not frames: discard all of it
+	c.httpEndAt.Store(time.Now().UnixNano())
+	c.startClosing()
+	if c.pub == nil {
+		c.out.End()
+		return
+	}
+	c.pub.WhenReplied(func() { c.out.End() })
 }
 
 func appendResponse(dst []byte, status int, body string) []byte {
@@ -256,8 +275,7 @@ func (c *wsConn) upgrade(head []byte) {
 		if u.refusal != "" {
 			c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: u.refusal})
 		}
-		c.phase = phaseClosing
-		_ = c.gc.Close()
+		c.finishHTTP()
 		return
 	}
 	c.phase = phaseWS

@@ -58,7 +58,8 @@ type wsConn struct {
 	lingerSkip int64 // payload bytes of the current frame still to skip while lingering
 	lingerJunk bool  // input stopped parsing as frames while lingering
 
-	closing       atomic.Bool // a close frame is queued: input is discarded
+	closing       atomic.Bool  // a close frame is queued: input is discarded
+	httpEndAt     atomic.Int64 // HTTP: when finishHTTP asked to end the output (0: never)
 	init          atomic.Uint32
 	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame; "now" for the message's rate limits
 	identity      atomic.Pointer[auth.Identity]

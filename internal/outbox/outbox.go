@@ -156,7 +156,7 @@ func (o *Outbox) writeLocked() {
 	if n == len(o.pending) {
 		o.dropLocked()
 		o.progressAt = 0
-		if o.ended && o.framer != nil {
+		if o.ended {
 			o.shutLocked()
 		}
 		return
@@ -182,8 +182,9 @@ func (o *Outbox) writeLocked() {
 	o.w.watch(o)
 }
 
-// shutLocked shuts down the write side after the close frame: the peer
-// gets our close frame and a FIN, and may still send its own close frame.
+// shutLocked shuts down the write side after the last output (a close
+// frame, or the last HTTP response): the peer gets it and a FIN, and may
+// still send its own close frame.
 // The caller holds o.mu.
 func (o *Outbox) shutLocked() {
 	if o.shut {
@@ -278,6 +279,26 @@ func (o *Outbox) EndWithClose(code ws.StatusCode, reason string, dropQueued bool
 		o.dropQueuedLocked()
 	}
 	o.pending = o.framerLocked().AppendClose(o.appendLocked(MaxCloseFrame), code, reason)
+	o.flushLocked()
+	return true
+}
+
+// End makes the output queued so far the last (for a connection without
+// a close frame of its own: HTTP): nothing more is accepted, and once it
+// is written the write side is shut down, as after a close frame, so the
+// peer reads all of it and then EOF. It reports false when output had
+// already ended. Safe for concurrent use.
+func (o *Outbox) End() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return false
+	}
+	o.ended = true
+	if len(o.pending) == 0 {
+		o.shutLocked()
+		return true
+	}
 	o.flushLocked()
 	return true
 }
