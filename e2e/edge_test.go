@@ -25,23 +25,8 @@ func startLimited(t *testing.T, nofile int, extra ...string) *proc {
 	args := append([]string{fmt.Sprintf("--nofile=%d:%d", nofile, nofile), bin, "--schema", "../examples/schema.graphql",
 		"--listen", p.listen, "--publish-listen", p.publish, "--publish-unix", p.unix}, extra...)
 	p.run(t, exec.Command(prlimit, args...))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", p.listen)
-		if err == nil {
-			fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "HTTP/1.1 200") {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fraised did not start: %v\n%s", err, p.log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.waitServed(t)
+	return p
 }
 
 // respPublisher is one long-lived Redis-protocol connection.

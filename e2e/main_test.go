@@ -68,12 +68,27 @@ func startBinary(t *testing.T, extra ...string) *proc {
 	args := append([]string{"--schema", "../examples/schema.graphql", "--listen", p.listen,
 		"--publish-listen", p.publish, "--publish-unix", p.unix, "--log-level", "debug"}, extra...)
 	p.run(t, exec.Command(bin, args...))
+	p.waitServed(t)
+	return p
+}
+
+// waitServed waits until fraised answers GET /healthz with 200: a
+// connection is then accepted, handed to an event loop and served (a
+// TCP connect alone succeeds as soon as the socket listens, before the
+// accept loop runs).
+func (p *proc) waitServed(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", p.listen)
 		if err == nil {
+			fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
-			return p
+			if strings.HasPrefix(line, "HTTP/1.1 200") {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("fraised did not start: %v\n%s", err, p.log())
