@@ -55,6 +55,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	routes      *httpRoutes   // GraphQL over HTTP and GraphiQL (graphqlhttp.go)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
@@ -130,6 +131,9 @@ func New(opts Options) (*Server, error) {
 		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
 	s.httpConns = newHTTPSet()
+	if s.routes, err = newHTTPRoutes(s); err != nil {
+		return nil, err
+	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget})
