@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/fraised/fraised/audit"
@@ -19,13 +18,13 @@ import (
 // unless Options.DisableGraphiQLRoot).
 const GraphiQLPath = graphiql.DefaultPrefix
 
-// maxHTTPQueries caps the GraphQL-over-HTTP queries running at once
+// MaxHTTPQueries caps the GraphQL-over-HTTP queries running at once
 // across the server: each holds a goroutine and its request (at most
 // --max-message, 64 KiB by default), so 256 of them hold at most 16 MiB,
 // while queries (compiled-in resolvers, introspection) take milliseconds
 // and a few hundred in flight serve thousands per second. Past it a
 // request gets 503 with Retry-After.
-const maxHTTPQueries = 256
+const MaxHTTPQueries = 256
 
 // httpQueryTimeout bounds one GraphQL-over-HTTP query, token
 // verification included: the resolvers' context ends then, and the
@@ -58,13 +57,13 @@ type httpRoutes struct {
 	gql     *httpgql.Handler
 	ui      *graphiql.Handler // nil: GraphiQL disabled
 	atRoot  bool              // the page is also served at /
-	running chan struct{}     // one token per running query (maxHTTPQueries)
+	running chan struct{}     // one token per running query (MaxHTTPQueries)
 }
 
 func newHTTPRoutes(s *Server) (*httpRoutes, error) {
 	r := &httpRoutes{
 		gql:     httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: GraphQLPath}),
-		running: make(chan struct{}, maxHTTPQueries),
+		running: make(chan struct{}, MaxHTTPQueries),
 	}
 	if s.opts.DisableGraphiQL {
 		return r, nil
@@ -75,6 +74,14 @@ func newHTTPRoutes(s *Server) (*httpRoutes, error) {
 	}
 	r.ui, r.atRoot = ui, !s.opts.DisableGraphiQLRoot
 	return r, nil
+}
+
+// pageURL is the GraphiQL page's URL on addr, or "off".
+func (r *httpRoutes) pageURL(addr string) string {
+	if r.ui == nil {
+		return "off"
+	}
+	return "http://" + addr + r.ui.PagePath()
 }
 
 // servesPage reports whether path is the GraphiQL page or an asset.
@@ -298,6 +305,3 @@ func appendHTTP(dst []byte, status int, hdr [][2]string, body []byte, last bool)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
 }
-
-// gqlStateOf is the type of wsConn.gqlState (kept here with its states).
-type gqlStateOf = atomic.Int32

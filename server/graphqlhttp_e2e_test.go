@@ -18,6 +18,7 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/server"
 )
 
@@ -247,5 +248,91 @@ func TestGraphiQLDisabled(t *testing.T) {
 		if resp, _ := httpDo(t, "GET", "http://"+off.opts.Listen+path, "", nil); resp.StatusCode != 404 {
 			t.Errorf("DisableGraphiQL: GET %s answered %d, want 404", path, resp.StatusCode)
 		}
+	}
+}
+
+// TestGraphQLOverHTTPRateLimited: --limit-messages applies to the
+// requests of one connection (429 with Retry-After); a new connection
+// has its own bucket.
+func TestGraphQLOverHTTPRateLimited(t *testing.T) {
+	s := startServer(t, func(o *server.Options) {
+		o.Security.Limits.MessagesPerConn = ratelimit.Limit{Rate: 0.01, Burst: 2}
+	})
+	conn, err := net.Dial("tcp", s.opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int{200, 200, 429} {
+		_, _ = conn.Write([]byte("GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: x\r\n\r\n"))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: %d %s, want %d", i, resp.StatusCode, b, want)
+		}
+		if want == 429 && (resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "RATE_LIMITED")) {
+			t.Fatalf("429 without Retry-After or RATE_LIMITED: %v %s", resp.Header, b)
+		}
+	}
+	if resp, _ := httpDo(t, "GET", "http://"+s.opts.Listen+"/graphql?query=%7B__typename%7D", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("a new connection was refused too: %d", resp.StatusCode)
+	}
+}
+
+// TestGraphQLOverHTTPBusy: with every query slot taken by a resolver that
+// blocks, one more query gets 503 SERVER_BUSY at once, and the server
+// answers again once the resolvers return.
+func TestGraphQLOverHTTPBusy(t *testing.T) {
+	release := make(chan struct{})
+	var entered atomic.Int32
+	s := startServer(t, func(o *server.Options) {
+		o.Schema = loadSchema(t, map[string]gql.ResolverFunc{
+			"Query.serverTime": func(ctx context.Context, _ gql.ResolveParams) (any, error) {
+				entered.Add(1)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return "late", nil
+			},
+		})
+	})
+	u := "http://" + s.opts.Listen + "/graphql?query=%7BserverTime%7D"
+	n := server.MaxHTTPQueries
+	done := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(u)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for deadline := time.Now().Add(15 * time.Second); entered.Load() < int32(n); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("only %d of %d queries started", entered.Load(), n)
+		}
+	}
+	resp, body := httpDo(t, "GET", u, "", nil)
+	close(release)
+	if resp.StatusCode != 503 || !strings.Contains(body, "SERVER_BUSY") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("query past the cap: %d %v %s; want 503 SERVER_BUSY with Retry-After", resp.StatusCode, resp.Header, body)
+	}
+	for range n {
+		if status := <-done; status != 200 {
+			t.Fatalf("a query holding a slot answered %d", status)
+		}
+	}
+	if resp, body := httpDo(t, "GET", u, "", nil); resp.StatusCode != 200 {
+		t.Errorf("after the slots were freed: %d %s", resp.StatusCode, body)
 	}
 }

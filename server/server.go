@@ -250,7 +250,7 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
 	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"graphiql", s.routes.pageURL(s.httpLn.Addr().String()), "publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
 		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }

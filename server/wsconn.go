@@ -64,7 +64,7 @@ type wsConn struct {
 	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame; "now" for the message's rate limits
 	identity      atomic.Pointer[auth.Identity]
 	holdsConnSlot atomic.Bool // counted against the identity's connection cap
-	gqlState      gqlStateOf  // GraphQL-over-HTTP query: gqlIdle, gqlRunning, gqlEndAfter
+	gqlState      atomic.Int32 // GraphQL-over-HTTP query: gqlIdle, gqlRunning, gqlEndAfter
 }
 
 // subscription is an active subscription of a connection: the
