@@ -73,6 +73,7 @@ type Server struct {
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
+	sinkPubs      sinkPool // Publish's publishers (sink.go)
 }
 
 type stats struct {
