@@ -71,6 +71,9 @@ type Outbox struct {
 	// owner is the connection this outbox belongs to: the outbox hangs
 	// it up when the peer is gone, the housekeeper cuts it when it stalls.
 	owner Owner
+	// nc is the connection-owned writer of an outbox on a net.Conn
+	// (InitConn, conn.go); nil on a descriptor.
+	nc *connWriter
 }
 
 // Owner is the connection an Outbox writes for.
@@ -144,7 +147,11 @@ func (o *Outbox) Flush() {
 // brings the global count of held bytes up to date. The caller holds o.mu.
 func (o *Outbox) flushLocked() {
 	if !o.closed && !o.blocked && len(o.pending) > 0 {
-		o.writeLocked()
+		if o.nc != nil {
+			o.kickLocked() // the connection's writer goroutine writes
+		} else {
+			o.writeLocked()
+		}
 	}
 	o.accountLocked()
 }
@@ -190,6 +197,10 @@ func (o *Outbox) shutLocked() {
 	if o.shut {
 		return
 	}
+	if o.nc != nil {
+		o.kickLocked() // the writer shuts the write side once it is idle
+		return
+	}
 	o.shut = true
 	o.shutAt = time.Now().UnixNano()
 	_ = unix.Shutdown(o.fd, unix.SHUT_WR)
@@ -205,6 +216,9 @@ func (o *Outbox) accountLocked() {
 	held := 0
 	if len(o.pending) > 0 {
 		held = cap(o.pending)
+	}
+	if o.nc != nil {
+		held += o.nc.writingCap
 	}
 	if held != o.held {
 		o.w.held.Add(int64(held - o.held))
@@ -255,6 +269,9 @@ func (o *Outbox) Close() {
 	o.closed, o.ended = true, true
 	if o.watched {
 		o.w.unwatch(o)
+	}
+	if o.nc != nil {
+		o.nc.signal() // the writer goroutine sees closed and returns
 	}
 	o.dropLocked()
 	o.blocked = false
