@@ -70,9 +70,6 @@ type guard struct {
 }
 
 func newGuard(s Security) *guard {
-	if s.InitKey == "" {
-		s.InitKey = auth.DefaultInitKey
-	}
 	g := &guard{
 		Security:   s,
 		connsPerIP: ratelimit.NewKeyed(s.Limits.ConnsPerIP),
