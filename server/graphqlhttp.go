@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fraised/fraised/audit"
@@ -12,6 +13,7 @@ import (
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/graphiql"
 	"github.com/fraised/fraised/httpgql"
+	"github.com/fraised/fraised/ratelimit"
 )
 
 // GraphiQLPath is where the embedded GraphiQL page is served (and at /
@@ -33,6 +35,9 @@ const MaxHTTPQueries = 256
 // request.
 const httpQueryTimeout = 10 * time.Second
 
+// httpAuthFix is what an operator checks when tokens are refused.
+const httpAuthFix = "check the client's token against the verifier: --jwt-secret-file/--jwt-public-key/--jwks, --jwt-audience, --jwt-issuer, --jwt-leeway"
+
 // Codes in extensions.code of the GraphQL-over-HTTP refusals the server
 // itself answers (before the request reaches httpgql).
 const (
@@ -43,7 +48,16 @@ const (
 	CodeDraining         = "SERVER_DRAINING"
 )
 
-// States of a connection's GraphQL-over-HTTP query (wsConn.gqlState).
+// httpQueries is a connection's GraphQL-over-HTTP state: its rate
+// buckets (--limit-messages, --limit-subscribes, as a WebSocket's) and
+// whether a query runs. The buckets are the event loop's; state is shared
+// with the query's goroutine.
+type httpQueries struct {
+	msgBucket, subBucket ratelimit.Bucket
+	state                atomic.Int32 // gqlIdle, gqlRunning, gqlEndAfter
+}
+
+// States of a connection's GraphQL-over-HTTP query (httpQueries.state).
 const (
 	gqlIdle     int32 = iota
 	gqlRunning        // a query runs off the loop: further requests wait
@@ -91,7 +105,7 @@ func (r *httpRoutes) servesPage(path string) bool {
 
 // serveGraphiQL answers a request for the page or one of its assets.
 // Called on the event loop (a map lookup, no I/O).
-func (c *wsConn) serveGraphiQL(req *http.Request) bool {
+func (c *httpConn) serveGraphiQL(req *http.Request) bool {
 	ui := c.srv.routes.ui
 	path := req.URL.Path
 	if path == "/" {
@@ -106,7 +120,7 @@ func (c *wsConn) serveGraphiQL(req *http.Request) bool {
 // that it carries a token. It returns the status, code and message of the
 // refusal, or status 0. It takes no rate-limit token, so wantsBody and
 // route may both ask.
-func (c *wsConn) graphqlRefusal(req *http.Request) (int, string, string) {
+func (c *httpConn) graphqlRefusal(req *http.Request) (int, string, string) {
 	g := c.srv.guard
 	switch {
 	case c.srv.draining.Load():
@@ -127,7 +141,7 @@ func (c *wsConn) graphqlRefusal(req *http.Request) (int, string, string) {
 
 // httpToken is the bearer token of a plain HTTP request: its
 // Authorization header, else the --auth-cookie cookie.
-func (c *wsConn) httpToken(req *http.Request) string {
+func (c *httpConn) httpToken(req *http.Request) string {
 	if t, ok := auth.TokenFromHeader(req.Header.Get("Authorization")); ok {
 		return t
 	}
@@ -143,7 +157,7 @@ func (c *wsConn) httpToken(req *http.Request) string {
 // head and the rate limits on the event loop, the query itself (token
 // verification and resolvers, which may block) on its own goroutine.
 // body is valid until it returns. false means retry later.
-func (c *wsConn) routeGraphQL(req *http.Request, body []byte) bool {
+func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 	h := c.srv.routes.gql
 	accept := strings.Join(req.Header.Values("Accept"), ",")
 	if status, code, msg := c.graphqlRefusal(req); status != 0 {
@@ -157,8 +171,8 @@ func (c *wsConn) routeGraphQL(req *http.Request, body []byte) bool {
 		return false
 	}
 	g := c.srv.guard
-	if !c.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) ||
-		!c.subBucket.Allow(g.Limits.SubscribesPerConn, time.Now().UnixNano()) {
+	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) ||
+		!c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, time.Now().UnixNano()) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many GraphQL-over-HTTP requests"})
 		c.srv.refusals.note("message_rate", c.remoteAddr, "too many GraphQL-over-HTTP requests on one connection (HTTP 429)",
@@ -189,7 +203,7 @@ func (c *wsConn) routeGraphQL(req *http.Request, body []byte) bool {
 	if g.Auth != auth.ModeOff {
 		token = c.httpToken(req)
 	}
-	c.gqlState.Store(gqlRunning)
+	c.gql.state.Store(gqlRunning)
 	go c.runHTTPQuery(hreq, token, c.edge.closeAfter || req.Close)
 	return true
 }
@@ -197,13 +211,13 @@ func (c *wsConn) routeGraphQL(req *http.Request, body []byte) bool {
 // runHTTPQuery verifies the request's token, runs the query and queues
 // the answer, then lets the event loop read the next request (or ends
 // the connection when it was the last). Called on its own goroutine.
-func (c *wsConn) runHTTPQuery(req *httpgql.Request, token string, last bool) {
+func (c *httpConn) runHTTPQuery(req *httpgql.Request, token string, last bool) {
 	defer func() { <-c.srv.routes.running }()
 	ctx, cancel := context.WithTimeout(context.Background(), httpQueryTimeout)
 	defer cancel()
 	resp := c.answerHTTPQuery(ctx, req, token)
 	c.send(appendHTTP(nil, resp.Status, withContentType(resp), resp.Body, last))
-	if c.gqlState.Swap(gqlIdle) == gqlEndAfter {
+	if c.gql.state.Swap(gqlIdle) == gqlEndAfter {
 		c.out.End()
 		return
 	}
@@ -212,7 +226,7 @@ func (c *wsConn) runHTTPQuery(req *httpgql.Request, token string, last bool) {
 
 // answerHTTPQuery is runHTTPQuery's answer: a refusal of the token, or
 // httpgql's response for the verified identity.
-func (c *wsConn) answerHTTPQuery(ctx context.Context, req *httpgql.Request, token string) (resp httpgql.Response) {
+func (c *httpConn) answerHTTPQuery(ctx context.Context, req *httpgql.Request, token string) (resp httpgql.Response) {
 	h := c.srv.routes.gql
 	defer func() {
 		if r := recover(); r != nil {
@@ -225,14 +239,13 @@ func (c *wsConn) answerHTTPQuery(ctx context.Context, req *httpgql.Request, toke
 		g := c.srv.guard
 		id, err := g.Verifier.Verify(ctx, token)
 		if err != nil {
-			g.authFailures.Add(1)
+			c.srv.sess.CountAuthFailure()
 			reason := auth.ReasonOf(err).String()
 			g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "GraphQL over HTTP: " + reason})
-			c.srv.refusals.note("auth", c.remoteAddr, "token refused (HTTP 401): "+reason, authFix)
+			c.srv.refusals.note("auth", c.remoteAddr, "token refused (HTTP 401): "+reason, httpAuthFix)
 			return h.Refuse(req.Accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
 		}
-		if !g.Limits.SubscribesPerIdentity.Unlimited() && !g.subsPerIdent.Allow(id.Subject, time.Now().UnixNano()) {
-			g.rateTrips.Add(1)
+		if !c.srv.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
 			g.audit(audit.EventRateLimit, c, audit.Record{Subject: id.Subject, Reason: "too many operations for this identity"})
 			r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
 			r.Header = append(r.Header, [2]string{"Retry-After", "1"})
@@ -255,13 +268,13 @@ func withContentType(resp httpgql.Response) [][2]string {
 }
 
 // respondGQL answers with a GraphQL-over-HTTP response built on the loop.
-func (c *wsConn) respondGQL(r httpgql.Response) bool {
+func (c *httpConn) respondGQL(r httpgql.Response) bool {
 	return c.respondRaw(appendHTTP(nil, r.Status, withContentType(r), r.Body, c.edge.closeAfter))
 }
 
 // respondRaw queues a whole response, in order behind any publish
 // replies still in flight. Called on the event loop.
-func (c *wsConn) respondRaw(r []byte) bool {
+func (c *httpConn) respondRaw(r []byte) bool {
 	if c.pub != nil {
 		return c.pub.Reply(r)
 	}
@@ -271,13 +284,13 @@ func (c *wsConn) respondRaw(r []byte) bool {
 
 // endAfterQuery hands the end of the connection's output to the running
 // query, which ends it after its answer; false when no query runs.
-func (c *wsConn) endAfterQuery() bool {
-	return c.gqlState.CompareAndSwap(gqlRunning, gqlEndAfter)
+func (c *httpConn) endAfterQuery() bool {
+	return c.gql.state.CompareAndSwap(gqlRunning, gqlEndAfter)
 }
 
 // queryRunning reports whether a GraphQL-over-HTTP query of the
 // connection is running.
-func (c *wsConn) queryRunning() bool { return c.gqlState.Load() != gqlIdle }
+func (c *httpConn) queryRunning() bool { return c.gql.state.Load() != gqlIdle }
 
 // appendHTTP appends an HTTP/1.1 response with headers hdr (a
 // Content-Length is added unless hdr has one) and body; with last, it
