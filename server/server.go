@@ -77,6 +77,7 @@ type Server struct {
 	drainErr      error
 	stats         stats
 	sinkPubs      sinkPool // Publish's publishers (sink.go)
+	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
 }
 
 type stats struct {
@@ -135,6 +136,7 @@ func New(opts Options) (*Server, error) {
 		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
 	s.httpConns = newHTTPSet()
+	s.netConns.init()
 	if s.routes, err = newHTTPRoutes(s); err != nil {
 		return nil, err
 	}
@@ -354,10 +356,11 @@ func (s *Server) drain(ctx context.Context) error {
 		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
+	behind += s.closeNetConns()
 	lingerCtx, cancelLinger := context.WithDeadline(ctx, deadline.Add(-drainStopMargin))
 	defer cancelLinger()
-	s.waitFor(lingerCtx, func() bool { return s.conns.len() == 0 })
-	if left := s.conns.len(); behind > 0 || left > 0 {
+	s.waitFor(lingerCtx, func() bool { return s.conns.len()+s.netConns.len() == 0 })
+	if left := s.conns.len() + s.netConns.len(); behind > 0 || left > 0 {
 		s.log.Warn("drain deadline: some subscribers did not take all their output",
 			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
 			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
@@ -386,7 +389,8 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // outboxesFlushed reports whether no WebSocket connection has output
 // waiting in its outbox.
 func (s *Server) outboxesFlushed() bool {
-	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 })
+	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 }) &&
+		!s.netConns.any(func(c *netConn) bool { return c.out.State().Pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
