@@ -76,7 +76,7 @@ type Server struct {
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
-	sinkPubs      sinkPool // Publish's publishers (sink.go)
+	sinkPubs      sinkPool        // Publish's publishers (sink.go)
 	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
 }
 
