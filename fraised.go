@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -212,6 +213,15 @@ func (s *Server) Err() error {
 		return nil
 	}
 }
+
+// Handler returns an http.Handler serving fraised on any net/http server,
+// at the path it is mounted on: WebSocket upgrades (graphql-transport-ws)
+// and GraphQL over HTTP, through the same session state machine,
+// security checks, limits and dispatcher as the listener, on connections
+// the host terminates (TLS included). The server must be started; its
+// Shutdown closes the handler's WebSockets with 1001 too. See
+// server.Server.Handler.
+func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() server.Stats { return s.srv.Stats() }

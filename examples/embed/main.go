@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"time"
 
 	"github.com/fraised/fraised"
@@ -24,7 +22,6 @@ func main() {
 	schema := flag.String("schema", "schema.graphql", "GraphQL schema file")
 	flag.Parse()
 
-	// fraised listens on loopback only: clients reach it through the HTTPS server.
 	srv, err := fraised.New(fraised.Options{SchemaFile: *schema, Server: server.Options{Listen: "127.0.0.1:0"}})
 	if err != nil {
 		log.Fatal(err)
@@ -35,7 +32,7 @@ func main() {
 	defer srv.Shutdown(context.Background())
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: srv.Addr().String()}))
+	mux.Handle("/graphql", srv.Handler()) // WebSocket (graphql-transport-ws) and GraphQL over HTTP
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "your application") })
 	go func() {
 		for seq := 1; ; seq++ {
