@@ -88,6 +88,7 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzIntrospect -fuzztime $(FUZZTIME)
 	$(GO) test ./httpgql -run XXX -fuzz FuzzServe -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzNetConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)
