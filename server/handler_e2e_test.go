@@ -215,3 +215,38 @@ func TestHandlerSlowConsumer(t *testing.T) {
 func writeClientClose(c *client, code ws.StatusCode) error {
 	return ws.WriteFrame(c.conn, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))))
 }
+
+// TestHandlerKeepAlive: the Handler pings every KeepAlive and drops a
+// client that sends nothing for two intervals; one that answers stays.
+func TestHandlerKeepAlive(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.KeepAlive = 300 * time.Millisecond })
+	ts := httptest.NewTLSServer(s.Handler())
+	defer ts.Close()
+	live := dialTLS(t, ts, wssURL(ts, "/"), nil)
+	live.send(`{"type":"connection_init"}`)
+	live.expect(`{"type":"connection_ack"}`)
+	silent := dialTLS(t, ts, wssURL(ts, "/"), nil)
+	silent.send(`{"type":"connection_init"}`)
+	silent.expect(`{"type":"connection_ack"}`)
+	_ = silent.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	dropped := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, silent.conn); dropped <- err }()
+	for { // the live client keeps talking (and answers pings as it reads)
+		select {
+		case err := <-dropped:
+			if err != nil {
+				t.Fatalf("silent client: %v (want EOF once dropped)", err)
+			}
+			if d := time.Since(start); d < 500*time.Millisecond {
+				t.Fatalf("silent client dropped after %v, before two keep-alive intervals", d)
+			}
+			live.send(`{"type":"ping"}`)
+			live.expect(`{"type":"pong"}`)
+			return
+		case <-time.After(100 * time.Millisecond):
+			live.send(`{"type":"ping"}`)
+			live.expect(`{"type":"pong"}`)
+		}
+	}
+}
