@@ -72,6 +72,7 @@ type httpRoutes struct {
 	ui      *graphiql.Handler // nil: GraphiQL disabled
 	atRoot  bool              // the page is also served at /
 	running chan struct{}     // one token per running query (MaxHTTPQueries)
+	timeout atomic.Int64      // a query's deadline (httpQueryTimeout; tests shorten it)
 }
 
 func newHTTPRoutes(s *Server) (*httpRoutes, error) {
@@ -79,6 +80,7 @@ func newHTTPRoutes(s *Server) (*httpRoutes, error) {
 		gql:     httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: GraphQLPath}),
 		running: make(chan struct{}, MaxHTTPQueries),
 	}
+	r.timeout.Store(int64(httpQueryTimeout))
 	if s.opts.DisableGraphiQL {
 		return r, nil
 	}
@@ -213,7 +215,7 @@ func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 // the connection when it was the last). Called on its own goroutine.
 func (c *httpConn) runHTTPQuery(req *httpgql.Request, token string, last bool) {
 	defer func() { <-c.srv.routes.running }()
-	ctx, cancel := context.WithTimeout(context.Background(), httpQueryTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.srv.routes.timeout.Load()))
 	defer cancel()
 	resp := c.answerHTTPQuery(ctx, req, token)
 	c.send(appendHTTP(nil, resp.Status, withContentType(resp), resp.Body, last))

@@ -336,3 +336,26 @@ func TestGraphQLOverHTTPBusy(t *testing.T) {
 		t.Errorf("after the slots were freed: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestGraphQLOverHTTPQueryDeadline: a query's resolvers get a context
+// that ends at the query deadline, and the answer (here the resolver's
+// error) goes out then.
+func TestGraphQLOverHTTPQueryDeadline(t *testing.T) {
+	s := startServer(t, func(o *server.Options) {
+		o.Schema = loadSchema(t, map[string]gql.ResolverFunc{
+			"Query.serverTime": func(ctx context.Context, _ gql.ResolveParams) (any, error) {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			},
+		})
+	})
+	server.SetHTTPQueryTimeout(s.Server, 200*time.Millisecond)
+	start := time.Now()
+	resp, body := httpDo(t, "GET", "http://"+s.opts.Listen+"/graphql?query=%7BserverTime%7D", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "deadline exceeded") {
+		t.Fatalf("got %d %s; want the resolver's deadline error", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("answered after %v", d)
+	}
+}

@@ -402,7 +402,7 @@ func (s *Server) serveNetHTTPQuery(w http.ResponseWriter, r *http.Request) {
 		writeGQL(w, h.Refuse(req.Accept, status, code, msg))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), httpQueryTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.routes.timeout.Load()))
 	defer cancel()
 	env, refusal := s.netQueryEnv(ctx, h, req, tokenOf(r, s.guard.Cookie), r.RemoteAddr)
 	if refusal != nil {
