@@ -458,3 +458,16 @@ func writeGQL(w http.ResponseWriter, r httpgql.Response) {
 	}
 	r.Write(w)
 }
+
+// appendNetOutboxes appends the outboxes of the Handler's connections to
+// dst, for the outbound budget sweep: they hold output like blocked gnet
+// connections do, and are cut the same way when they hold the most.
+func (s *Server) appendNetOutboxes(dst []*outbox.Outbox) []*outbox.Outbox {
+	if s.netConns.len() == 0 {
+		return dst
+	}
+	for _, c := range s.netConns.snapshot(nil) {
+		dst = append(dst, &c.out)
+	}
+	return dst
+}

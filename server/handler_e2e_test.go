@@ -250,3 +250,34 @@ func TestHandlerKeepAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerOutboundBudget: a Handler client that stops reading counts
+// against --max-outbound-total and is cut by the budget sweep when it
+// holds the most.
+func TestHandlerOutboundBudget(t *testing.T) {
+	s := startServer(t, func(o *server.Options) {
+		o.MaxOutbound = 64 << 20 // far above the budget: only the budget can cut
+		o.MaxOutboundTotal = 512 << 10
+		o.WriteTimeout = 30 * time.Second
+	})
+	ts := httptest.NewTLSServer(s.Handler())
+	defer ts.Close()
+	slow := dialTLS(t, ts, wssURL(ts, "/"), nil)
+	slow.send(`{"type":"connection_init"}`)
+	slow.expect(`{"type":"connection_ack"}`)
+	slow.subscribe("1", eventsQuery, map[string]any{"t": "budget"})
+	s.waitSubs(t, 1)
+	body := strings.Repeat("w", 8000)
+	// 1000 events of 8 KB: 8 MB, far under --max-outbound (64 MiB) but 16
+	// times the budget.
+	for i := 0; i < 1000 && s.Stats().SlowConsumers == 0; i++ {
+		_ = s.Publish(context.Background(), "budget", []byte(`{"seq":1,"body":"`+body+`"}`))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().SlowConsumers == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not cut by the budget; held %d bytes", s.Stats().OutboundHeld)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
