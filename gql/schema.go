@@ -68,7 +68,7 @@ type Options struct {
 	// codegen tools and IDE plugins expect.
 	DisableIntrospection bool
 	// IntrospectFraisedDirectives lists fraised's own directive
-	// definitions (@topic, @filter, @auth) in __schema.directives. They
+	// definitions (@topic, @filter, @auth, @history) in __schema.directives. They
 	// configure the server and cannot be used in client documents, so by
 	// default introspection hides them and a client printing the schema
 	// gets the user's SDL without them.
