@@ -33,15 +33,15 @@ func TestOffsetsAreContiguousAndReadBack(t *testing.T) {
 		want = append(want, p)
 	}
 	for i, p := range want {
-		got, ok := s.Read(uint64(i+1), nil)
+		got, ok := s.Read(uint64(i+1), new([]byte))
 		if !ok || !bytes.Equal(got, p) {
 			t.Fatalf("offset %d: ok=%v len %d, want len %d", i+1, ok, len(got), len(p))
 		}
 	}
-	if _, ok := s.Read(0, nil); ok {
+	if _, ok := s.Read(0, new([]byte)); ok {
 		t.Fatal("offset 0 read")
 	}
-	if _, ok := s.Read(101, nil); ok {
+	if _, ok := s.Read(101, new([]byte)); ok {
 		t.Fatal("offset past last read")
 	}
 }
@@ -75,7 +75,7 @@ func TestSizeKeepsTheNewest(t *testing.T) {
 	if s.First() != 241 || s.Last() != 250 || s.Len() != 10 {
 		t.Fatalf("first %d last %d len %d", s.First(), s.Last(), s.Len())
 	}
-	got, _ := s.Read(241, nil)
+	got, _ := s.Read(241, new([]byte))
 	if !bytes.Equal(got, payload(241, 100)) {
 		t.Fatalf("offset 241 = %q", got)
 	}
@@ -162,7 +162,7 @@ func TestByteCapTrimsTheLargestFirst(t *testing.T) {
 	if big.Last() != 2000 || big.First() == 1 || st.Stats().Trimmed == 0 {
 		t.Fatalf("big: first %d last %d trimmed %d", big.First(), big.Last(), st.Stats().Trimmed)
 	}
-	got, ok := big.Read(big.First(), nil)
+	got, ok := big.Read(big.First(), new([]byte))
 	if !ok || !bytes.Equal(got, payload(int(big.First()-1), 1000)) {
 		t.Fatal("oldest retained of big reads wrong")
 	}
@@ -189,7 +189,7 @@ func TestAppendAt(t *testing.T) {
 	if s.Epoch() != "E2" || s.First() != 1 || s.Last() != 1 {
 		t.Fatalf("new epoch: %s %d %d", s.Epoch(), s.First(), s.Last())
 	}
-	if got, _ := s.Read(1, nil); string(got) != "d" {
+	if got, _ := s.Read(1, new([]byte)); string(got) != "d" {
 		t.Fatalf("read %q", got)
 	}
 	if s.AppendExt(nil, 7); string(s.AppendExt(nil, 7)) != `,"extensions":{"fraised":{"offset":7,"epoch":"E2"}}}` {

@@ -105,9 +105,10 @@ func (s *Stream) AppendExt(dst []byte, offset uint64) []byte {
 }
 
 // Read returns the payload of the event at offset, or false when it is
-// not retained. The result aliases the stream's storage (or scratch,
-// when the payload spans chunks) and is valid until the stream changes.
-func (s *Stream) Read(offset uint64, scratch []byte) ([]byte, bool) {
+// not retained. The result aliases the stream's storage, or *scratch
+// (grown as needed) when the payload spans chunks, and is valid until
+// the stream or *scratch changes.
+func (s *Stream) Read(offset uint64, scratch *[]byte) ([]byte, bool) {
 	if offset < s.first || offset > s.last {
 		return nil, false
 	}
@@ -121,11 +122,12 @@ func (s *Stream) Read(offset uint64, scratch []byte) ([]byte, bool) {
 	if from+int(e.n) <= len(c.b) {
 		return c.b[from : from+int(e.n) : from+int(e.n)], true
 	}
-	out := append(scratch[:0], c.b[from:]...)
+	out := append((*scratch)[:0], c.b[from:]...)
 	for j := i + 1; len(out) < int(e.n); j++ {
 		need := int(e.n) - len(out)
 		out = append(out, s.chunks[j].b[:min(need, len(s.chunks[j].b))]...)
 	}
+	*scratch = out
 	return out, true
 }
 
