@@ -213,25 +213,19 @@ func (d *Dispatcher) pumpOne(rp *replay) bool {
 		d.failResume(s, history.Trimmed, requested, st)
 		return false
 	}
-	sent, delivered := 0, 0
-	for scanned := 0; rp.next <= st.Last() && sent < replayChunk && scanned < replayScan; scanned++ {
+	start, delivered := d.batchBytes, 0
+	for scanned := 0; rp.next <= st.Last() && d.batchBytes-start < replayChunk && scanned < replayScan; scanned++ {
 		payload, _ := st.Read(rp.next, &d.replayBuf)
 		if rp.op.Match(payload) {
 			d.scratch = appendExt(rp.op.AppendResult(d.scratch[:0], payload), st.AppendExt(d.ext[:0], rp.next))
-			n, _, ok := s.Out.Deliver(s.ID, d.scratch, flushAt)
-			if !ok {
+			if !d.deliver(s.Out, s.ID, d.scratch) {
 				return false // the connection's output ended
 			}
-			sent += n
 			delivered++
 		}
 		rp.next++
 	}
-	d.batchBytes += sent
 	d.delivered.Add(uint64(delivered))
-	if sent > 0 && s.Out.MarkDirty() {
-		d.dirty = append(d.dirty, s.Out)
-	}
 	if rp.next > st.Last() {
 		s.Op = rp.op
 		d.register(s)

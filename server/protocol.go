@@ -71,6 +71,9 @@ func (c *wsConn) onInit(m proto.Message) {
 		return
 	}
 	c.initSeen = true
+	if !c.initResume(m.Payload) {
+		return
+	}
 	c.initPayload = append([]byte{}, m.Payload...)
 	if len(c.initPayload) == 0 {
 		c.initPayload = []byte("{}")
@@ -189,6 +192,9 @@ func (c *wsConn) onSubscribe(m proto.Message) {
 	}
 	s := &subscription{conn: c, key: strings.Clone(m.IDString)}
 	s.Out, s.ID, s.Op = &c.out, append([]byte(nil), m.ID...), op
+	if !c.setResume(s, m) {
+		return
+	}
 	if id := c.identity.Load(); id != nil {
 		if !c.srv.guard.identSubs.Acquire(id.Subject) {
 			c.srv.guard.rateTrips.Add(1)

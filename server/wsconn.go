@@ -12,6 +12,7 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
@@ -43,8 +44,9 @@ type wsConn struct {
 	queries []*query // running; a query is never registered with the dispatcher
 
 	initPayload  []byte
-	frag         []byte // a fragmented message being reassembled
-	upgradeToken string // bearer token from the upgrade's header or cookie
+	resumes      map[string]history.Position // connection_init's fraised.resume, by operation id (resume.go)
+	frag         []byte                      // a fragmented message being reassembled
+	upgradeToken string                      // bearer token from the upgrade's header or cookie
 	remoteAddr   string
 	id           uint64
 	openedAt     int64
