@@ -1,6 +1,7 @@
 package gql
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +84,35 @@ type Subscription {
 	if allocs := testing.AllocsPerRun(100, func() { s.HistoryOf([]byte("c.12.B.x")) }); allocs != 0 {
 		t.Fatalf("HistoryOf allocates %v", allocs)
 	}
+}
+
+// FuzzHistoryOf checks the automaton match of HistoryOf against
+// regular expressions of the same templates.
+func FuzzHistoryOf(f *testing.F) {
+	s, err := LoadSchema("s.graphql", `type Query { a: String }
+enum Kind { A BB }
+type Subscription {
+  s(x: String!): String @topic(name: "a.{x}.b") @history(size: 1, ttl: "1s")
+  n(n: Int!, k: Kind!): String @topic(name: "c.{n}-{k}") @history(size: 2, ttl: "1s")
+}`, Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	refS := regexp.MustCompile(`(?s)^a\..*\.b$`)
+	refN := regexp.MustCompile(`^c\.(0|-?[1-9][0-9]*)-(A|BB)$`)
+	for _, seed := range []string{"a..b", "a.x.b", "a.b", "c.0-A", "c.-12-BB", "c.01-A", "c.1-C", "c.1-A\n", "a.\xff.b"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		spec, ok := s.HistoryOf([]byte(topic))
+		wantS, wantN := refS.MatchString(topic), refN.MatchString(topic)
+		switch {
+		case wantS && (!ok || spec.Size != 1):
+			t.Fatalf("%q: got %v %+v, want the s field", topic, ok, spec)
+		case !wantS && wantN && (!ok || spec.Size != 2):
+			t.Fatalf("%q: got %v %+v, want the n field", topic, ok, spec)
+		case !wantS && !wantN && ok:
+			t.Fatalf("%q matched %+v", topic, spec)
+		}
+	})
 }

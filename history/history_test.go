@@ -220,7 +220,7 @@ func TestSpecCheck(t *testing.T) {
 // full streams of several payload sizes.
 func TestMemoryPerRetainedEvent(t *testing.T) {
 	for _, size := range []int{100, 1000, 1024, 3000} {
-		over := overheadPerEvent(size, 100, 1000)
+		over := overheadPerEvent(size, 30, 1000)
 		t.Logf("payload %d B: %.1f B per retained event besides the payload", size, over)
 		if over > 64 {
 			t.Errorf("payload %d B: %.1f B overhead per event, want <= 64", size, over)
