@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type Query { a: String }
 type Subscription {
   feed(room: String!): Event! @topic(name: "feed.{room}") @history(size: 20000, ttl: "1m")
   short(room: String!): Event! @topic(name: "short.{room}") @history(size: 5, ttl: "1s")
+  mid(room: String!): Event! @topic(name: "mid.{room}") @history(size: 2000, ttl: "1m")
   plain(topic: String!): Event! @topic(name: "plain.{topic}")
   tenantFeed(room: String!): Event! @topic(name: "tf.{room}") @filter(field: "tenant", claim: "tenant_id") @history(size: 100, ttl: "1m")
 }
@@ -335,7 +337,7 @@ func TestResumeAppliesTenantFilters(t *testing.T) {
 // more events are published: the client sees every offset once, in
 // order, then the live ones.
 func TestResumeLongReplayIsPaced(t *testing.T) {
-	s := startHistory(t, func(o *server.Options) { o.MaxOutbound = 400 << 10 })
+	s := startHistory(t, func(o *server.Options) { o.MaxOutbound = 1 << 20 })
 	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
 	body := strings.Repeat("x", 1000)
 	const missed, during = 10_000, 500
@@ -347,7 +349,7 @@ func TestResumeLongReplayIsPaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	epoch := probeEpoch(t, c, "big")
-	c.subscribeResume("1", "big", epoch, 0)
+	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { feed(room: \"big\") { seq body } }","extensions":{"fraised":{"resume":{"epoch":%q,"offset":0}}}}}`, epoch))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -590,4 +592,69 @@ func (c *wsRaw) read(d time.Duration) (string, error) {
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(d))
 	}
+}
+
+// TestReplayOvertakenByTrimming: a replay waiting for a client that does
+// not read, while publishing trims the events it has not sent yet, ends
+// with the resume error after the last contiguous event it sent: never a
+// silent gap.
+func TestReplayOvertakenByTrimming(t *testing.T) {
+	s := startHistory(t, nil)
+	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
+	body := strings.Repeat("y", 1000)
+	pub.publishN("mid.t", 1, 2000, body)
+	c := dialSmallWindow(t, s.opts.Listen)
+	c.send(`{"type":"connection_init","payload":{}}`)
+	c.expect(`{"type":"connection_ack"}`)
+	doc := `subscription { mid(room: "t") { seq body } }`
+	sub := func(id, epoch string) {
+		c.send(fmt.Sprintf(`{"id":%q,"type":"subscribe","payload":{"query":%q,"extensions":{"fraised":{"resume":{"epoch":%q,"offset":0}}}}}`, id, doc, epoch))
+	}
+	sub("probe", "probe0000000")
+	epoch := gjson.Get(c.next(), "payload.0.extensions.available.epoch").String()
+	sub("1", epoch) // 2 MB to replay, and the client does not read yet
+	time.Sleep(200 * time.Millisecond)
+	pub.publishN("mid.t", 2001, 4000, body) // the stream keeps 2,000: 1..4,000 go
+	var last uint64
+	for {
+		m, err := c.read()
+		if err != nil {
+			t.Fatalf("after offset %d: %v", last, err)
+		}
+		if gjson.Get(m, "type").String() == "error" {
+			e := gjson.Get(m, "payload.0.extensions")
+			if e.Get("reason").String() != "trimmed" || e.Get("requested.offset").Uint() != last || e.Get("available.first").Uint() != 4001 {
+				t.Fatalf("after offset %d: %s", last, m)
+			}
+			break
+		}
+		p := positionedOf(t, m)
+		if p.offset != last+1 {
+			t.Fatalf("after offset %d got %+v", last, p)
+		}
+		last = p.offset
+	}
+	if last == 0 || last >= 4000 {
+		t.Fatalf("the replay sent up to %d before the error", last)
+	}
+	c.pingPong() // the operation is over: nothing follows
+}
+
+// dialSmallWindow opens a WebSocket whose receive buffer is set to 4 KiB
+// before connecting, so the kernel holds little for a client that does
+// not read.
+func dialSmallWindow(t testing.TB, addr string) *client {
+	t.Helper()
+	small := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		return d.DialContext(ctx, network, addr)
+	}
+	return dialWith(t, addr, ws.Dialer{Protocols: []string{"graphql-transport-ws"}, Timeout: 5 * time.Second, NetDial: small})
 }
