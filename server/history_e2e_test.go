@@ -197,13 +197,26 @@ func TestResumeByConnectionInit(t *testing.T) {
 	if p := b.nextPos("op-7"); p.offset != 7 {
 		t.Fatalf("live %+v", p)
 	}
+	// The subscribe's own position wins over the init entry.
+	c := dial(t, s.opts.Listen)
+	c.send(`{"type":"connection_init","payload":{"fraised":{"resume":{"w":{"epoch":"` + epoch + `","offset":1}}}}}`)
+	c.expect(`{"type":"connection_ack"}`)
+	c.subscribeResume("w", "r", epoch, 5)
+	for i := 6; i <= 7; i++ {
+		if p := c.nextPos("w"); p.offset != uint64(i) {
+			t.Fatalf("with both positions got %+v, want offset %d (the subscribe's)", p, i)
+		}
+	}
 	// The init entry is used once: the same id subscribed again after
 	// complete starts live, without a replay.
 	b.send(`{"id":"op-7","type":"complete"}`)
-	s.waitSubs(t, 0)
+	s.waitSubs(t, 1) // c's
 	b.subscribe("op-7", feedDoc, map[string]any{"room": "r"})
-	s.waitSubs(t, 1)
+	s.waitSubs(t, 2)
 	pub.publishN("feed.r", 8, 1, "")
+	if p := c.nextPos("w"); p.offset != 8 {
+		t.Fatalf("c live: %+v", p)
+	}
 	if p := b.nextPos("op-7"); p.offset != 8 {
 		t.Fatalf("after resubscribe got %+v, want offset 8 only", p)
 	}
