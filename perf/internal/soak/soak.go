@@ -83,7 +83,7 @@ type Scenario struct {
 	// SDL, when set, is the schema the server runs with instead of
 	// Config.Schema (written to a file in Config.LogDir).
 	SDL string
-	Run  func(e *Env)
+	Run func(e *Env)
 }
 
 // Env is what a scenario works with.
