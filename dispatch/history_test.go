@@ -145,3 +145,26 @@ func BenchmarkHistoryDispatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHistoryFanOutNoFlush is BenchmarkHistoryDispatch without the
+// write syscalls: the dispatcher's own work (recording, projection, the
+// extensions, frames), which is where history's cost is.
+func BenchmarkHistoryFanOutNoFlush(b *testing.B) {
+	for _, hist := range []bool{false, true} {
+		b.Run(fmt.Sprintf("history=%v", hist), func(b *testing.B) {
+			d, topic, payload := historyDispatcher(b, 100, 10, hist)
+			d.publishOne(topic, payload) // warm the pools
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d.dispatch(newPublishEvent(topic, payload, nil, ReplyNone))
+				for _, o := range d.dirty {
+					o.DiscardPending()
+					o.ClearDirty()
+				}
+				d.dirty = d.dirty[:0]
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/delivery")
+		})
+	}
+}
