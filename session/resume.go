@@ -1,17 +1,15 @@
-package server
+package session
 
 import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
-	"github.com/panjf2000/gnet/v2"
 	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/codec"
-	"github.com/fraised/fraised/dispatch"
-	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/proto"
 )
@@ -23,49 +21,41 @@ import (
 // arrives on the connection (graphql-ws re-sends each active
 // subscription with its id after a reconnect, and asks connectionParams
 // for the init payload each time). The subscribe's own position wins.
-// The dispatcher checks the position, replays and goes live.
+// The dispatcher checks the position, replays and goes live
+// (dispatch/history.go).
 
-// resumeInvalidCode is the extensions.code of a subscribe whose resume
+// ResumeInvalidCode is the extensions.code of a subscribe whose resume
 // input is malformed.
-const resumeInvalidCode = "FRAISED_RESUME_INVALID"
+const ResumeInvalidCode = "FRAISED_RESUME_INVALID"
 
 // errResume is wrapped by every malformed resume input.
 var errResume = errors.New("invalid resume position")
 
-// historySource is the schema as the dispatcher's history source, or
-// nil when no field keeps history (no cost for anyone then).
-func historySource(s *gql.Schema) dispatch.HistorySource {
-	if s == nil || !s.HasHistory() {
-		return nil
-	}
-	return s
-}
-
 // initResume reads fraised.resume of the connection_init payload; on a
-// malformed one it closes the connection with 4400 and reports false.
-func (c *wsConn) initResume(payload []byte) bool {
-	m, err := parseInitResume(payload, c.srv.opts.MaxSubscriptionsPerConn)
+// malformed one it closes the session with 4400 and reports false.
+func (s *Session) initResume(payload []byte) bool {
+	m, err := parseInitResume(payload, s.h.Limits.MaxOperations)
 	if err != nil {
-		c.closeWith(proto.CloseBadRequest, truncate("Invalid connection_init: "+err.Error(), codec.MaxCloseReason))
+		s.conn.Close(proto.CloseBadRequest, cutReason("Invalid connection_init: "+err.Error()))
 		return false
 	}
-	c.resumes = m
+	s.resumes = m
 	return true
 }
 
-// setResume gives s the resume position of its subscribe, and the
+// setResume gives sub the resume position of its subscribe, and the
 // callback that ends it with the resume error. On a malformed position
 // it refuses the subscribe with an error message and reports false.
-func (c *wsConn) setResume(s *subscription, m proto.Message) bool {
+func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 	pos, err := parseSubscribeResume(m.Extensions)
 	if err != nil {
 		errs := codec.AppendJSONString([]byte(`[{"message":`), err.Error())
-		errs = append(errs, `,"extensions":{"code":"`+resumeInvalidCode+`"}}]`...)
-		c.refuse(m, audit.EventSubscribeRefused, err.Error(), errs)
+		errs = append(errs, `,"extensions":{"code":"`+ResumeInvalidCode+`"}}]`...)
+		s.refuse(m, audit.EventSubscribeRefused, err.Error(), errs)
 		return false
 	}
-	if p, ok := c.resumes[m.IDString]; ok {
-		delete(c.resumes, m.IDString) // once: a later subscribe with this id starts afresh
+	if p, ok := s.resumes[m.IDString]; ok {
+		delete(s.resumes, m.IDString) // once: a later subscribe with this id starts afresh
 		if pos == nil {
 			pos = &p
 		}
@@ -73,35 +63,39 @@ func (c *wsConn) setResume(s *subscription, m proto.Message) bool {
 	if pos == nil {
 		return true
 	}
-	s.Resume = pos
-	s.Fail = c.failFunc(s)
+	sub.Resume = pos
+	sub.Fail = func(errs []byte) {
+		// On the dispatcher goroutine: mark it failed before the client
+		// can read the error, so the id is free when it comes back.
+		sub.failed.Store(true)
+		s.conn.Send(proto.AppendError(nil, sub.ID, errs))
+	}
 	return true
 }
 
-// failFunc returns s's Fail callback: on its event loop, drop s (its id
-// is free again), then send the error message. Called by the dispatcher.
-func (c *wsConn) failFunc(s *subscription) func(errs []byte) {
-	return func(errs []byte) {
-		frame := codec.AppendError(nil, s.ID, errs)
-		_ = c.gc.Wake(func(gnet.Conn, error) error {
-			if c.find(s.key) == s {
-				c.subs = drop(c.subs, s)
-				c.unsubscribe(s)
-				c.send(frame)
-			}
-			return nil
-		})
+// pruneFailed forgets the subscriptions the dispatcher ended with an
+// error: their ids are free again and their slots released. Called on
+// the input goroutine.
+func (s *Session) pruneFailed() {
+	for i := 0; i < len(s.subs); {
+		if sub := s.subs[i]; sub.failed.Load() {
+			s.subs = drop(s.subs, sub)
+			s.unsubscribe(sub)
+			continue
+		}
+		i++
 	}
 }
 
 // parseInitResume returns the positions of a connection_init payload's
-// fraised.resume (nil when there is none); at most maxEntries.
+// fraised.resume (nil when there is none); at most maxEntries (zero:
+// unlimited, as --max-subscriptions 0).
 func parseInitResume(payload []byte, maxEntries int) (map[string]history.Position, error) {
 	if len(payload) == 0 {
 		return nil, nil
 	}
 	r := gjson.GetBytes(payload, "fraised.resume")
-	if !r.Exists() {
+	if !r.Exists() || r.Type == gjson.Null {
 		return nil, nil
 	}
 	if !r.IsObject() {
@@ -110,7 +104,7 @@ func parseInitResume(payload []byte, maxEntries int) (map[string]history.Positio
 	var out map[string]history.Position
 	var err error
 	r.ForEach(func(k, v gjson.Result) bool {
-		if len(out) == maxEntries {
+		if maxEntries > 0 && len(out) == maxEntries {
 			err = fmt.Errorf("%w: fraised.resume has more than %d operations (--max-subscriptions)", errResume, maxEntries)
 			return false
 		}
@@ -162,4 +156,17 @@ func parsePosition(v gjson.Result) (history.Position, error) {
 		return history.Position{}, fmt.Errorf("%w: offset must be a non-negative integer (the last offset received, 0 for the oldest retained)", errResume)
 	}
 	return history.Position{Offset: n, Epoch: e.Str}, nil
+}
+
+// cutReason cuts a close reason to codec.MaxCloseReason bytes on a rune
+// boundary.
+func cutReason(r string) string {
+	n := codec.MaxCloseReason
+	if len(r) <= n {
+		return r
+	}
+	for n > 0 && !utf8.RuneStart(r[n]) {
+		n--
+	}
+	return r[:n]
 }
