@@ -179,8 +179,9 @@ func (d *Dispatcher) resume(s *Subscription) bool {
 		return false
 	}
 	rp := &replay{sub: s, op: s.Op, st: st, epoch: st.Epoch(), next: from}
-	d.replays = append(d.replays, rp)
-	d.pumpOne(rp) // the first chunk in this very turn
+	if d.pumpOne(rp) { // the first chunk in this very turn; more to come
+		d.replays = append(d.replays, rp)
+	}
 	return true
 }
 

@@ -168,3 +168,26 @@ func BenchmarkHistoryFanOutNoFlush(b *testing.B) {
 		})
 	}
 }
+
+// TestShortReplayLeavesNoReplay: a replay that completes in its first
+// turn registers the subscription and keeps no replay state.
+func TestShortReplayLeavesNoReplay(t *testing.T) {
+	d, topic, payload := historyDispatcher(t, 0, 1, true)
+	d.now = 1
+	for range 3 {
+		d.publishOne(topic, payload)
+	}
+	st := d.hist.Lookup(topic)
+	schema, _ := gql.LoadSchema("h.graphql", historySDL, gql.Options{})
+	op, errs := schema.Compile(gql.Request{Query: `subscription { hist(topic: "t") { seq } }`}, gql.Env{})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	null, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer null.Close()
+	sub := &Subscription{Out: newOut(int(null.Fd()), d.w, true), ID: []byte(`"r"`), Op: op, Resume: &history.Position{Offset: 1, Epoch: st.Epoch()}}
+	d.subscribe(sub)
+	if len(d.replays) != 0 || sub.handle == nil {
+		t.Fatalf("%d replays kept, registered %v", len(d.replays), sub.handle != nil)
+	}
+}
