@@ -81,12 +81,14 @@ func (o *Outbox) writeConn() bool {
 	for {
 		o.mu.Lock()
 		if o.closed {
+			o.drainedLocked() // Close ran it already, unless set since
 			o.mu.Unlock()
 			return false
 		}
 		if len(o.pending) == 0 {
 			o.blocked, o.progressAt = false, 0
 			last := o.ended && !o.shut
+			o.drainedLocked() // the socket took the last byte
 			o.mu.Unlock()
 			if last {
 				o.shutConn()
@@ -117,6 +119,7 @@ func (o *Outbox) writeConn() bool {
 			o.dropLocked()
 			o.accountLocked()
 			o.owner.Hangup()
+			o.drainedLocked()
 			o.mu.Unlock()
 			return false
 		}

@@ -215,3 +215,28 @@ func TestConnWriterIdleWakesOnce(t *testing.T) {
 		t.Fatalf("%d frames, want 50", len(hs))
 	}
 }
+
+// TestConnWriterNotifyDrained: on a net.Conn, "drained" means the socket
+// took the bytes, not that the writer took them from pending: the
+// callback waits for the chunk in flight.
+func TestConnWriterNotifyDrained(t *testing.T) {
+	srv, cli := net.Pipe()
+	o, _, _ := newConnOutbox(t, srv, 10*time.Second)
+	n, _, _ := o.Deliver([]byte(`"1"`), []byte(`{"a":1}`), 0)
+	drained := make(chan struct{})
+	o.NotifyDrained(func() { close(drained) })
+	select {
+	case <-drained:
+		t.Fatal("drained before the peer read anything")
+	case <-time.After(50 * time.Millisecond):
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(cli, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not drained after the peer read everything")
+	}
+}
