@@ -10,6 +10,7 @@ import (
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/graphiql"
 	"github.com/fraised/fraised/httpgql"
@@ -190,7 +191,7 @@ func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 			"queries wait on slow resolvers: check resolver latency")
 		r := h.Refuse(accept, http.StatusServiceUnavailable, CodeServerBusy,
 			"server busy: too many queries running; retry later")
-		r.Header = append(r.Header, [2]string{"Retry-After", strconv.Itoa(1)})
+		r.Header = append(r.Header, [2]string{"Retry-After", strconv.Itoa(edge.RetryAfterSeconds)})
 		return c.respondGQL(r)
 	}
 	hreq := &httpgql.Request{

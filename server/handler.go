@@ -17,6 +17,7 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/internal/outbox"
@@ -60,7 +61,7 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := s.guard
 	switch {
 	case s.draining.Load():
-		w.Header().Set("Retry-After", strconv.Itoa(1))
+		w.Header().Set("Retry-After", strconv.Itoa(edge.RetryAfterSeconds))
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
