@@ -289,3 +289,14 @@ func TestOpenStdout(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestRecordEscapesLineBreakers pins the bytes: a field cannot end the line
+// or the string, even for readers that split lines at U+2028 or U+2029.
+func TestRecordEscapesLineBreakers(t *testing.T) {
+	r := Record{Time: time.Unix(0, 0), Event: "x", Reason: "a\nb\r\u2028\u2029\"\\\x00\xff"}
+	got := string(r.AppendJSON(nil))
+	want := `{"time":"1970-01-01T00:00:00Z","event":"x","reason":"a\nb\r\u2028\u2029\"\\\u0000\ufffd"}` + "\n"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"weak"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -154,7 +155,7 @@ func (s *Schema) requestHash(req Request) uint64 {
 
 // is reports whether r is the compilation of req.
 func (r *request) is(req Request) bool {
-	return r.query == req.Query && r.opName == req.OperationName && r.vars == bytesView(req.Variables)
+	return r.query == req.Query && r.opName == req.OperationName && r.vars == jsonx.View(req.Variables)
 }
 
 // requestCost estimates the bytes r keeps alive: its key, its identity
@@ -423,7 +424,7 @@ func (r *request) fingerprint(b []byte, env *Env) []byte {
 	}
 	if r.shape.hasResolver {
 		b = appendCanonBool(b, env.InitPayload == nil)
-		b = appendCanonString(append(b, 's'), bytesView(env.InitPayload))
+		b = appendCanonString(append(b, 's'), jsonx.View(env.InitPayload))
 		b = appendCanonBool(b, env.Claims == nil)
 		b = appendFingerprintValue(b, env.Claims)
 	}
