@@ -2,6 +2,7 @@ package audit
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fraised/fraised/internal/jsonx"
@@ -58,6 +59,27 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = appendField(dst, "doc_hash", r.DocHash)
 	dst = appendField(dst, "topic", r.Topic)
 	return append(dst, "}\n"...)
+}
+
+// own makes r's strings its own: one allocation holding all of them, so r
+// no longer views memory its creator may reuse.
+// (A concatenation would not do: Go returns a lone non-empty operand
+// itself.)
+func (r *Record) own() {
+	fields := [...]*string{&r.Event, &r.Remote, &r.Subject, &r.Reason, &r.Operation, &r.Field, &r.DocHash, &r.Topic}
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fields {
+		b.WriteString(*f)
+	}
+	all := b.String()
+	for _, f := range fields {
+		*f, all = all[:len(*f)], all[len(*f):]
+	}
 }
 
 // appendField appends ,"name":"value" unless value is empty.
