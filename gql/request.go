@@ -50,6 +50,10 @@ const (
 	opCacheBytes = 4 << 20
 	// opEntryCost estimates an opEntry besides its fingerprint.
 	opEntryCost = 128
+	// compileCacheShards is the number of independently locked shards of
+	// the request and operation caches: compilations on different event
+	// loops rarely wait for each other.
+	compileCacheShards = 16
 	// maxShapes bounds the plans kept per operation of a document: one per
 	// outcome of its variable @skip/@include conditions, rarely more than a
 	// few in practice.
@@ -132,11 +136,11 @@ type opEntry struct {
 // request returns the compiled req, from the cache when it is known.
 func (s *Schema) request(req Request) *request {
 	h := s.requestHash(req)
-	if r, ok := s.requests.get(h); ok && r.is(req) {
+	if r, ok := s.requests.Get(h); ok && r.is(req) {
 		return r
 	}
 	r := s.newRequest(req)
-	s.requests.put(h, r, requestCost(r))
+	s.requests.Put(h, r, requestCost(r))
 	return r
 }
 
@@ -384,13 +388,13 @@ func (s *Schema) operation(r *request, env *Env) (*Operation, gqlerror.List) {
 	var buf [256]byte
 	fp := r.fingerprint(buf[:0], env)
 	h := s.opHash(r, fp)
-	if e, ok := s.envOps.get(h); ok && e.req == r.id && e.fp == string(fp) {
+	if e, ok := s.envOps.Get(h); ok && e.req == r.id && e.fp == string(fp) {
 		if op := e.op.Value(); op != nil {
 			return op, nil
 		}
 	}
 	op := s.ops.intern(s.newOperation(r, env))
-	s.envOps.put(h, &opEntry{req: r.id, fp: string(fp), op: weak.Make(op)}, len(fp)+opEntryCost)
+	s.envOps.Put(h, &opEntry{req: r.id, fp: string(fp), op: weak.Make(op)}, len(fp)+opEntryCost)
 	return op, nil
 }
 
