@@ -3,13 +3,13 @@ package server
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/internal/shard"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -20,10 +20,7 @@ const connShards = 32
 // wsSet is a set of connections sharded by address over connShards locks.
 // Safe for concurrent use.
 type wsSet struct {
-	shards [connShards]struct {
-		mu sync.Mutex
-		m  map[*wsConn]struct{}
-	}
+	m shard.Map[*wsConn, struct{}]
 }
 
 func newWSSet() *wsSet {
@@ -32,70 +29,27 @@ func newWSSet() *wsSet {
 	return s
 }
 
-func (s *wsSet) init() {
-	for i := range s.shards {
-		s.shards[i].m = make(map[*wsConn]struct{})
-	}
-}
+func (s *wsSet) init() { s.m.Init(connShards, connHash) }
 
-func (s *wsSet) shard(c *wsConn) int {
-	return int(uintptr(unsafe.Pointer(c))>>6) & (connShards - 1)
-}
+// connHash picks a connection's shard by its address: connections are
+// allocated at least 64 bytes apart, so the bits above the sixth vary.
+func connHash(c *wsConn) uint64 { return uint64(uintptr(unsafe.Pointer(c)) >> 6) }
 
-func (s *wsSet) add(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	sh.m[c] = struct{}{}
-	sh.mu.Unlock()
-}
+func (s *wsSet) add(c *wsConn) { s.m.Set(c, struct{}{}) }
 
-func (s *wsSet) remove(c *wsConn) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	delete(sh.m, c)
-	sh.mu.Unlock()
-}
+func (s *wsSet) remove(c *wsConn) { s.m.Delete(c) }
 
 // snapshot appends the set's connections to dst.
-func (s *wsSet) snapshot(dst []*wsConn) []*wsConn {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			dst = append(dst, c)
-		}
-		sh.mu.Unlock()
-	}
-	return dst
-}
+func (s *wsSet) snapshot(dst []*wsConn) []*wsConn { return s.m.AppendKeys(dst) }
 
 // any reports whether f holds for a connection of the set; f runs with
 // the connection's shard locked and must not call back into the set.
 func (s *wsSet) any(f func(*wsConn) bool) bool {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			if f(c) {
-				sh.mu.Unlock()
-				return true
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return false
+	return !s.m.Range(func(c *wsConn, _ struct{}) bool { return !f(c) })
 }
 
 // len returns the number of connections in the set.
-func (s *wsSet) len() int {
-	n := 0
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-		n += len(s.shards[i].m)
-		s.shards[i].mu.Unlock()
-	}
-	return n
-}
+func (s *wsSet) len() int { return s.m.Len() }
 
 // connSet is the set of open WebSocket connections, for keep-alive, the
 // init timeout and draining. It is not on the delivery path.
