@@ -1,6 +1,7 @@
 // Package jsonx reads and writes raw JSON text without allocating: the one
-// JSON scanner and string encoder of fraised, used by gql (projection),
-// codec (message ids), audit (log lines) and the server (error messages).
+// JSON scanner and string encoder of fraised, used by gql (projection and
+// errors), codec (the ids and reasons the server quotes) and audit (log
+// lines).
 //
 // # Reading
 //
