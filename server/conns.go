@@ -10,53 +10,52 @@ import (
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/internal/shard"
-	"github.com/fraised/fraised/proto"
 )
 
 // connShards spreads a connection set over independent locks so
 // connects and disconnects on different loops do not contend.
 const connShards = 32
 
-// wsSet is a set of connections sharded by address over connShards locks.
-// Safe for concurrent use.
-type wsSet struct {
-	m shard.Map[*wsConn, struct{}]
+// ptrSet is a set of *T (connections of one kind) sharded by address
+// over connShards locks. Safe for concurrent use.
+type ptrSet[T any] struct {
+	m shard.Map[*T, struct{}]
 }
 
-func newWSSet() *wsSet {
-	s := &wsSet{}
+func newPtrSet[T any]() *ptrSet[T] {
+	s := &ptrSet[T]{}
 	s.init()
 	return s
 }
 
-func (s *wsSet) init() { s.m.Init(connShards, connHash) }
+func (s *ptrSet[T]) init() { s.m.Init(connShards, ptrHash[T]) }
 
-// connHash picks a connection's shard by its address: connections are
-// allocated at least 64 bytes apart, so the bits above the sixth vary.
-func connHash(c *wsConn) uint64 { return uint64(uintptr(unsafe.Pointer(c)) >> 6) }
+// ptrHash picks a connection's shard by its address: a connection struct
+// is larger than 64 bytes, so the bits above the sixth vary.
+func ptrHash[T any](c *T) uint64 { return uint64(uintptr(unsafe.Pointer(c)) >> 6) }
 
-func (s *wsSet) add(c *wsConn) { s.m.Set(c, struct{}{}) }
+func (s *ptrSet[T]) add(c *T) { s.m.Set(c, struct{}{}) }
 
-func (s *wsSet) remove(c *wsConn) { s.m.Delete(c) }
+func (s *ptrSet[T]) remove(c *T) { s.m.Delete(c) }
 
 // snapshot appends the set's connections to dst.
-func (s *wsSet) snapshot(dst []*wsConn) []*wsConn { return s.m.AppendKeys(dst) }
+func (s *ptrSet[T]) snapshot(dst []*T) []*T { return s.m.AppendKeys(dst) }
 
 // any reports whether f holds for a connection of the set; f runs with
 // the connection's shard locked and must not call back into the set.
-func (s *wsSet) any(f func(*wsConn) bool) bool {
-	return !s.m.Range(func(c *wsConn, _ struct{}) bool { return !f(c) })
+func (s *ptrSet[T]) any(f func(*T) bool) bool {
+	return !s.m.Range(func(c *T, _ struct{}) bool { return !f(c) })
 }
 
 // len returns the number of connections in the set.
-func (s *wsSet) len() int { return s.m.Len() }
+func (s *ptrSet[T]) len() int { return s.m.Len() }
 
 // connSet is the set of open WebSocket connections, for keep-alive, the
 // init timeout and draining. It is not on the delivery path.
 type connSet struct {
-	all     wsSet
-	pending wsSet // not yet initialised
-	closing wsSet // close frame queued: linger deadline
+	all     ptrSet[wsConn]
+	pending ptrSet[wsConn] // not yet initialised
+	closing ptrSet[conn]   // close frame (or last HTTP response) queued: linger deadline
 }
 
 func newConnSet() *connSet {
@@ -70,7 +69,7 @@ func newConnSet() *connSet {
 // add registers a freshly upgraded connection, awaiting connection_init.
 func (s *connSet) add(c *wsConn) {
 	s.all.add(c)
-	if c.init.Load() == initNone {
+	if !c.sess.Acked() {
 		s.pending.add(c)
 	}
 }
@@ -78,21 +77,22 @@ func (s *connSet) add(c *wsConn) {
 // acked records that c completed initialisation.
 func (s *connSet) acked(c *wsConn) { s.pending.remove(c) }
 
+// remove forgets a WebSocket that closed (release takes it out of the
+// closing set).
 func (s *connSet) remove(c *wsConn) {
 	s.all.remove(c)
 	s.pending.remove(c)
-	s.closing.remove(c)
 }
 
 // addClosing records that c queued its close frame, for the linger sweep.
 // A connection that closed meanwhile is dropped by the sweep.
-func (s *connSet) addClosing(c *wsConn) { s.closing.add(c) }
+func (s *connSet) addClosing(c *conn) { s.closing.add(c) }
 
 // doneClosing stops watching c's linger deadline.
-func (s *connSet) doneClosing(c *wsConn) { s.closing.remove(c) }
+func (s *connSet) doneClosing(c *conn) { s.closing.remove(c) }
 
 // snapshotClosing appends the closing connections to dst.
-func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn { return s.closing.snapshot(dst) }
+func (s *connSet) snapshotClosing(dst []*conn) []*conn { return s.closing.snapshot(dst) }
 
 // snapshot appends the connections of one set (pending or all) to dst.
 func (s *connSet) snapshot(dst []*wsConn, pendingOnly bool) []*wsConn {
@@ -115,6 +115,8 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 	tick := time.NewTicker(min(srv.opts.InitTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	var scratch []*wsConn
+	var closing []*conn
+	var https []*httpConn
 	var boxes []*outbox.Outbox
 	lastPing, lastSweep := time.Now(), time.Now()
 	for {
@@ -122,13 +124,14 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 		case <-done:
 			return
 		case now := <-tick.C:
-			scratch = srv.sweepClosing(scratch[:0], now)
-			clear(scratch)
+			closing = srv.sweepClosing(closing[:0], now)
+			clear(closing)
 			boxes = srv.sweepStalls(boxes[:0], now)
 			clear(boxes)
 			srv.enforceBudget()
 			scratch = srv.expireInits(scratch[:0], now)
-			scratch = srv.expireHTTP(scratch[:0], now)
+			https = srv.expireHTTP(https[:0], now)
+			clear(https)
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
 				lastPing = now
@@ -138,7 +141,7 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 					scratch = srv.expireTokens(scratch[:0], now)
 				}
 				srv.guard.connsPerIP.Sweep(now.UnixNano())
-				srv.guard.subsPerIdent.Sweep(now.UnixNano())
+				srv.sess.Sweep(now.UnixNano())
 				lastSweep = now
 			}
 			clear(scratch)
@@ -150,9 +153,9 @@ func (srv *Server) expireInits(scratch []*wsConn, now time.Time) []*wsConn {
 	deadline := now.Add(-srv.opts.InitTimeout).UnixNano()
 	scratch = srv.conns.snapshot(scratch, true)
 	for _, c := range scratch {
-		if c.init.Load() == initNone && c.openedAt <= deadline {
+		if !c.sess.Acked() && c.openedAt <= deadline {
 			srv.conns.acked(c) // stop checking it
-			c.sendClose(proto.CloseInitTimeout, "Connection initialisation timeout")
+			c.sess.ExpireInit()
 		}
 	}
 	return scratch
@@ -177,7 +180,7 @@ func (srv *Server) ping(scratch []*wsConn, prevPing time.Time) []*wsConn {
 // sweepClosing enforces the linger deadline: a connection whose close
 // frame was written lingerTimeout ago without the peer's close frame or
 // EOF is closed now.
-func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
+func (srv *Server) sweepClosing(scratch []*conn, now time.Time) []*conn {
 	scratch = srv.conns.snapshotClosing(scratch)
 	expired := now.Add(-lingerTimeout).UnixNano()
 	for _, c := range scratch {
@@ -202,7 +205,7 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 // between requests): 408 when part of a request arrived, a plain close
 // when nothing did. It also wakes connections that stopped reading
 // requests while responses were unsent, once those are sent.
-func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
+func (srv *Server) expireHTTP(scratch []*httpConn, now time.Time) []*httpConn {
 	scratch = srv.httpConns.snapshot(scratch)
 	nowNs := now.UnixNano()
 	for _, c := range scratch {
