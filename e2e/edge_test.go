@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,12 +180,25 @@ func vmHWM(t *testing.T, pid int) int {
 func TestPipelinedHealthzStaysBounded(t *testing.T) {
 	p := startBinary(t)
 	before := vmHWM(t, p.cmd.Process.Pid)
-	conn, err := net.Dial("tcp", p.listen)
+	// The receive buffer is set before the handshake: set after it, the
+	// kernel drops the responses already let into the larger window and
+	// the connection stalls in retransmission backoff (see
+	// server.dialSmallReceiveBuffer's comment); that stalled this test
+	// with 4,081,280 bytes written.
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", p.listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
 	req := []byte(strings.Repeat("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 4000))
 	_ = conn.SetWriteDeadline(time.Now().Add(15 * time.Second))
 	written := 0

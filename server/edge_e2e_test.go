@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,35 @@ func dialFrom(t testing.TB, ip, addr string) net.Conn {
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial from %s: %v", ip, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// dialSmallReceiveBuffer opens a TCP connection to addr whose receive
+// buffer (SO_RCVBUF) is set to size before the handshake. Set after it
+// (TCPConn.SetReadBuffer), the buffer shrinks below the window already
+// advertised, which the kernel never takes back: the peer keeps sending
+// into it, the client's kernel drops the segments (TcpExtTCPRcvQDrop,
+// RcvPruned) and the loopback connection falls into retransmission
+// backoff in both directions (ss showed backoff 5, rto 6.5 s, the client
+// acked for half of what the server had received) while the server sits
+// idle with an empty receive queue. Under load that stalled the client's
+// writes past its deadline in 3 runs of 7.
+func dialSmallReceiveBuffer(t testing.TB, addr string, size int) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
@@ -227,8 +257,7 @@ func TestPipelinedRequestsWithoutReadingAreCut(t *testing.T) {
 	t.Parallel()
 	const maxPayload = 64 << 10
 	s := startServer(t, func(o *server.Options) { o.MaxPayload = maxPayload })
-	conn := dialFrom(t, "127.0.0.1", s.opts.Listen)
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	conn := dialSmallReceiveBuffer(t, s.opts.Listen, 4<<10) // responses back up at once
 	req := []byte(strings.Repeat("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1000))
 	written := 0
 	_ = conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
