@@ -98,6 +98,10 @@ func New(cfg *Config, log *slog.Logger) *Source {
 	return s
 }
 
+// String names the source for logs: its URL without the password, and
+// its mode.
+func (s *Source) String() string { return s.cfg.String() + " (" + string(s.cfg.Mode) + ")" }
+
 // Healthy is nil while the source is connected and reading; otherwise it
 // says why not and since when. Safe from any goroutine.
 func (s *Source) Healthy() error {
