@@ -357,7 +357,7 @@ func TestPostgresRestartReconnects(t *testing.T) {
 	app := connect(t, url)
 	publish(t, app, "r", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
-	if err := needPG(t).restart(); err != nil {
+	if err := needPG(t).Restart(); err != nil {
 		t.Fatal(err)
 	}
 	app = connect(t, url) // the old connection died with the server
@@ -581,7 +581,7 @@ func TestUnixSocketConnection(t *testing.T) {
 	s := needPG(t)
 	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
 	sink := &fakeSink{}
-	src, _ := runSource(t, fmt.Sprintf("postgres://app@/%s?host=%s&port=%d", db, s.dir, s.port), sink)
+	src, _ := runSource(t, fmt.Sprintf("postgres://app@/%s?host=%s&port=%d", db, s.Dir, s.Port), sink)
 	waitHealthy(t, src)
 	publish(t, connect(t, url), "unix", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
