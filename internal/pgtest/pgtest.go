@@ -75,18 +75,27 @@ func StopShared() {
 // NewDatabase creates an empty database in s and returns its URL.
 func (s *Server) NewDatabase(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	u, err := s.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// CreateDatabase creates an empty database in s and returns its URL.
+func (s *Server) CreateDatabase(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
 	admin, err := pgx.Connect(ctx, s.URL("postgres"))
 	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
+		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE: %v", err)
+		return "", fmt.Errorf("CREATE DATABASE: %w", err)
 	}
-	return s.URL(name)
+	return s.URL(name), nil
 }
 
 func findBin() (string, error) {
