@@ -72,7 +72,7 @@ func Scenarios() map[string]Scenario {
 			MaxP99: 10 * time.Millisecond, Drain: 2 * time.Second, Source: SourceListen},
 		"smoke-pg-outbox": {Name: "smoke-pg-outbox", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceOutbox},
 		"smoke-pg-listen": {Name: "smoke-pg-listen", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceListen},
-		"smoke": {Name: "smoke", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 1000, Events: 100, Drain: 10 * time.Second},
+		"smoke":           {Name: "smoke", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 1000, Events: 100, Drain: 10 * time.Second},
 	}
 }
 
