@@ -251,7 +251,12 @@ func (r *reader) flush(ctx context.Context) error {
 // read fills r.rows with the next batch (at most Batch rows, stopping early
 // past maxBatchBytes) and reports whether more rows may be waiting.
 func (r *reader) read(ctx context.Context) (more bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
+	// A stop does not cut the read short: pgx closes a connection whose
+	// query is interrupted, and the position could then not be stored
+	// at the end of the session (flush), so the next reader would send
+	// the last batch again. A read takes milliseconds; queryTimeout
+	// bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	r.dropBuffered()
@@ -387,7 +392,11 @@ func (r *reader) maybePrune(ctx context.Context) error {
 func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64, timeout time.Duration) (int64, error) {
 	var total int64
 	for range pruneCalls {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
+		if ctx.Err() != nil {
+			break // stopping: the next round prunes the rest
+		}
+		// Not cut by a stop either (see read): at most one call runs on.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		var n int64
 		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
 		cancel()

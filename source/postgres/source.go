@@ -186,8 +186,13 @@ func (s *Source) session(ctx context.Context, sink source.Sink) error {
 	return s.outbox(ctx, conn, sink)
 }
 
-func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
-	cc := s.cfg.Conn.Copy()
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) { return connectConfig(ctx, s.cfg) }
+
+// connectConfig opens a connection as cfg says, with fraised's defaults
+// (connect timeout, application_name, server keepalives) where the URL
+// sets none.
+func connectConfig(ctx context.Context, cfg *Config) (*pgx.Conn, error) {
+	cc := cfg.Conn.Copy()
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = connectTimeout
 	}
