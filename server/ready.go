@@ -81,7 +81,7 @@ func (s *Server) notReady() []string {
 }
 
 // respondReady answers GET /readyz.
-func (c *wsConn) respondReady() bool {
+func (c *httpConn) respondReady() bool {
 	why := c.srv.notReady()
 	if len(why) == 0 {
 		return c.respond(http.StatusOK, "ok\n")
