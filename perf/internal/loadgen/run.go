@@ -464,7 +464,11 @@ func (r *run) steps(ctx context.Context) {
 			st := Step{Rate: rate, Expected: ph.expected, Delivered: ph.delivered,
 				DeliveriesS: float64(ph.delivered) / (float64(ph.published) / rate),
 				P99Us:       us(ph.h.Quantile(0.99)), LagMaxMs: ph.lag.Seconds() * 1000, HarnessSat: r.saturated(ph)}
-			st.Pass = err == nil && ph.delivered >= ph.expected && ph.h.Quantile(0.99) <= int64(r.sc.MaxP99) && ph.lag <= r.sc.MaxP99
+			maxLag := r.sc.MaxLag
+			if maxLag == 0 {
+				maxLag = r.sc.MaxP99
+			}
+			st.Pass = err == nil && ph.delivered >= ph.expected && ph.h.Quantile(0.99) <= int64(r.sc.MaxP99) && ph.lag <= maxLag
 			r.res.Steps = append(r.res.Steps, st)
 			r.log.Info("S2 step", "target", r.t.Name, "rate", rate, "deliveries_per_s", st.DeliveriesS, "p99_us", st.P99Us, "pass", st.Pass)
 			pass = st.Pass

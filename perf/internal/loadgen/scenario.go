@@ -33,6 +33,7 @@ type Scenario struct {
 	SlowSubs    int           // S6: subscriptions per slow connection (0: SubsPerConn)
 	Steps       []float64     // S2: rates to step through (Rate ignored)
 	MaxP99      time.Duration // S2: a step passes only under this p99
+	MaxLag      time.Duration // S2: and with the publisher at most this far behind (0: MaxP99)
 	Drain       time.Duration // longest wait for deliveries after publishing
 	Settle      time.Duration // wait before the "after" RSS sample (S1)
 	Capacity    bool          // S1: report RSS per connection
@@ -67,9 +68,9 @@ func Scenarios() map[string]Scenario {
 		"PG-outbox": pgScenario("PG-outbox", SourceOutbox),
 		"PG-listen": pgScenario("PG-listen", SourceListen),
 		"PG-ceiling-outbox": {Name: "PG-ceiling-outbox", Conns: 100, SubsPerConn: 1, Topics: 1, Steps: pgSteps, Duration: 2 * time.Second,
-			MaxP99: 10 * time.Millisecond, Drain: 2 * time.Second, Source: SourceOutbox},
+			MaxP99: 10 * time.Millisecond, MaxLag: pgMaxLag, Drain: 2 * time.Second, Source: SourceOutbox},
 		"PG-ceiling-listen": {Name: "PG-ceiling-listen", Conns: 100, SubsPerConn: 1, Topics: 1, Steps: pgSteps, Duration: 2 * time.Second,
-			MaxP99: 10 * time.Millisecond, Drain: 2 * time.Second, Source: SourceListen},
+			MaxP99: 10 * time.Millisecond, MaxLag: pgMaxLag, Drain: 2 * time.Second, Source: SourceListen},
 		"smoke-pg-outbox": {Name: "smoke-pg-outbox", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceOutbox},
 		"smoke-pg-listen": {Name: "smoke-pg-listen", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceListen},
 		"smoke":           {Name: "smoke", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 1000, Events: 100, Drain: 10 * time.Second},
@@ -79,6 +80,12 @@ func Scenarios() map[string]Scenario {
 // pgSteps are the rates (rows/s) the PG ceilings step through; their
 // MaxP99 is the seed's target, 10 ms from COMMIT to the socket.
 var pgSteps = []float64{500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000}
+
+// pgMaxLag is how far the PG writers may fall behind in a passing step:
+// an event's lag includes its BEGIN and publish round trips (and the wait
+// for its shard's lock) before the COMMIT the latency is measured from, so
+// S2's 50 ms, not the 10 ms latency target.
+const pgMaxLag = 50 * time.Millisecond
 
 // pgScenario is S3 with committed rows: 100 subscribers, 1,000 rows/s for
 // 20 s.
