@@ -25,11 +25,17 @@ const (
 	maxShards = 1024
 )
 
-// readSQL takes, for every shard, the rows above that shard's position, in id
-// order: one index range scan on (shard, id) per shard; each payload is
-// turned into text once (the LIMIT keeps the subquery from being flattened). $1 holds the
-// positions indexed by shard, $2 the batch size, $3 the payload limit (a
-// larger payload comes back NULL with its length, and is skipped unread).
+// readSQL takes, for every shard, the rows above that shard's position, in
+// id order: one range scan of the (shard, id) index per shard; each payload
+// is turned into text once (the LIMIT keeps the subquery from being
+// flattened). The range is written as row comparisons, which only that
+// index can serve: with "shard = n AND id > last" the planner may prefer
+// the primary key (its heap order is cheaper to read) with shard as a
+// filter, and each read then walks every row published since the position
+// of the shard idle longest, a cost that grows with the table. $1 holds
+// the positions indexed by shard, $2 the batch size, $3 the payload limit
+// (a larger payload comes back NULL with its length, and is skipped
+// unread).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
        CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
@@ -37,8 +43,9 @@ SELECT o.id, o.shard, o.topic,
 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
 CROSS JOIN LATERAL (
 	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
-	WHERE shard = p.n - 1 AND id > p.last_id
-	ORDER BY id LIMIT $2
+	WHERE (shard, id) > ((p.n - 1)::smallint, p.last_id)
+	  AND (shard, id) <= ((p.n - 1)::smallint, 9223372036854775807::bigint)
+	ORDER BY shard, id LIMIT $2
 ) o
 ORDER BY o.id LIMIT $2`
 
