@@ -12,10 +12,13 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/fraised/fraised/internal/shard"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/fraised/fraised/history"
 )
 
 // directivesSDL declares fraised's directives. It is loaded as its own
@@ -24,6 +27,7 @@ import (
 const directivesSDL = `directive @topic(name: String!) on FIELD_DEFINITION
 directive @filter(field: String!, arg: String, claim: String) repeatable on FIELD_DEFINITION
 directive @auth(requires: [String!]!) on FIELD_DEFINITION | OBJECT
+directive @history(size: Int!, ttl: String!) on FIELD_DEFINITION
 `
 
 var directivesSource = &ast.Source{Name: "fraised-directives.graphql", Input: directivesSDL, BuiltIn: true}
@@ -65,7 +69,7 @@ type Options struct {
 	// codegen tools and IDE plugins expect.
 	DisableIntrospection bool
 	// IntrospectFraisedDirectives lists fraised's own directive
-	// definitions (@topic, @filter, @auth) in __schema.directives. They
+	// definitions (@topic, @filter, @auth, @history) in __schema.directives. They
 	// configure the server and cannot be used in client documents, so by
 	// default introspection hides them and a client printing the schema
 	// gets the user's SDL without them.
@@ -92,8 +96,8 @@ type Schema struct {
 	enums     map[string]map[string]struct{}
 	rules     *rules.Rules
 	cache     *docCache
-	requests  *boundedCache[*request]
-	envOps    *boundedCache[*opEntry]
+	requests  *shard.Cache[*request]
+	envOps    *shard.Cache[*opEntry]
 	ops       *interner
 	id        uint64              // unique in the process; separates the identities of different schemas' operations
 	rehash    func(uint64) uint64 // Options.HashForTests, or nil
@@ -106,6 +110,8 @@ type Schema struct {
 	introDirectiveList []*ast.DirectiveDefinition
 
 	requestIDs atomic.Uint64
+
+	histFields []*historyField // subscription fields with @history (history.go)
 }
 
 // schemaIDs numbers the schemas loaded by the process.
@@ -143,6 +149,7 @@ type rootInfo struct {
 	key      string // "Subscription.orderUpdated"
 	topic    []topicPart
 	filters  []filterSpec
+	history  *history.Spec // @history, or nil
 	resolver ResolverFunc
 }
 
@@ -175,8 +182,8 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 		enums:     map[string]map[string]struct{}{},
 		rules:     rules.NewDefaultRules(),
 		cache:     newDocCache(),
-		requests:  newBoundedCache[*request](requestCacheEntries, requestCacheBytes),
-		envOps:    newBoundedCache[*opEntry](opCacheEntries, opCacheBytes),
+		requests:  shard.NewCache[*request](compileCacheShards, requestCacheEntries, requestCacheBytes),
+		envOps:    shard.NewCache[*opEntry](compileCacheShards, opCacheEntries, opCacheBytes),
 		ops:       newInterner(),
 		id:        schemaIDs.Add(1),
 		rehash:    opts.HashForTests,
@@ -211,6 +218,9 @@ func (s *Schema) init(resolvers map[string]ResolverFunc) error {
 	s.indexBuiltInEnums()
 	s.introTypeList, s.introDirectiveList = s.introTypes(), s.introDirectives()
 	if err := s.checkTopicGuards(); err != nil {
+		return err
+	}
+	if err := s.indexHistory(); err != nil {
 		return err
 	}
 	return s.bindResolvers(resolvers)
@@ -280,7 +290,7 @@ func (s *Schema) indexField(def *ast.Definition, f *ast.FieldDefinition) error {
 	isSub := def == s.ast.Subscription
 	if !isSub {
 		for _, d := range f.Directives {
-			if d.Name == "topic" || d.Name == "filter" {
+			if d.Name == "topic" || d.Name == "filter" || d.Name == "history" {
 				return gqlerror.ErrorPosf(d.Position, "@%s is only allowed on fields of the subscription type, not on %s.%s", d.Name, def.Name, f.Name)
 			}
 		}
@@ -294,6 +304,9 @@ func (s *Schema) indexField(def *ast.Definition, f *ast.FieldDefinition) error {
 			return err
 		}
 		if info.filters, err = s.filtersOf(f); err != nil {
+			return err
+		}
+		if info.history, err = historyOf(f); err != nil {
 			return err
 		}
 	}

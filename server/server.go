@@ -138,7 +138,8 @@ func New(opts Options) (*Server, error) {
 	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
-		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget})
+		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
+		History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
 	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
