@@ -21,6 +21,7 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 	}
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
+	d.noteAdded(op.Topic)
 	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{out: s.Out, id: s.ID})
 	s.Op = nil // the group keeps the operation it needs
 }
@@ -87,6 +88,7 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int) {
 	case ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
 	default:
+		d.settle(p) // nothing to answer: the event is no longer in flight
 		return
 	}
 	d.queueReply(p, d.reply)
@@ -101,6 +103,12 @@ func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
 	}
+	d.settle(p)
+}
+
+// settle counts one of p's events as answered, running p's WhenReplied
+// function after the last.
+func (d *Dispatcher) settle(p *Publisher) {
 	if p.inflight.Add(-1) == 0 {
 		if f := p.replied.Swap(nil); f != nil {
 			(*f)()

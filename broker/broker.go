@@ -1,0 +1,76 @@
+// Package broker is the seam between fraised's publishers and the
+// ordering authority of its events: the authority gives every event its
+// place in its topic's one order and hands it to every node that listens.
+//
+// The memory broker (Memory) is the single-node path: the authority is
+// this node's dispatcher, reached through the ring like any publish. The
+// Redis broker (broker/redis) makes a Redis server the authority, so that
+// several fraised nodes behind a load balancer deliver one order per topic.
+//
+// Who calls what: Publish is called by publisher goroutines (a RESP
+// connection's reader, the Async workers for HTTP publishes on the event
+// loops, a source), never by an event loop, since it may wait on the
+// network; the dispatch.Interest methods by the dispatcher goroutine, which
+// must never block; Ready by anyone (the /readyz handler on an event loop):
+// it only loads state. Start and Stop by the server, once each.
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/fraised/fraised/dispatch"
+)
+
+// Position is an event's place in its topic's stream: its offset (1, 2,
+// 3, ... with no gap) within an epoch, the name of one unbroken run of the
+// stream (a new epoch means the stream's history was lost).
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// Receipt is the authority's answer to a publish.
+type Receipt struct {
+	// Receivers is how many nodes the event was handed to (Redis'
+	// PUBLISH answer: nodes with a local subscriber to the topic); the
+	// memory broker answers 1, this node.
+	Receivers int64
+	// Pos is the event's position; zero from the memory broker, which
+	// numbers nothing.
+	Pos Position
+}
+
+// ErrUnavailable is returned by Publish when the authority cannot take
+// the event now (unreachable, failing its liveness probe, or too busy):
+// the event was not accepted, and the publisher should retry later or on
+// another node. Errors wrap it with the reason.
+var ErrUnavailable = errors.New("broker: the event broker is unavailable")
+
+// Inlet is where a broker hands the events its authority ordered into this
+// node's dispatcher. Deliver is called by the broker's receiving goroutine
+// only, in the authority's order; it blocks while the dispatcher's ring is
+// full (backpressure) and reports false when stop closed first (the event
+// was dropped: the node is shutting down).
+type Inlet interface {
+	Deliver(topic, payload []byte, pos Position, stop <-chan struct{}) bool
+}
+
+// Broker publishes into the ordering authority and learns of the topics
+// this node listens to (it receives exactly those).
+type Broker interface {
+	dispatch.Interest
+	// Publish hands one event to the authority and waits for its
+	// receipt, within ctx. topic and payload are valid only until it
+	// returns. It fails at once, with an error wrapping ErrUnavailable,
+	// while the authority is known to be unreachable: an event is never
+	// accepted and then dropped.
+	Publish(ctx context.Context, topic, payload []byte) (Receipt, error)
+	// Ready is nil while the broker is connected and receiving, or says
+	// why not (it backs /readyz). It does not block.
+	Ready() error
+	// Start begins receiving into in; Stop ends it and waits for the
+	// broker's goroutines.
+	Start(in Inlet) error
+	Stop()
+}
