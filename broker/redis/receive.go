@@ -202,6 +202,7 @@ func (r *receiver) checkProbe() error {
 	defer cancel()
 	r.probeAt = now
 	if err := b.rdb.Publish(ctx, r.probeCh, "p").Err(); err != nil {
+		b.stats.probesFail.Add(1)
 		return fmt.Errorf("%w: probe: %w", errUnreachable, err)
 	}
 	return nil
