@@ -138,6 +138,9 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 		return err
 	}
 	defer closeAudit(opts.Security.Audit, log)
+	if err := cfg.cluster.apply(&opts, log); err != nil {
+		return err
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err

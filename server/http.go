@@ -140,9 +140,14 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 func (c *wsConn) route(req *http.Request, body []byte) bool {
 	path := req.URL.Path
 	switch {
-	case path == "/healthz" || path == "/readyz":
+	case path == "/healthz" || path == "/livez":
 		if c.srv.draining.Load() {
 			return c.respond(http.StatusServiceUnavailable, "draining\n")
+		}
+		return c.respond(http.StatusOK, "ok\n")
+	case path == "/readyz":
+		if why := c.srv.notReady(); why != "" {
+			return c.respond(http.StatusServiceUnavailable, why+"\n")
 		}
 		return c.respond(http.StatusOK, "ok\n")
 	case strings.HasPrefix(path, "/publish/"):
@@ -176,6 +181,9 @@ func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool
 	}
 	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
 		return c.respond(http.StatusBadRequest, err.Error()+"\n")
+	}
+	if c.srv.async != nil {
+		return c.clusterPublish(topic, body)
 	}
 	return c.publisher().Publish([]byte(topic), body, dispatch.ReplyHTTP)
 }

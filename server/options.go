@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/fraised/fraised/broker"
 	"log/slog"
 	"runtime"
 	"time"
@@ -112,6 +113,13 @@ type Options struct {
 	Security Security
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, is the broker every publish goes through (the
+	// Redis broker of a cluster: see cluster.go); nil: single node, the
+	// dispatcher is the ordering authority and publishes go straight to it.
+	Cluster broker.Broker
+	// ReadyChecks are consulted by GET /readyz besides draining: each
+	// returns nil when its part is ready, or why not (see ready.go).
+	ReadyChecks []func() error
 }
 
 // Defaults, each chosen for a production deployment on one host.

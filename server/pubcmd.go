@@ -164,6 +164,10 @@ func (c *pubConn) publishCmd(args [][]byte) {
 		c.reply(replyDraining)
 		return
 	}
+	if c.srv.opts.Cluster != nil {
+		c.clusterPublish(args[1], args[2])
+		return
+	}
 	c.publishWait(args[1], args[2])
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/internal/outbox"
@@ -55,6 +56,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	async       *broker.Async // cluster mode: HTTP publishes to the broker, off the event loops
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
@@ -69,6 +71,7 @@ type Server struct {
 	runErr        chan error
 	engStopped    chan struct{} // closed when gnet.Rotate returns
 	stopOnce      sync.Once
+	clusterStop   sync.Once
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
@@ -132,7 +135,8 @@ func New(opts Options) (*Server, error) {
 	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
-		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget})
+		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
+		Interest: s.clusterInterest()})
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
 		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
@@ -174,6 +178,10 @@ func (s *Server) Run() error {
 	s.warnIfOverLimit()
 	go s.w.Run()
 	go s.d.Run()
+	if err := s.startCluster(); err != nil {
+		ln.Close()
+		return err
+	}
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
 	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
@@ -193,6 +201,7 @@ func (s *Server) Run() error {
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
 	if !s.stopAsked.Load() {
+		s.stopCluster()
 		s.d.Stop()
 		s.w.Stop()
 		s.stopOnce.Do(func() { close(s.done) })
@@ -335,6 +344,8 @@ func (s *Server) drain(ctx context.Context) error {
 	defer cancelDeliver()
 	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
+	s.stopCluster()             // no more events in: the barrier below covers the last
+	s.waitFor(deliverCtx, s.d.Barrier())
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {

@@ -63,7 +63,8 @@ type wsConn struct {
 	init          atomic.Uint32
 	lastRead      atomic.Int64 // unix nanoseconds of the last inbound frame; "now" for the message's rate limits
 	identity      atomic.Pointer[auth.Identity]
-	holdsConnSlot atomic.Bool // counted against the identity's connection cap
+	holdsConnSlot atomic.Bool  // counted against the identity's connection cap
+	cpub          *clusterHTTP // cluster mode: the HTTP publish waiting for the broker
 }
 
 // subscription is an active subscription of a connection: the

@@ -127,6 +127,9 @@ func (cfg *Config) withDefaults() Config {
 	return c
 }
 
+// Redact hides the password of a Redis URL, for logs and errors.
+func Redact(raw string) string { return redact(raw) }
+
 // redact hides the password of a Redis URL for logs and errors.
 func redact(raw string) string {
 	u, err := url.Parse(raw)

@@ -1,0 +1,41 @@
+package app
+
+import (
+	"flag"
+	"log/slog"
+	"time"
+
+	redisbroker "github.com/fraised/fraised/broker/redis"
+	"github.com/fraised/fraised/server"
+)
+
+// clusterConfig is the --cluster flags: several fraised nodes sharing one
+// Redis as the ordering authority (README, "Scaling out").
+type clusterConfig struct {
+	url          string
+	password     string
+	repairWindow int
+	repairTTL    time.Duration
+}
+
+func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
+	fs.StringVar(&c.url, "cluster", "", "run as one node of a cluster: Redis `URL` redis://HOST:PORT[/DB] or rediss:// (TLS) that orders and carries every publish (empty: single node)")
+	fs.StringVar(&c.password, "cluster-password", "", "Redis `password` for --cluster (overrides the URL's; prefer the environment variable)")
+	fs.IntVar(&c.repairWindow, "cluster-repair-window", redisbroker.DefaultRepairWindow, "recent `events` Redis keeps per topic so a node repairs a gap after a pub/sub drop (negative: none, gaps are reported)")
+	fs.DurationVar(&c.repairTTL, "cluster-repair-ttl", redisbroker.DefaultRepairTTL, "how long a topic's repair events outlive its last publish (`duration`)")
+}
+
+// apply sets opts.Cluster to a Redis broker when --cluster is given.
+func (c *clusterConfig) apply(opts *server.Options, log *slog.Logger) error {
+	if c.url == "" {
+		return nil
+	}
+	b, err := redisbroker.New(redisbroker.Config{URL: c.url, Password: c.password,
+		RepairWindow: c.repairWindow, RepairTTL: c.repairTTL, Log: log})
+	if err != nil {
+		return err
+	}
+	opts.Cluster = b
+	log.Info("cluster mode", "redis", redisbroker.Redact(c.url), "node", b.Node())
+	return nil
+}

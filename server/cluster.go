@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/resp"
+)
+
+// Cluster mode (Options.Cluster set): every publish, RESP or HTTP, goes
+// to the broker, the ordering authority; this node's dispatcher is fed
+// only by the broker's receiver, with the events of the topics its
+// clients subscribe to (the dispatcher's interest hook tells the broker
+// which). Without Options.Cluster none of this runs and the publish paths
+// are the single-node ones.
+
+// clusterPublishTimeout bounds a RESP publish waiting for the broker's
+// answer (normally one round trip to Redis).
+const clusterPublishTimeout = broker.AsyncTimeout
+
+// clusterInterest returns the dispatcher's interest hook: the cluster
+// broker, or nil in single-node mode.
+func (s *Server) clusterInterest() dispatch.Interest {
+	if s.opts.Cluster == nil {
+		return nil
+	}
+	s.async = broker.NewAsync(s.opts.Cluster)
+	return s.opts.Cluster
+}
+
+// startCluster starts the broker's receiver into the dispatcher.
+func (s *Server) startCluster() error {
+	if s.opts.Cluster == nil {
+		return nil
+	}
+	if err := s.opts.Cluster.Start(broker.FeedInlet{Feed: dispatch.NewFeed(s.d)}); err != nil {
+		return fmt.Errorf("cannot start the cluster broker: %w", err)
+	}
+	return nil
+}
+
+// stopCluster stops the HTTP publish workers and the broker, once.
+func (s *Server) stopCluster() {
+	if s.opts.Cluster == nil {
+		return
+	}
+	s.clusterStop.Do(func() {
+		s.async.Close()
+		s.opts.Cluster.Stop()
+	})
+}
+
+// clusterPublish publishes through the broker and answers with the
+// number of nodes that received the event (Redis' PUBLISH answer), or
+// -ERR when the broker cannot take it. Called on the publisher's reader
+// goroutine: it waits for the answer, so replies stay in command order.
+func (c *pubConn) clusterPublish(topic, payload []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterPublishTimeout)
+	r, err := c.srv.opts.Cluster.Publish(ctx, topic, payload)
+	cancel()
+	if err != nil {
+		c.reply(resp.AppendError(nil, "ERR "+publishError(err)))
+		return
+	}
+	c.reply(resp.AppendInt(nil, r.Receivers))
+}
+
+// publishError is the message a publisher gets for a refused cluster
+// publish.
+func publishError(err error) string {
+	if errors.Is(err, broker.ErrUnavailable) {
+		return "cluster unavailable, event not published: " + err.Error() + " (retry, or publish to another node)"
+	}
+	return "event not published: " + err.Error()
+}
+
+// clusterHTTP is an HTTP connection's publish waiting for the broker: the
+// event loop hands it to an Async worker and leaves the request unread;
+// the worker stores the answer and wakes the loop, which serves the same
+// request again and this time answers it.
+type clusterHTTP struct {
+	state atomic.Int32 // chIdle, chPending, chDone
+	rc    broker.Receipt
+	err   error
+}
+
+const (
+	chIdle int32 = iota
+	chPending
+	chDone
+)
+
+// clusterPublish serves POST /publish/{topic} in cluster mode; false: the
+// answer is not there yet (the request stays buffered). Called on the
+// event loop.
+func (c *wsConn) clusterPublish(topic string, body []byte) bool {
+	h := c.cpub
+	if h == nil {
+		h = &clusterHTTP{}
+		c.cpub = h
+	}
+	switch h.state.Load() {
+	case chPending:
+		return false
+	case chDone:
+		rc, err := h.rc, h.err
+		h.rc, h.err = broker.Receipt{}, nil
+		h.state.Store(chIdle)
+		if err != nil {
+			return c.respond(http.StatusServiceUnavailable, publishError(err)+"\n")
+		}
+		c.send(appendClusterReceipt(nil, rc, c.edge.closeAfter))
+		return true
+	}
+	h.state.Store(chPending)
+	gc := c.gc
+	ok := c.srv.async.Go([]byte(topic), body, func(rc broker.Receipt, err error) {
+		h.rc, h.err = rc, err
+		h.state.Store(chDone)
+		_ = gc.Wake(nil)
+	})
+	if !ok {
+		h.state.Store(chIdle)
+		return c.respond(http.StatusServiceUnavailable, publishError(broker.ErrBusy)+"\n")
+	}
+	return false
+}
+
+// appendClusterReceipt appends the 200 answer to a cluster publish:
+// {"nodes":n,"offset":k,"epoch":"E"}, n being the nodes that received the
+// event.
+func appendClusterReceipt(dst []byte, rc broker.Receipt, last bool) []byte {
+	var body []byte
+	body = append(body, `{"nodes":`...)
+	body = strconv.AppendInt(body, rc.Receivers, 10)
+	body = append(body, `,"offset":`...)
+	body = strconv.AppendUint(body, rc.Pos.Offset, 10)
+	body = append(body, `,"epoch":"`...)
+	body = append(body, rc.Pos.Epoch...) // [0-9A-Za-z]: no escaping
+	body = append(body, `"}`...)
+	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if last {
+		dst = append(dst, "\r\nConnection: close"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
