@@ -45,7 +45,16 @@ local function publish(keys, args)
   end
   local offset = redis.call('HINCRBY', meta, 'o', 1)
   if size > 0 then
-    redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-1', 'p', payload)
+    local added = redis.pcall('XADD', stream, 'MAXLEN', '~', size, offset .. '-1', 'p', payload)
+    if type(added) == 'table' and added.err then
+      -- The stream is ahead of the offset: the offset lost writes the
+      -- stream kept. Never reuse an offset: start a new epoch.
+      epoch = newEpoch()
+      redis.call('DEL', stream)
+      redis.call('HSET', meta, 'e', epoch, 'o', 1)
+      offset = 1
+      redis.call('XADD', stream, 'MAXLEN', '~', size, '1-1', 'p', payload)
+    end
     if ttl > 0 then
       redis.call('PEXPIRE', stream, ttl)
     end

@@ -329,8 +329,12 @@ func (r *receiver) repair(topic string, p *position, upTo uint64) error {
 		}
 		entries := res[2:]
 		if len(entries) == 0 {
-			if uint64(latest) > p.last && (upTo == 0 || upTo > p.last) {
-				r.lost(topic, p, "trimmed", epoch, min(uint64(latest), max(upTo, p.last)))
+			target := uint64(latest)
+			if upTo > 0 {
+				target = min(target, upTo)
+			}
+			if target > p.last {
+				r.lost(topic, p, "trimmed", epoch, target)
 			}
 			return nil
 		}
