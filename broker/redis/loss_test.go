@@ -148,3 +148,24 @@ func TestStreamAheadOfOffsetStartsANewEpoch(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRestartWithAOFKeepsTheEpoch: Redis with an append-only file
+// (fsync always) restarted mid-stream keeps epochs, offsets and streams:
+// the node reconnects and goes on in the same epoch, nothing reported.
+func TestRestartWithAOFKeepsTheEpoch(t *testing.T) {
+	r := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	n := startNode(t, r.URL(), nil)
+	n.TopicAdded("t")
+	waitReady(t, n)
+	subscribed(t, r, "t", 1)
+	publishN(t, n, "t", 0, 5)
+	waitEvents(t, n, "t", 5)
+	r.Restart()
+	waitReady(t, n)
+	subscribed(t, r, "t", 1)
+	publishN(t, n, "t", 5, 10)
+	checkContiguous(t, "node", waitEvents(t, n, "t", 10), 10)
+	if l := n.losses.all(); len(l) > 0 {
+		t.Fatalf("losses after an AOF restart: %+v", l)
+	}
+}
