@@ -56,6 +56,25 @@ type Inlet interface {
 	Deliver(topic, payload []byte, pos Position, stop <-chan struct{}) bool
 }
 
+// Event is one event of a batch.
+type Event struct {
+	Topic, Payload []byte
+}
+
+// Result is the outcome of one event of a batch.
+type Result struct {
+	Receipt
+	Err error
+}
+
+// Batcher is a Broker that can publish several events in one round trip
+// to its authority, in order (a RESP publisher's pipeline). PublishBatch
+// fills out[i] for evs[i]; the events are valid only until it returns.
+// Same goroutine rules as Publish.
+type Batcher interface {
+	PublishBatch(ctx context.Context, evs []Event, out []Result)
+}
+
 // Broker publishes into the ordering authority and learns of the topics
 // this node listens to (it receives exactly those).
 type Broker interface {

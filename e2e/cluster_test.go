@@ -310,3 +310,71 @@ func readServerText(c *wsClient) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// TestClusterPipelinedPublishes: a publisher's pipeline (and a MULTI
+// transaction) goes to Redis in batches, each command answered in order
+// with the number of nodes reached, interleaved replies (PING) in place;
+// the subscriber gets every event once, in order.
+func TestClusterPipelinedPublishes(t *testing.T) {
+	redis := redistest.Start(t)
+	p := startNodes(t, redis, 1)[0]
+	sub := subscribeSeq(t, p, "pipe")
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	waitNumSub(t, rdb, "fraised:c:pipe", 1)
+	pub := goredis.NewClient(&goredis.Options{Addr: p.publish, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer pub.Close()
+	ctx := runCtx(t, 30*time.Second)
+	const n = 1000
+	cmds, err := pub.Pipelined(ctx, func(pl goredis.Pipeliner) error {
+		for i := 1; i <= n; i++ {
+			pl.Publish(ctx, "pipe", fmt.Sprintf(`{"seq":%d}`, i))
+			if i%100 == 0 {
+				pl.Ping(ctx)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cmds {
+		switch c := c.(type) {
+		case *goredis.IntCmd:
+			if v, err := c.Result(); err != nil || v != 1 {
+				t.Fatalf("pipelined reply %d = %d, %v; want 1", i, v, err)
+			}
+		case *goredis.StatusCmd:
+			if v, err := c.Result(); err != nil || v != "PONG" {
+				t.Fatalf("pipelined reply %d = %q, %v; want PONG", i, v, err)
+			}
+		}
+	}
+	tx, err := pub.TxPipelined(ctx, func(pl goredis.Pipeliner) error {
+		pl.Publish(ctx, "pipe", fmt.Sprintf(`{"seq":%d}`, n+1))
+		pl.Publish(ctx, "pipe", fmt.Sprintf(`{"seq":%d}`, n+2))
+		return nil
+	})
+	if err != nil || len(tx) != 2 {
+		t.Fatalf("MULTI/EXEC = %v, %v", tx, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seqs, err := sub.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seqs) >= n+2 {
+			for j, q := range seqs {
+				if q != j+1 {
+					t.Fatalf("event %d has seq %d", j, q)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriber got %d of %d", len(seqs), n+2)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -56,19 +56,63 @@ func (s *Server) stopCluster() {
 	})
 }
 
-// clusterPublish publishes through the broker and answers with the
-// number of nodes that received the event (Redis' PUBLISH answer), or
-// -ERR when the broker cannot take it. Called on the publisher's reader
-// goroutine: it waits for the answer, so replies stay in command order.
+// maxClusterBatch bounds the publishes of one read sent to the broker in
+// one round trip: a pipelining publisher's burst goes to Redis as one
+// pipeline instead of one round trip per event, and the first reply waits
+// for at most this many. The events stay in the read buffer meanwhile, so
+// the batch costs no copy.
+const maxClusterBatch = 256
+
+// clusterBatch is a RESP publisher's cluster publishes waiting to be sent
+// together; the events are sub-slices of the read buffer (or of a MULTI's
+// copies), valid until the batch is flushed.
+type clusterBatch struct {
+	evs []broker.Event
+	out []broker.Result
+}
+
+// clusterPublish queues a publish for the broker; the batch goes out when
+// it is full, before any other reply, and at the end of each read, and
+// every publish is answered with the number of nodes that received it
+// (Redis' PUBLISH answer), or -ERR. Called on the publisher's reader
+// goroutine, which waits for the answers: replies stay in command order.
 func (c *pubConn) clusterPublish(topic, payload []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterPublishTimeout)
-	r, err := c.srv.opts.Cluster.Publish(ctx, topic, payload)
-	cancel()
-	if err != nil {
-		c.reply(resp.AppendError(nil, "ERR "+publishError(err)))
+	c.cbatch.evs = append(c.cbatch.evs, broker.Event{Topic: topic, Payload: payload})
+	if len(c.cbatch.evs) == maxClusterBatch {
+		c.flushCluster()
+	}
+}
+
+// flushCluster publishes the batch and answers each event in order.
+func (c *pubConn) flushCluster() {
+	evs := c.cbatch.evs
+	if len(evs) == 0 {
 		return
 	}
-	c.reply(resp.AppendInt(nil, r.Receivers))
+	ctx, cancel := context.WithTimeout(context.Background(), clusterPublishTimeout)
+	out := c.cbatch.out[:0]
+	for range evs {
+		out = append(out, broker.Result{})
+	}
+	if b, ok := c.srv.opts.Cluster.(broker.Batcher); ok {
+		b.PublishBatch(ctx, evs, out)
+	} else {
+		for i, ev := range evs {
+			out[i].Receipt, out[i].Err = c.srv.opts.Cluster.Publish(ctx, ev.Topic, ev.Payload)
+		}
+	}
+	cancel()
+	clear(evs)
+	c.cbatch.evs = evs[:0]
+	for i, r := range out {
+		if r.Err != nil {
+			c.replyNow(resp.AppendError(nil, "ERR "+publishError(r.Err)))
+		} else {
+			c.replyNow(resp.AppendInt(nil, r.Receivers))
+		}
+		out[i] = broker.Result{}
+	}
+	c.cbatch.out = out[:0]
 }
 
 // publishError is the message a publisher gets for a refused cluster

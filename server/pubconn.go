@@ -49,6 +49,7 @@ type pubConn struct {
 	name    string // CLIENT SETNAME
 	resp3   bool   // HELLO 3
 	tx      *txState
+	cbatch  clusterBatch // cluster mode: publishes waiting to go to the broker in one round trip
 	buf     []byte // received bytes not yet consumed
 	maxBuf  int    // the most buf may hold: one command
 	stop    bool   // reader: stop after this command (QUIT, protocol error)
@@ -161,6 +162,7 @@ func (c *pubConn) process() {
 		off += n
 		c.parser.Commit()
 	}
+	c.flushCluster() // batched publishes point into buf
 	c.buf = c.buf[:copy(c.buf, c.buf[off:])]
 	if len(c.buf) == 0 && cap(c.buf) > pubReadBuf {
 		c.buf = make([]byte, 0, pubReadBuf) // drop a big command's buffer
@@ -255,6 +257,12 @@ func (c *pubConn) noteWait(waited, ok bool) {
 
 // reply answers a command after every reply still in flight; b is copied.
 func (c *pubConn) reply(b []byte) {
+	c.flushCluster() // the replies of batched cluster publishes go first
+	c.replyNow(b)
+}
+
+// replyNow is reply without the cluster batch's flush.
+func (c *pubConn) replyNow(b []byte) {
 	c.noteWait(c.ReplyWait(b, c.wakeCh, c.closing))
 }
 
