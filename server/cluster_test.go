@@ -221,4 +221,3 @@ func TestClusterHTTPAndReadiness(t *testing.T) {
 		t.Fatalf("/readyz after recovery = %d %q", code, body)
 	}
 }
-

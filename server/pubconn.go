@@ -50,11 +50,11 @@ type pubConn struct {
 	resp3   bool   // HELLO 3
 	tx      *txState
 	cbatch  clusterBatch // cluster mode: publishes waiting to go to the broker in one round trip
-	buf     []byte // received bytes not yet consumed
-	maxBuf  int    // the most buf may hold: one command
-	stop    bool   // reader: stop after this command (QUIT, protocol error)
-	waited  bool   // reader: blocked on backpressure since the last read
-	results int    // commands and rejections seen, to tell a new partial command from an old one
+	buf     []byte       // received bytes not yet consumed
+	maxBuf  int          // the most buf may hold: one command
+	stop    bool         // reader: stop after this command (QUIT, protocol error)
+	waited  bool         // reader: blocked on backpressure since the last read
+	results int          // commands and rejections seen, to tell a new partial command from an old one
 
 	partialSince time.Time // when the partial command at the start of buf began arriving
 	deadline     time.Time // the read deadline set on conn
