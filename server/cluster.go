@@ -143,7 +143,7 @@ const (
 // clusterPublish serves POST /publish/{topic} in cluster mode; false: the
 // answer is not there yet (the request stays buffered). Called on the
 // event loop.
-func (c *wsConn) clusterPublish(topic string, body []byte) bool {
+func (c *httpConn) clusterPublish(topic string, body []byte) bool {
 	h := c.cpub
 	if h == nil {
 		h = &clusterHTTP{}
