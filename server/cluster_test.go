@@ -221,3 +221,37 @@ func TestClusterHTTPAndReadiness(t *testing.T) {
 		t.Fatalf("/readyz after recovery = %d %q", code, body)
 	}
 }
+
+// TestLivezReportsAStuckDispatcher: /livez stays 200 while the
+// dispatcher makes progress and answers 503 once it has held the same
+// events past LivenessStall (a resolver that never returns), then 200
+// again when it moves on.
+func TestLivezReportsAStuckDispatcher(t *testing.T) {
+	s, g := startGated(t, func(o *server.Options) { o.LivenessStall = 300 * time.Millisecond })
+	get := func() (int, string) {
+		resp, err := http.Get("http://" + s.opts.Listen + "/livez")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := get(); code != 200 {
+		t.Fatalf("/livez idle = %d %q", code, body)
+	}
+	p := dialPublisher(t, "tcp", s.opts.PublishListen)
+	blockDispatcher(t, s, g, p, 0)
+	if code, body := get(); code != 200 {
+		t.Fatalf("/livez just after the dispatcher blocked = %d %q, want 200 (not stalled long enough)", code, body)
+	}
+	waitUntil(t, "/livez reports the stall", func() bool {
+		code, body := get()
+		return code == 503 && strings.Contains(body, "dispatcher has not finished a batch")
+	})
+	if code, body := get(); code != 503 {
+		t.Fatalf("/livez still stalled = %d %q, want 503", code, body)
+	}
+	g.release()
+	waitUntil(t, "/livez recovers", func() bool { code, _ := get(); return code == 200 })
+}

@@ -140,9 +140,14 @@ func (c *httpConn) serveRequest(b []byte) (int, bool) {
 func (c *httpConn) route(req *http.Request, body []byte) bool {
 	path := req.URL.Path
 	switch {
-	case path == "/healthz" || path == "/livez":
+	case path == "/healthz":
 		if c.srv.draining.Load() {
 			return c.respond(http.StatusServiceUnavailable, "draining\n")
+		}
+		return c.respond(http.StatusOK, "ok\n")
+	case path == "/livez":
+		if why := c.srv.notLive(); why != "" {
+			return c.respond(http.StatusServiceUnavailable, why+"\n")
 		}
 		return c.respond(http.StatusOK, "ok\n")
 	case path == "/readyz":

@@ -120,6 +120,10 @@ type Options struct {
 	// ReadyChecks are consulted by GET /readyz besides draining: each
 	// returns nil when its part is ready, or why not (see ready.go).
 	ReadyChecks []func() error
+	// LivenessStall is how long the dispatcher may hold events without
+	// finishing a batch before GET /livez answers 503. Default
+	// DefaultLivenessStall (30s).
+	LivenessStall time.Duration
 }
 
 // Defaults, each chosen for a production deployment on one host.
@@ -181,6 +185,7 @@ func (o *Options) setDefaults() error {
 	setDefault(&o.SendBuffer, DefaultSendBuffer)
 	setDefault(&o.HTTPReadTimeout, DefaultHTTPReadTimeout)
 	setDefault(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	setDefault(&o.LivenessStall, DefaultLivenessStall)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -75,6 +75,7 @@ type Server struct {
 	engStopped    chan struct{} // closed when gnet.Rotate returns
 	stopOnce      sync.Once
 	clusterStop   sync.Once
+	live          liveness
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
