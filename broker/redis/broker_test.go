@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +255,36 @@ func TestRestartWithoutPersistenceReportsEpochChange(t *testing.T) {
 	l := n.losses.all()
 	if len(l) != 1 || l[0].Reason != "epoch_changed" || l[0].Epoch != old || l[0].After != 5 || l[0].NewEpoch != evs[0].pos.Epoch {
 		t.Fatalf("losses = %+v, want one epoch_changed from %q after 5", l, old)
+	}
+}
+
+// TestTLS: rediss:// with the CA given by CAFile: the node connects,
+// subscribes and delivers; without the CA, the certificate is refused and
+// the node is not ready.
+func TestTLS(t *testing.T) {
+	r := redistest.StartTLS(t)
+	n := startNode(t, r.URL(), func(c *Config) { c.CAFile = r.CAFile })
+	n.TopicAdded("t")
+	waitReady(t, n)
+	for i := range 3 {
+		if _, err := n.Publish(context.Background(), []byte("t"), fmt.Appendf(nil, `{"i":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if got := len(n.in.events("t")); got != 3 {
+			return fmt.Errorf("%d of 3 over TLS", got)
+		}
+		return nil
+	})
+	untrusting := startNode(t, r.URL(), nil)
+	eventually(t, 10*time.Second, func() error {
+		if err := untrusting.Ready(); err == nil || !strings.Contains(err.Error(), "certificate") {
+			return fmt.Errorf("a node without the CA: Ready = %v, want a certificate error", err)
+		}
+		return nil
+	})
+	if _, err := New(Config{URL: "redis://" + r.Addr, CAFile: r.CAFile}); err == nil {
+		t.Fatal("a CA file with a plain redis:// URL was accepted")
 	}
 }

@@ -1,10 +1,12 @@
 package redis
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +51,9 @@ type Config struct {
 	URL string
 	// Password, when set, overrides the URL's (FRAISED_CLUSTER_PASSWORD).
 	Password string
+	// CAFile is a PEM bundle of the CAs that may sign the Redis server's
+	// certificate (rediss:// only); empty: the system's roots.
+	CAFile string
 	// RepairWindow is the events kept per topic for gap repair (0: the
 	// default; negative: none, so gaps are reported, not repaired).
 	RepairWindow int
@@ -90,6 +95,20 @@ func (cfg *Config) options() (*goredis.Options, error) {
 	}
 	if cfg.Password != "" {
 		o.Password = cfg.Password
+	}
+	if cfg.CAFile != "" {
+		if o.TLSConfig == nil {
+			return nil, fmt.Errorf("--cluster-tls-ca %q is set but --cluster %q is not rediss:// (TLS)", cfg.CAFile, redact(cfg.URL))
+		}
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cluster-tls-ca %q holds no PEM certificate", cfg.CAFile)
+		}
+		o.TLSConfig.RootCAs = pool
 	}
 	o.DialTimeout = dialTimeout
 	o.ReadTimeout = commandTimeout

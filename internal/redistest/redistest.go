@@ -22,6 +22,7 @@ type Server struct {
 	tb   testing.TB
 	cmd  *exec.Cmd
 	args []string
+	tls  bool // serves TLS only: started when the port accepts TCP
 }
 
 // URL returns redis://Addr.
@@ -58,7 +59,7 @@ func (s *Server) start() {
 	}
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if s.ping() {
+		if s.tls && s.accepts() || !s.tls && s.ping() {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -66,6 +67,15 @@ func (s *Server) start() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// accepts reports whether the port takes a TCP connection.
+func (s *Server) accepts() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 func (s *Server) ping() bool {
