@@ -288,3 +288,26 @@ func TestTLS(t *testing.T) {
 		t.Fatal("a CA file with a plain redis:// URL was accepted")
 	}
 }
+
+// TestPassword: Config.Password (FRAISED_CLUSTER_PASSWORD) authenticates
+// against a Redis with requirepass, and overrides the URL's; a node with
+// a wrong one is not ready and says why.
+func TestPassword(t *testing.T) {
+	r := redistest.Start(t, "--requirepass", "s3cret")
+	n := startNode(t, "redis://:wrong@"+r.Addr, func(c *Config) { c.Password = "s3cret" })
+	n.TopicAdded("t")
+	waitReady(t, n)
+	if _, err := n.Publish(context.Background(), []byte("t"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	wrong := startNode(t, "redis://:wrong@"+r.Addr, nil)
+	eventually(t, 10*time.Second, func() error {
+		if err := wrong.Ready(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			return fmt.Errorf("wrong password: Ready = %v, want WRONGPASS", err)
+		}
+		return nil
+	})
+	if got := Redact("redis://:s3cret@host:6379/0"); strings.Contains(got, "s3cret") {
+		t.Fatalf("Redact left the password in %q", got)
+	}
+}
