@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make perf-cluster`: scenario S3 (1,000 events/s to 100 subscribers)
+# `make perf-cluster`: scenario $SCENARIO (default S3: 1,000 events/s to 100 subscribers)
 # against one node, then against one node of a cluster (--cluster on a
 # real redis-server, publishing through the node: every event goes to
 # Redis and back), same machine, same run; the harness's report shows the
@@ -9,6 +9,7 @@ BIN=${PERF_BIN:-bin}
 OUT=${OUT:-perf/results/cluster.jsonl}
 MD=${MD:-perf/results/cluster.md}
 DURATION=${DURATION:-}
+SCENARIO=${SCENARIO:-S3}
 SERVER_CPU=${PERF_SERVER_CPU:-0}
 HARNESS_CPU=${PERF_HARNESS_CPU:-1}
 TS_SERVER=""; TS_HARNESS=""
@@ -31,7 +32,7 @@ run() { # label extra-flags...
 		--publish-listen 127.0.0.1:4301 --log-level warn "$@" >"$DIR/$label.log" 2>&1 &
 	srv=$!
 	until curl -fs http://127.0.0.1:4300/readyz >/dev/null 2>&1; do sleep 0.1; done
-	set -- --target "fraised-$label" --ws 127.0.0.1:4300 --publish 127.0.0.1:4301 --pid "$srv" --scenario S3 --out "$OUT"
+	set -- --target "fraised-$label" --ws 127.0.0.1:4300 --publish 127.0.0.1:4301 --pid "$srv" --scenario "$SCENARIO" --out "$OUT"
 	[ -n "$DURATION" ] && set -- "$@" --duration "$DURATION"
 	# shellcheck disable=SC2086
 	$TS_HARNESS "$BIN/fraised-bench" run "$@" || { echo "$label failed"; cat "$DIR/$label.log"; }
