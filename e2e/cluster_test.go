@@ -378,3 +378,90 @@ func TestClusterPipelinedPublishes(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClusterNodeDrains: SIGTERM on a node of a cluster while events flow
+// through another: its subscribers get a gap-free, in-order prefix of the
+// stream and then close 1001, it exits 0, and the other node keeps
+// serving (a client reconnecting there gets the new events).
+func TestClusterNodeDrains(t *testing.T) {
+	redis := redistest.Start(t)
+	nodes := startNodes(t, redis, 2, "--drain-timeout", "5s")
+	var subs []*seqSubscriber
+	for range 5 {
+		subs = append(subs, subscribeSeq(t, nodes[0], "d"))
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	waitNumSub(t, rdb, "fraised:c:d", 1)
+	pub := goredis.NewClient(&goredis.Options{Addr: nodes[1].publish, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer pub.Close()
+	stop := make(chan struct{})
+	published := make(chan int, 1)
+	go func() {
+		seq := 0
+		defer func() { published <- seq }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := pub.Publish(context.Background(), "d", fmt.Sprintf(`{"seq":%d}`, seq+1)).Err(); err != nil {
+				return
+			}
+			seq++
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	flowing := time.Now().Add(10 * time.Second)
+	for { // events flow to every subscriber before the signal
+		ready := true
+		for _, s := range subs {
+			seqs, _ := s.snapshot()
+			ready = ready && len(seqs) >= 50
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(flowing) {
+			t.Fatal("events did not reach the subscribers before the drain")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	nodes[0].terminate(t, 10*time.Second)
+	close(stop)
+	last := <-published
+	for i, s := range subs {
+		seqs, err := s.snapshot()
+		if err == nil || !strings.Contains(err.Error(), "closed with 1001") {
+			t.Fatalf("subscriber %d ended with %v, want close 1001", i, err)
+		}
+		if len(seqs) == 0 {
+			t.Fatalf("subscriber %d got nothing before the drain", i)
+		}
+		for j, q := range seqs {
+			if q != j+1 {
+				t.Fatalf("subscriber %d: event %d has seq %d (a gap or reorder before the close)", i, j, q)
+			}
+		}
+	}
+	again := subscribeSeq(t, nodes[1], "d")
+	waitNumSub(t, rdb, "fraised:c:d", 1)
+	if err := pub.Publish(context.Background(), "d", fmt.Sprintf(`{"seq":%d}`, last+1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seqs, err := again.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seqs) == 1 && seqs[0] == last+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client that moved to the other node has %v, want [%d]", seqs, last+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
