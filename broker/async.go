@@ -41,10 +41,11 @@ type asyncJob struct {
 // publish and returns; a worker calls Broker.Publish and then done, on the
 // worker's goroutine.
 type Async struct {
-	b     Broker
-	jobs  chan asyncJob
-	wg    sync.WaitGroup
-	close sync.Once
+	b      Broker
+	jobs   chan asyncJob
+	wg     sync.WaitGroup
+	mu     sync.RWMutex // Go holds it shared while it queues; Close exclusively
+	closed bool
 }
 
 // NewAsync starts AsyncWorkers workers publishing into b.
@@ -60,10 +61,16 @@ func NewAsync(b Broker) *Async {
 // Go queues a publish (topic and payload are copied); done is called
 // exactly once, on a worker goroutine, with the receipt or the error. It
 // must not block. Go reports false, without calling done, when the queue
-// is full (ErrBusy). Safe for concurrent use; never blocks.
+// is full (ErrBusy) or Close was called. Safe for concurrent use; never
+// blocks (Close holds the lock only to mark the queue closed).
 func (a *Async) Go(topic, payload []byte, done func(Receipt, error)) bool {
 	data := make([]byte, 0, len(topic)+len(payload))
 	data = append(append(data, topic...), payload...)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return false
+	}
 	select {
 	case a.jobs <- asyncJob{data: data, topicLen: len(topic), at: time.Now(), done: done}:
 		return true
@@ -82,9 +89,14 @@ func (a *Async) work() {
 	}
 }
 
-// Close stops taking publishes and waits until the queued ones are done.
-// Go must not be called afterwards.
+// Close stops taking publishes (Go reports false from then on) and waits
+// until the queued ones are done. Safe to call more than once.
 func (a *Async) Close() {
-	a.close.Do(func() { close(a.jobs) })
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.jobs)
+	}
+	a.mu.Unlock()
 	a.wg.Wait()
 }

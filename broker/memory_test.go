@@ -103,4 +103,8 @@ func TestAsyncRefusesPastItsQueue(t *testing.T) {
 	if got := answered.Load(); got != int64(accepted) {
 		t.Fatalf("answered %d of %d", got, accepted)
 	}
+	if a.Go([]byte("t"), []byte(`{}`), done) {
+		t.Fatal("Go after Close accepted a publish")
+	}
+	a.Close() // twice is fine
 }
