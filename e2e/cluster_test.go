@@ -465,3 +465,108 @@ func TestClusterNodeDrains(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClusterPubSubKillIsInvisible: CLIENT KILL TYPE pubsub twice while
+// events stream to 10 topics: the node reconnects and repairs from the
+// stream, so no subscriber sees a gap, a duplicate or a close, and the
+// node logs the repair.
+func TestClusterPubSubKillIsInvisible(t *testing.T) {
+	redis := redistest.Start(t)
+	nodes := startNodes(t, redis, 2)
+	const topics, perTopic = 10, 300
+	subs := make([]*seqSubscriber, topics)
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	for i := range subs {
+		subs[i] = subscribeSeq(t, nodes[0], fmt.Sprintf("k%d", i))
+		waitNumSub(t, rdb, fmt.Sprintf("fraised:c:k%d", i), 1)
+	}
+	pub := goredis.NewClient(&goredis.Options{Addr: nodes[1].publish, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer pub.Close()
+	errc := make(chan error, 1)
+	go func() {
+		for seq := 1; seq <= perTopic; seq++ {
+			_, err := pub.Pipelined(context.Background(), func(p goredis.Pipeliner) error {
+				for k := range topics {
+					p.Publish(context.Background(), fmt.Sprintf("k%d", k), fmt.Sprintf(`{"seq":%d}`, seq))
+				}
+				return nil
+			})
+			if err != nil {
+				errc <- err
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		errc <- nil
+	}()
+	for _, at := range []int{perTopic / 3, 2 * perTopic / 3} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			seqs, _ := subs[0].snapshot()
+			if len(seqs) >= at {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stream stalled at %d events", len(seqs))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if got := redis.Do("CLIENT", "KILL", "TYPE", "pubsub"); !strings.HasPrefix(got, ":") {
+			t.Fatalf("CLIENT KILL = %q", got)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i, s := range subs {
+		for {
+			seqs, err := s.snapshot()
+			if err != nil {
+				t.Fatalf("topic %d: %v (a client must not see the reconnect)", i, err)
+			}
+			if len(seqs) >= perTopic {
+				for j, q := range seqs {
+					if q != j+1 {
+						t.Fatalf("topic %d: event %d has seq %d", i, j, q)
+					}
+				}
+				if len(seqs) != perTopic {
+					t.Fatalf("topic %d: %d events, want %d", i, len(seqs), perTopic)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("topic %d: %d of %d events", i, len(seqs), perTopic)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog(t, nodes[0], "reconnects=2")
+	repaired := 0
+	for _, line := range strings.Split(nodes[0].log(), "\n") {
+		if _, rest, ok := strings.Cut(line, "resubscribed after a reconnect"); ok {
+			var n int
+			if _, after, ok := strings.Cut(rest, "repaired="); ok {
+				fmt.Sscanf(after, "%d", &n)
+			}
+			repaired += n
+		}
+	}
+	if repaired == 0 {
+		t.Fatalf("two kills mid-stream and nothing repaired (the events in flight during the reconnects):\n%s", nodes[0].log())
+	}
+}
+
+// waitLog waits until p has logged want.
+func waitLog(t *testing.T, p *proc, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.log(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

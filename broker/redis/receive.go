@@ -51,7 +51,10 @@ type receiver struct {
 	heardAt  time.Time // last byte of pub/sub traffic
 	probeAt  time.Time // when the outstanding probe was sent (zero: none)
 	sessions int       // connections that got subscribed
+	// repairedBefore is the repaired count when this connection began.
+	repairedBefore uint64
 }
+
 
 // receive is the receiver goroutine: it keeps a pub/sub connection,
 // reconnecting with backoff, until Stop.
@@ -132,6 +135,7 @@ func (r *receiver) session() (ready bool, err error) {
 		b.stats.reconnects.Add(1)
 	}
 	r.heardAt, r.probeAt = time.Now(), time.Time{}
+	r.repairedBefore = b.stats.repaired.Load()
 	for !b.stopped() {
 		msg, err := ps.ReceiveTimeout(context.Background(), receivePoll)
 		if err != nil {
@@ -222,7 +226,10 @@ func (r *receiver) handle(msg any) error {
 					}
 				}
 			}
-			b.stats.resubscribe.Add(-1)
+			if b.stats.resubscribe.Add(-1) == 0 && r.sessions > 1 {
+				b.cfg.Log.Info("cluster: resubscribed after a reconnect", "topics", len(r.track),
+					"repaired", b.stats.repaired.Load()-r.repairedBefore, "reconnects", b.stats.reconnects.Load())
+			}
 		}
 		if m.Kind == "unsubscribe" {
 			delete(r.track, strings.TrimPrefix(m.Channel, channelPrefix))
