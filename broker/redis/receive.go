@@ -55,7 +55,6 @@ type receiver struct {
 	repairedBefore uint64
 }
 
-
 // receive is the receiver goroutine: it keeps a pub/sub connection,
 // reconnecting with backoff, until Stop.
 func (b *Broker) receive() {
