@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fraised/fraised/internal/redistest"
+	"github.com/fraised/fraised/internal/tcpproxy"
 )
 
 // clusterToken is the HTTP publish token of the cluster tests' nodes.
@@ -568,5 +569,66 @@ func waitLog(t *testing.T, p *proc, want string) {
 			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterSilentLinkIsNoticed: a proxy between one node and Redis stops
+// forwarding bytes but keeps TCP open. That node's /readyz goes 503
+// within 10 s (its pub/sub probe), it reconnects, and its subscriber gets
+// the events it missed, in order, once, without a close.
+func TestClusterSilentLinkIsNoticed(t *testing.T) {
+	redis := redistest.Start(t)
+	link, err := tcpproxy.Listen("127.0.0.1:0", redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	behind := startBinary(t, "--cluster", "redis://"+link.Addr(), "--log-level", "info")
+	waitStatus(t, behind, "/readyz", 200, 10*time.Second)
+	other := startNodes(t, redis, 1)[0]
+	sub := subscribeSeq(t, behind, "s")
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	waitNumSub(t, rdb, "fraised:c:s", 1)
+	pub := goredis.NewClient(&goredis.Options{Addr: other.publish, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer pub.Close()
+	publish := func(from, to int) {
+		for seq := from; seq <= to; seq++ {
+			if err := pub.Publish(context.Background(), "s", fmt.Sprintf(`{"seq":%d}`, seq)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1, 10)
+	link.Freeze()
+	frozen := time.Now()
+	publish(11, 20)
+	waitStatus(t, behind, "/readyz", 503, 10*time.Second)
+	if took := time.Since(frozen); took > 10*time.Second {
+		t.Fatalf("/readyz went 503 only after %s", took)
+	}
+	waitStatus(t, behind, "/readyz", 200, 15*time.Second)
+	publish(21, 30)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seqs, err := sub.snapshot()
+		if err != nil {
+			t.Fatalf("subscriber: %v", err)
+		}
+		if len(seqs) >= 30 {
+			for j, q := range seqs {
+				if q != j+1 {
+					t.Fatalf("event %d has seq %d", j, q)
+				}
+			}
+			if len(seqs) != 30 {
+				t.Fatalf("%d events, want 30", len(seqs))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 30 events after the reconnect", len(seqs))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
