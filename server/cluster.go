@@ -30,15 +30,16 @@ func (s *Server) clusterInterest() dispatch.Interest {
 	if s.opts.Cluster == nil {
 		return nil
 	}
-	s.async = broker.NewAsync(s.opts.Cluster)
 	return s.opts.Cluster
 }
 
-// startCluster starts the broker's receiver into the dispatcher.
+// startCluster starts the broker's receiver into the dispatcher and the
+// HTTP publish workers, before the listeners serve.
 func (s *Server) startCluster() error {
 	if s.opts.Cluster == nil {
 		return nil
 	}
+	s.async = broker.NewAsync(s.opts.Cluster)
 	if err := s.opts.Cluster.Start(broker.FeedInlet{Feed: dispatch.NewFeed(s.d)}); err != nil {
 		return fmt.Errorf("cannot start the cluster broker: %w", err)
 	}
@@ -51,7 +52,9 @@ func (s *Server) stopCluster() {
 		return
 	}
 	s.clusterStop.Do(func() {
-		s.async.Close()
+		if s.async != nil { // nil: Run failed before startCluster
+			s.async.Close()
+		}
 		s.opts.Cluster.Stop()
 	})
 }

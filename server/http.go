@@ -187,7 +187,7 @@ func (c *httpConn) routePublish(req *http.Request, topic string, body []byte) bo
 	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
 		return c.respond(http.StatusBadRequest, err.Error()+"\n")
 	}
-	if c.srv.async != nil {
+	if c.srv.opts.Cluster != nil {
 		return c.clusterPublish(topic, body)
 	}
 	return c.publisher().Publish([]byte(topic), body, dispatch.ReplyHTTP)
