@@ -51,8 +51,11 @@ type Broker struct {
 
 	mu     sync.Mutex
 	wanted map[string]bool // topics with local interest (interest goroutine; receiver snapshots it)
-	ps     *goredis.PubSub // current pub/sub connection, nil while reconnecting
-	stats  stats
+	// baselines are the positions read just before a topic's SUBSCRIBE
+	// (interest goroutine), taken by the receiver at its confirmation.
+	baselines map[string]position
+	ps        *goredis.PubSub // current pub/sub connection, nil while reconnecting
+	stats     stats
 }
 
 type stats struct {
@@ -84,7 +87,8 @@ func New(cfg Config) (*Broker, error) {
 	}
 	c := cfg.withDefaults()
 	routeLogs.Do(func() { goredis.SetLogger(slogPrinter{c.Log}) })
-	b := &Broker{cfg: c, rdb: goredis.NewClient(opts), node: randomName(), stop: make(chan struct{}), wanted: map[string]bool{}}
+	b := &Broker{cfg: c, rdb: goredis.NewClient(opts), node: randomName(), stop: make(chan struct{}), wanted: map[string]bool{},
+		baselines: map[string]position{}}
 	b.setState(errNotStarted, true)
 	b.interest.init()
 	return b, nil

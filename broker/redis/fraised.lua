@@ -69,12 +69,16 @@ end
 -- fraised_read KEYS: meta stream; ARGV: from count
 -- Returns {epoch, last offset, offset1, payload1, offset2, payload2, ...}:
 -- the topic's epoch ('' when it has none) and last offset, and up to count
--- entries of its stream from offset from on, in order. One atomic read,
--- so the entries belong to the epoch returned.
+-- entries of its stream from offset from on, in order (count 0: the
+-- position only). One atomic read, so the entries belong to the epoch
+-- returned.
 local function read(keys, args)
   local epoch = redis.call('HGET', keys[1], 'e') or ''
   local last = tonumber(redis.call('HGET', keys[1], 'o') or '0')
   local out = {epoch, last}
+  if (tonumber(args[2]) or 0) <= 0 then
+    return out -- the position only
+  end
   local entries = redis.call('XRANGE', keys[2], args[1] .. '-0', '+', 'COUNT', args[2])
   for _, e in ipairs(entries) do
     out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"fmt"
 	goredis "github.com/redis/go-redis/v9"
 
 	"context"
@@ -96,6 +97,7 @@ func (b *Broker) applyInterest() {
 				subs = append(subs, channelPrefix+t)
 			case !on && b.wanted[t]:
 				delete(b.wanted, t)
+				delete(b.baselines, t)
 				unsubs = append(unsubs, channelPrefix+t)
 			}
 		}
@@ -103,6 +105,7 @@ func (b *Broker) applyInterest() {
 		b.mu.Unlock()
 		b.interest.done(changes)
 		if ps != nil {
+			b.readBaselines(subs)
 			if err := b.sendInterest(ps, subs, unsubs); err != nil {
 				b.cfg.Log.Warn("cluster: cannot change pub/sub subscriptions; reconnecting", "err", err)
 				_ = ps.Close() // the receiver reconnects and resubscribes everything
@@ -130,4 +133,65 @@ func (b *Broker) sendInterest(ps *goredis.PubSub, subs, unsubs []string) error {
 		}
 	}
 	return nil
+}
+
+// readBaselines reads, in one pipeline, the position in Redis of each
+// topic about to be subscribed to (channels), for the receiver to start
+// from. A failed read leaves no baseline: the receiver reads one itself
+// when the subscription is confirmed.
+func (b *Broker) readBaselines(channels []string) {
+	if len(channels) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmds := make([]*goredis.Cmd, len(channels))
+	_, _ = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, c := range channels {
+			t := c[len(channelPrefix):]
+			cmds[i] = p.FCallRo(ctx, "fraised_read", []string{metaPrefix + t, streamPrefix + t}, 1, 0)
+		}
+		return nil
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, c := range channels {
+		if pos, err := baseline(cmds[i]); err == nil && b.wanted[c[len(channelPrefix):]] {
+			b.baselines[c[len(channelPrefix):]] = pos
+		}
+	}
+}
+
+// readBaseline reads one topic's position in Redis now.
+func (b *Broker) readBaseline(topic string) (position, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	pos, err := baseline(b.rdb.FCallRo(ctx, "fraised_read", []string{metaPrefix + topic, streamPrefix + topic}, 1, 0))
+	if err != nil {
+		return position{}, fmt.Errorf("read the position of %q: %w", topic, err)
+	}
+	return pos, nil
+}
+
+// takeBaseline returns and forgets the baseline read for topic.
+func (b *Broker) takeBaseline(topic string) (position, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pos, ok := b.baselines[topic]
+	delete(b.baselines, topic)
+	return pos, ok
+}
+
+// baseline reads fraised_read's {epoch, last} as a starting position.
+func baseline(cmd *goredis.Cmd) (position, error) {
+	res, err := cmd.Slice()
+	if err != nil {
+		return position{}, err
+	}
+	if len(res) < 2 {
+		return position{}, fmt.Errorf("fraised_read answered %d values, want at least 2", len(res))
+	}
+	epoch, _ := res[0].(string)
+	last, _ := res[1].(int64)
+	return position{epoch: epoch, last: uint64(last)}, nil
 }

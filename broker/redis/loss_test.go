@@ -169,3 +169,44 @@ func TestRestartWithAOFKeepsTheEpoch(t *testing.T) {
 		t.Fatalf("losses after an AOF restart: %+v", l)
 	}
 }
+
+// TestGapBeforeTheFirstEventIsRepaired: a node subscribed to a topic that
+// has had no event yet loses its link; the events published meanwhile are
+// repaired after the reconnect like any gap (the node read the topic's
+// position when its subscription was confirmed), in order and once.
+func TestGapBeforeTheFirstEventIsRepaired(t *testing.T) {
+	r := redistest.Start(t)
+	p, err := tcpproxy.Listen("127.0.0.1:0", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	sub := startNode(t, "redis://"+p.Addr(), nil)
+	pub := startNode(t, r.URL(), nil)
+	waitReady(t, sub, pub)
+	publishN(t, pub, "old", 0, 3) // a topic with history before the node subscribes
+	sub.TopicAdded("new")
+	sub.TopicAdded("old")
+	subscribed(t, r, "new", 1)
+	subscribed(t, r, "old", 1)
+	p.Freeze()
+	publishN(t, pub, "new", 0, 5)
+	publishN(t, pub, "old", 3, 5)
+	eventually(t, 10*time.Second, func() error {
+		if sub.Ready() == nil {
+			return errors.New("still ready on a silent link")
+		}
+		return nil
+	})
+	waitReady(t, sub)
+	publishN(t, pub, "new", 5, 6)
+	publishN(t, pub, "old", 5, 6)
+	checkContiguous(t, "new", waitEvents(t, sub, "new", 6), 6)
+	old := waitEvents(t, sub, "old", 3)
+	if len(old) != 3 || old[0].pos.Offset != 4 || old[2].pos.Offset != 6 {
+		t.Fatalf("old topic: %+v, want offsets 4-6 (1-3 were published before the node subscribed)", old)
+	}
+	if l := sub.losses.all(); len(l) > 0 {
+		t.Fatalf("losses: %+v", l)
+	}
+}

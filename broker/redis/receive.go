@@ -36,6 +36,12 @@ const (
 // the last offset delivered, and dupTo, the last offset a repair
 // delivered ahead of the live messages (live ones up to it are duplicates,
 // not a regression).
+//
+// A topic just subscribed to starts from its position in Redis read just
+// before its SUBSCRIBE was sent (the interest goroutine's baseline), so
+// every later event either arrives or shows up as a gap, even one lost
+// before the topic's first live event. An empty epoch means Redis had
+// none yet: the first event's is adopted.
 type position struct {
 	epoch string
 	last  uint64
@@ -216,22 +222,25 @@ func (r *receiver) handle(msg any) error {
 	b := r.b
 	switch m := msg.(type) {
 	case *goredis.Subscription:
-		if m.Kind == "subscribe" && r.awaiting[m.Channel] {
-			delete(r.awaiting, m.Channel)
-			if t, ok := strings.CutPrefix(m.Channel, channelPrefix); ok {
-				if p := r.track[t]; p != nil {
-					if err := r.repair(t, p, 0); err != nil {
-						return err
-					}
+		t, isTopic := strings.CutPrefix(m.Channel, channelPrefix)
+		switch m.Kind {
+		case "subscribe":
+			if isTopic {
+				if err := r.subscribed(t); err != nil {
+					return err
 				}
 			}
-			if b.stats.resubscribe.Add(-1) == 0 && r.sessions > 1 {
-				b.cfg.Log.Info("cluster: resubscribed after a reconnect", "topics", len(r.track),
-					"repaired", b.stats.repaired.Load()-r.repairedBefore, "reconnects", b.stats.reconnects.Load())
+			if r.awaiting[m.Channel] {
+				delete(r.awaiting, m.Channel)
+				if b.stats.resubscribe.Add(-1) == 0 && r.sessions > 1 {
+					b.cfg.Log.Info("cluster: resubscribed after a reconnect", "topics", len(r.track),
+						"repaired", b.stats.repaired.Load()-r.repairedBefore, "reconnects", b.stats.reconnects.Load())
+				}
 			}
-		}
-		if m.Kind == "unsubscribe" {
-			delete(r.track, strings.TrimPrefix(m.Channel, channelPrefix))
+		case "unsubscribe":
+			if isTopic {
+				delete(r.track, t)
+			}
 		}
 	case *goredis.Message:
 		if m.Channel == r.probeCh {
@@ -243,6 +252,29 @@ func (r *receiver) handle(msg any) error {
 		}
 	}
 	return nil
+}
+
+// subscribed handles the confirmation of topic's subscription: a topic
+// the node tracks (a resubscribe) is repaired from its stream; a new one
+// starts from the baseline read before its SUBSCRIBE, and is repaired
+// from there (events lost between the two, or during a reconnect before
+// its first event).
+func (r *receiver) subscribed(topic string) error {
+	p := r.track[topic]
+	if p == nil {
+		base, ok := r.b.takeBaseline(topic)
+		if !ok {
+			// Subscribed without a baseline (a resubscribe raced the
+			// interest goroutine): start from now.
+			var err error
+			if base, err = r.b.readBaseline(topic); err != nil {
+				return err
+			}
+		}
+		p = &base
+		r.track[topic] = p
+	}
+	return r.repair(topic, p, 0)
 }
 
 // event delivers one live event of topic in order: a gap is repaired from
@@ -257,9 +289,11 @@ func (r *receiver) event(topic, msg string) error {
 	}
 	p := r.track[topic]
 	switch {
-	case p == nil:
+	case p == nil: // not confirmed yet: cannot happen (Redis confirms first)
 		p = &position{epoch: epoch, last: off - 1}
 		r.track[topic] = p
+	case p.epoch == "":
+		p.epoch = epoch // the topic's first epoch since the node subscribed
 	case epoch != p.epoch:
 		r.lost(topic, p, "epoch_changed", epoch, 0)
 		p.epoch, p.last, p.dupTo = epoch, 0, 0
@@ -321,6 +355,9 @@ func (r *receiver) repair(topic string, p *position, upTo uint64) error {
 		epoch, _ := res[0].(string)
 		latest, _ := res[1].(int64)
 		switch {
+		case p.epoch == "" && epoch != "":
+			p.epoch = epoch // its first epoch since the node subscribed
+			continue
 		case epoch == "":
 			// Redis holds nothing of the topic (restarted without its
 			// data, or the topic idle past MetaTTL): the next event
