@@ -64,8 +64,8 @@ func TestSilentLinkFailsTheProbe(t *testing.T) {
 		return nil
 	})
 	checkContiguous(t, "subscriber", sub.in.events("t"), 40)
-	if s := sub.Stats(); s.ProbeFailures == 0 || s.Repaired < 20 {
-		t.Fatalf("stats %+v: want a probe failure and the 20 missed events repaired", s)
+	if s := sub.Stats(); s.ProbeFailures == 0 || s.Repaired < 10 {
+		t.Fatalf("stats %+v: want a probe failure and at least the 10 events published on the frozen link repaired", s)
 	}
 	if l := sub.losses.all(); len(l) > 0 {
 		t.Fatalf("losses: %+v", l)
