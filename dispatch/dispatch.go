@@ -92,6 +92,7 @@ type Dispatcher struct {
 	overBudget func()
 
 	interest Interest // told of topics gaining or losing local subscribers; nil: nobody asks
+	historyState
 
 	batch        []*event
 	batchBytes   int // bytes queued since the last flush
@@ -153,11 +154,17 @@ type Config struct {
 	// topic that gets its first subscriber or loses its last (a cluster
 	// broker subscribes to exactly those at its ordering authority).
 	Interest Interest
+	// History says which topics keep a history (@history); nil: none
+	// does, and the dispatcher keeps none.
+	History HistorySource
+	// HistoryMaxBytes caps the history of all topics (--history-max-bytes;
+	// zero: history.DefaultMaxBytes).
+	HistoryMaxBytes int64
 }
 
 // New returns a dispatcher; Run serves it.
 func New(cfg Config) *Dispatcher {
-	return &Dispatcher{
+	d := &Dispatcher{
 		maxBytes:    cfg.RingBytes,
 		ring:        ring.New[*event](cfg.RingSize),
 		reg:         registry.New[group, member](),
@@ -173,6 +180,8 @@ func New(cfg Config) *Dispatcher {
 		batch:       make([]*event, dispatchBatch),
 		scratch:     make([]byte, 0, 4096),
 	}
+	d.initHistory(cfg)
+	return d
 }
 
 // push offers ev to the ring; false means the ring is full (in slots or in
@@ -269,8 +278,14 @@ func (d *Dispatcher) HandOff() {
 // Stop once the ring is empty.
 func (d *Dispatcher) Run() {
 	defer close(d.stopped)
+	if d.hist != nil {
+		go d.sweepTicker()
+	}
 	for {
 		n := d.ring.PopBatch(d.batch)
+		if d.hist != nil {
+			d.historyTurn()
+		}
 		d.applyControl()
 		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
@@ -303,7 +318,7 @@ func (d *Dispatcher) idle() bool {
 		runtime.Gosched()
 		return false
 	}
-	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 {
+	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.historyWork() {
 		return false
 	}
 	if d.stopping.Load() {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"strconv"
 
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/resp"
 )
@@ -19,6 +20,14 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 	if s.removed.Load() {
 		return
 	}
+	if s.Resume != nil && d.resume(s) {
+		return // replaying (registered when it catches up) or refused
+	}
+	d.register(s)
+}
+
+// register adds s to the registry.
+func (d *Dispatcher) register(s *Subscription) {
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
 	d.noteAdded(op.Topic)
@@ -29,10 +38,18 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 func (d *Dispatcher) dispatch(ev *event) {
 	switch ev.kind {
 	case evPublish:
-		n := d.fanOut(ev.topic, ev.payload)
+		var pos *history.Position
+		var ext []byte
+		if d.hist != nil {
+			if st, p := d.record(ev); st != nil {
+				d.pos = p
+				pos, ext = &d.pos, d.ext
+			}
+		}
+		n := d.fanOut(ev.topic, ev.payload, ext)
 		d.published.Add(1)
 		if ev.from != nil {
-			d.replyCount(ev.from, ev.replyKind, n)
+			d.replyCount(ev.from, ev.replyKind, n, pos)
 		}
 	case evReply:
 		d.queueReply(ev.from, ev.data)
@@ -41,8 +58,9 @@ func (d *Dispatcher) dispatch(ev *event) {
 }
 
 // fanOut delivers payload to every matching subscriber of topic and
-// returns how many subscriptions it reached.
-func (d *Dispatcher) fanOut(topic, payload []byte) int {
+// returns how many subscriptions it reached; ext, when set, ends every
+// group's payload (the event's position, history.go).
+func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 	t := d.reg.Lookup(topic)
 	if t == nil {
 		return 0
@@ -54,6 +72,9 @@ func (d *Dispatcher) fanOut(topic, payload []byte) int {
 			continue
 		}
 		d.scratch = op.AppendResult(d.scratch[:0], payload)
+		if ext != nil {
+			d.scratch = appendExt(d.scratch, ext)
+		}
 		for _, s := range g.Subs() {
 			if d.deliver(s.Data.out, s.Data.id, d.scratch) {
 				count++
@@ -81,11 +102,15 @@ func (d *Dispatcher) deliver(o *outbox.Outbox, id, payload []byte) bool {
 	return true
 }
 
-func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int) {
-	switch rk {
-	case ReplyRESP:
+func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.Position) {
+	switch {
+	case rk == ReplyRESP:
 		d.reply = resp.AppendInt(d.reply[:0], int64(n))
-	case ReplyHTTP:
+	case rk == ReplyRESPPosition:
+		d.reply = appendRESPPosition(d.reply[:0], n, pos)
+	case rk == ReplyHTTP && pos != nil:
+		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
+	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
 	default:
 		d.settle(p) // nothing to answer: the event is no longer in flight

@@ -72,15 +72,18 @@ const maxClusterBatch = 256
 type clusterBatch struct {
 	evs []broker.Event
 	out []broker.Result
+	pos []bool // FPUBLISH: answer [nodes, offset, epoch]
 }
 
 // clusterPublish queues a publish for the broker; the batch goes out when
 // it is full, before any other reply, and at the end of each read, and
 // every publish is answered with the number of nodes that received it
-// (Redis' PUBLISH answer), or -ERR. Called on the publisher's reader
-// goroutine, which waits for the answers: replies stay in command order.
-func (c *pubConn) clusterPublish(topic, payload []byte) {
+// (Redis' PUBLISH answer), with position [nodes, offset, epoch] for an
+// FPUBLISH, or -ERR. Called on the publisher's reader goroutine, which
+// waits for the answers: replies stay in command order.
+func (c *pubConn) clusterPublish(topic, payload []byte, position bool) {
 	c.cbatch.evs = append(c.cbatch.evs, broker.Event{Topic: topic, Payload: payload})
+	c.cbatch.pos = append(c.cbatch.pos, position)
 	if len(c.cbatch.evs) == maxClusterBatch {
 		c.flushCluster()
 	}
@@ -108,14 +111,21 @@ func (c *pubConn) flushCluster() {
 	clear(evs)
 	c.cbatch.evs = evs[:0]
 	for i, r := range out {
-		if r.Err != nil {
+		switch {
+		case r.Err != nil:
 			c.replyNow(resp.AppendError(nil, "ERR "+publishError(r.Err)))
-		} else {
+		case c.cbatch.pos[i]:
+			b := resp.AppendInt(append(c.reply3[:0], "*3\r\n"...), r.Receivers)
+			b = resp.AppendInt(b, int64(r.Pos.Offset))
+			c.reply3 = resp.AppendBulk(b, []byte(r.Pos.Epoch))
+			c.replyNow(c.reply3)
+		default:
 			c.replyNow(resp.AppendInt(nil, r.Receivers))
 		}
 		out[i] = broker.Result{}
 	}
 	c.cbatch.out = out[:0]
+	c.cbatch.pos = c.cbatch.pos[:0]
 }
 
 // publishError is the message a publisher gets for a refused cluster

@@ -50,6 +50,7 @@ type pubConn struct {
 	resp3   bool   // HELLO 3
 	tx      *txState
 	cbatch  clusterBatch // cluster mode: publishes waiting to go to the broker in one round trip
+	reply3  []byte       // cluster mode: an FPUBLISH answer being built
 	buf     []byte       // received bytes not yet consumed
 	maxBuf  int          // the most buf may hold: one command
 	stop    bool         // reader: stop after this command (QUIT, protocol error)
@@ -242,8 +243,8 @@ func (c *pubConn) waitReplies() bool {
 // publishWait publishes, waiting for the publisher's turn while the ring
 // is full. It reports false (the event dropped) when the connection is
 // aborted.
-func (c *pubConn) publishWait(topic, payload []byte) bool {
-	waited, ok := c.PublishWait(topic, payload, dispatch.ReplyRESP, c.wakeCh, c.closing)
+func (c *pubConn) publishWait(topic, payload []byte, rk dispatch.ReplyKind) bool {
+	waited, ok := c.PublishWait(topic, payload, rk, c.wakeCh, c.closing)
 	c.noteWait(waited, ok)
 	return ok
 }
