@@ -32,8 +32,12 @@ func (c *clusterConfig) apply(opts *server.Options, log *slog.Logger) error {
 	if c.url == "" {
 		return nil
 	}
-	b, err := redisbroker.New(redisbroker.Config{URL: c.url, Password: c.password, CAFile: c.caFile,
-		RepairWindow: c.repairWindow, RepairTTL: c.repairTTL, Log: log})
+	cfg := redisbroker.Config{URL: c.url, Password: c.password, CAFile: c.caFile,
+		RepairWindow: c.repairWindow, RepairTTL: c.repairTTL, Log: log}
+	if opts.Schema != nil {
+		cfg.History = opts.Schema.HistoryOf
+	}
+	b, err := redisbroker.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,15 @@ import (
 	"errors"
 
 	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/history"
 )
 
 // Position is an event's place in its topic's stream: its offset (1, 2,
 // 3, ... with no gap) within an epoch, the name of one unbroken run of the
-// stream (a new epoch means the stream's history was lost).
-type Position struct {
-	Offset uint64
-	Epoch  string
-}
+// stream (a new epoch means the stream's history was lost). It is the
+// history's position: the dispatcher records an event a broker ordered at
+// that position (dispatch.Publisher.PublishAt).
+type Position = history.Position
 
 // Receipt is the authority's answer to a publish.
 type Receipt struct {

@@ -68,13 +68,13 @@ func (m *Memory) Start(in Inlet) error {
 func (m *Memory) Stop() { close(m.stop) }
 
 // FeedInlet is the Inlet over a dispatch.Feed: the broker's events enter
-// the ring like any publish. The position is not used yet (the history
-// issue records it).
+// the ring like any publish, with their position (history topics record
+// and show the authority's offsets and epochs).
 type FeedInlet struct{ Feed *dispatch.Feed }
 
 var _ Inlet = FeedInlet{}
 
 // Deliver pushes the event, waiting while the ring is full, until stop.
-func (f FeedInlet) Deliver(topic, payload []byte, _ Position, stop <-chan struct{}) bool {
-	return f.Feed.Push(topic, payload, stop)
+func (f FeedInlet) Deliver(topic, payload []byte, pos Position, stop <-chan struct{}) bool {
+	return f.Feed.Push(topic, payload, pos, stop)
 }

@@ -1,6 +1,10 @@
 package dispatch
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/fraised/fraised/history"
+)
 
 // Feed pushes events into the dispatcher for a goroutine that may block
 // and wants no reply: a cluster broker's receiver (events the ordering
@@ -40,13 +44,15 @@ func NewFeed(d *Dispatcher) *Feed {
 	return f
 }
 
-// Push queues one event (topic and payload are copied), waiting while the
-// ring is full; it reports false, dropping the event, when cancel closes
-// first. It wakes the dispatcher. Safe for concurrent use.
-func (f *Feed) Push(topic, payload []byte, cancel <-chan struct{}) bool {
+// Push queues one event (topic and payload are copied) at pos, the
+// position its ordering authority gave it (history records it there; a
+// zero pos: the dispatcher numbers history topics itself), waiting while
+// the ring is full; it reports false, dropping the event, when cancel
+// closes first. It wakes the dispatcher. Safe for concurrent use.
+func (f *Feed) Push(topic, payload []byte, pos history.Position, cancel <-chan struct{}) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.p.PublishWait(topic, payload, ReplyNone, f.woken, cancel)
+	_, ok := f.p.PublishAtWait(topic, payload, pos, ReplyNone, f.woken, cancel)
 	if ok {
 		f.p.d.Notify()
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 )
 
@@ -135,7 +136,7 @@ func TestFeedPushesPastThePublishWindow(t *testing.T) {
 	giveUp := time.AfterFunc(20*time.Second, func() { close(stop) })
 	defer giveUp.Stop()
 	for i := 1; i <= n; i++ {
-		if !f.Push([]byte("f"), fmt.Appendf(nil, `{"seq":%d}`, i), stop) {
+		if !f.Push([]byte("f"), fmt.Appendf(nil, `{"seq":%d}`, i), history.Position{}, stop) {
 			t.Fatalf("push %d refused", i)
 		}
 	}

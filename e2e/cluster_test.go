@@ -632,3 +632,151 @@ func TestClusterSilentLinkIsNoticed(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// posSubscriber records the seq and position of every event of one
+// history subscription.
+type posSubscriber struct {
+	c    *wsClient
+	mu   sync.Mutex
+	got  []posEvent
+	err  error
+	done chan struct{}
+}
+
+type posEvent struct {
+	Seq    int
+	Offset uint64
+	Epoch  string
+}
+
+// subscribeFeed subscribes to feed(room) on p, resuming after resume
+// (nil: no resume).
+func subscribeFeed(t *testing.T, p *proc, room string, resume *posEvent) *posSubscriber {
+	t.Helper()
+	c := dialWSHeader(t, p.listen, nil)
+	c.send(`{"type":"connection_init"}`)
+	if got := c.next(); !strings.Contains(got, "connection_ack") {
+		t.Fatalf("init answered %s", got)
+	}
+	ext := ""
+	if resume != nil {
+		ext = fmt.Sprintf(`,"extensions":{"fraised":{"resume":{"epoch":%q,"offset":%d}}}`, resume.Epoch, resume.Offset)
+	}
+	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { feed(room: \"%s\") { seq } }"%s}}`, room, ext))
+	s := &posSubscriber{c: c, done: make(chan struct{})}
+	go s.read()
+	return s
+}
+
+func (s *posSubscriber) read() {
+	defer close(s.done)
+	for {
+		_ = s.c.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+		msgs, err := readServerText(s.c)
+		if err != nil {
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+			return
+		}
+		for _, m := range msgs {
+			var msg struct {
+				Type    string
+				Payload struct {
+					Data       struct{ Feed struct{ Seq int } }
+					Extensions struct {
+						Fraised struct {
+							Offset uint64
+							Epoch  string
+						}
+					}
+				}
+			}
+			if json.Unmarshal(m, &msg) != nil || msg.Type != "next" {
+				s.mu.Lock()
+				s.err = fmt.Errorf("unexpected message %s", m)
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Lock()
+			s.got = append(s.got, posEvent{msg.Payload.Data.Feed.Seq, msg.Payload.Extensions.Fraised.Offset, msg.Payload.Extensions.Fraised.Epoch})
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *posSubscriber) wait(t *testing.T, n int) []posEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s.mu.Lock()
+		got, err := append([]posEvent(nil), s.got...), s.err
+		s.mu.Unlock()
+		if err != nil {
+			t.Fatalf("subscriber: %v (after %d events)", err, len(got))
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events", len(got), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestClusterHistoryPositionsAndResumeAcrossNodes: on a history topic
+// every node shows Redis' positions (one epoch, offsets 1..n, the ones
+// FPUBLISH answers) in every next; a client that drops off one node and
+// resumes on another gets exactly the events it missed, then live ones.
+// (The node it resumes on has had a subscriber to the topic all along:
+// its history holds the range.)
+func TestClusterHistoryPositionsAndResumeAcrossNodes(t *testing.T) {
+	redis := redistest.Start(t)
+	nodes := startNodes(t, redis, 2, "--schema", "../examples/resume/schema.graphql")
+	a := subscribeFeed(t, nodes[0], "r", nil)
+	keeper := subscribeFeed(t, nodes[1], "r", nil)
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	waitNumSub(t, rdb, "fraised:c:feed.r", 2)
+	pub := goredis.NewClient(&goredis.Options{Addr: nodes[0].publish, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer pub.Close()
+	ctx := runCtx(t, 30*time.Second)
+	var epoch string
+	publish := func(from, to int) {
+		for seq := from; seq <= to; seq++ {
+			res, err := pub.Do(ctx, "FPUBLISH", "feed.r", fmt.Sprintf(`{"seq":%d}`, seq)).Slice()
+			if err != nil || len(res) != 3 || res[0] != int64(2) || res[1] != int64(seq) {
+				t.Fatalf("FPUBLISH %d = %v, %v; want [2, %d, epoch]", seq, res, err, seq)
+			}
+			if epoch == "" {
+				epoch, _ = res[2].(string)
+			} else if res[2] != epoch {
+				t.Fatalf("FPUBLISH %d epoch %v, want %q", seq, res[2], epoch)
+			}
+		}
+	}
+	publish(1, 20)
+	for who, s := range map[string]*posSubscriber{"node 0": a, "node 1": keeper} {
+		for i, e := range s.wait(t, 20)[:20] {
+			if e.Seq != i+1 || e.Offset != uint64(i+1) || e.Epoch != epoch {
+				t.Fatalf("%s event %d = %+v, want seq and offset %d in epoch %q", who, i, e, i+1, epoch)
+			}
+		}
+	}
+	a.c.conn.Close() // the client drops off node 0
+	<-a.done
+	publish(21, 30)
+	b := subscribeFeed(t, nodes[1], "r", &posEvent{Offset: 20, Epoch: epoch})
+	got := b.wait(t, 10)
+	publish(31, 35)
+	got = b.wait(t, 15)
+	for i, e := range got {
+		if e.Seq != 21+i || e.Offset != uint64(21+i) || e.Epoch != epoch {
+			t.Fatalf("resumed on node 1: event %d = %+v, want seq and offset %d", i, e, 21+i)
+		}
+	}
+	if len(got) != 15 {
+		t.Fatalf("resumed on node 1: %d events, want 15", len(got))
+	}
+}

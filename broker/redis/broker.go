@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -203,8 +204,21 @@ func (b *Broker) publish(ctx context.Context, topic, payload []byte) (broker.Rec
 func (b *Broker) fcallPublish(ctx context.Context, c goredis.Cmdable, topic, payload []byte) *goredis.Cmd {
 	t := string(topic)
 	keys := []string{metaPrefix + t, streamPrefix + t}
+	size, ttl := b.streamOf(topic)
 	return c.FCall(ctx, "fraised_publish", keys, channelPrefix+t, payload,
-		b.cfg.RepairWindow, b.cfg.RepairTTL.Milliseconds(), MetaTTL.Milliseconds())
+		size, ttl.Milliseconds(), max(MetaTTL, 2*ttl).Milliseconds())
+}
+
+// streamOf returns what topic's Redis stream keeps: the repair window,
+// or its @history when that is larger.
+func (b *Broker) streamOf(topic []byte) (size int, ttl time.Duration) {
+	size, ttl = b.cfg.RepairWindow, b.cfg.RepairTTL
+	if b.cfg.History != nil {
+		if spec, ok := b.cfg.History(topic); ok {
+			size, ttl = max(size, spec.Size), max(ttl, spec.TTL)
+		}
+	}
+	return size, ttl
 }
 
 // PublishBatch publishes evs in order in one pipeline (one round trip);

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/fraised/fraised/history"
 )
 
 // Defaults of Config. Each says why that number.
@@ -64,6 +66,10 @@ type Config struct {
 	// defaults).
 	ProbeIdle, ProbeTimeout time.Duration
 	Log                     *slog.Logger
+	// History says which topics keep a history (@history: the schema's
+	// HistoryOf): their Redis stream keeps at least that many events for
+	// at least that long, so every node reads the same history. Nil: none.
+	History func(topic []byte) (history.Spec, bool)
 	// OnLoss, when set, is told of events this node could not deliver
 	// (a gap the repair stream no longer covers, or an epoch that
 	// changed), on the receiver goroutine; it must not block.
