@@ -601,12 +601,14 @@ func TestClusterSilentLinkIsNoticed(t *testing.T) {
 	}
 	publish(1, 10)
 	link.Freeze()
+	link.FreezeNew(true) // reconnects hang too, until Thaw: the 503 lasts
 	frozen := time.Now()
 	publish(11, 20)
 	waitStatus(t, behind, "/readyz", 503, 10*time.Second)
 	if took := time.Since(frozen); took > 10*time.Second {
 		t.Fatalf("/readyz went 503 only after %s", took)
 	}
+	link.Thaw()
 	waitStatus(t, behind, "/readyz", 200, 15*time.Second)
 	publish(21, 30)
 	deadline := time.Now().Add(10 * time.Second)

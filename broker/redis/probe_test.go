@@ -43,6 +43,7 @@ func TestSilentLinkFailsTheProbe(t *testing.T) {
 		return nil
 	})
 	p.Freeze()
+	p.FreezeNew(true) // reconnects hang too, until Thaw
 	frozenAt := time.Now()
 	publish(10, 20) // lost on the frozen link
 	eventually(t, 10*time.Second, func() error {
@@ -55,6 +56,7 @@ func TestSilentLinkFailsTheProbe(t *testing.T) {
 		t.Fatalf("not ready only %s after the link went silent", took)
 	}
 	publish(20, 30)
+	p.Thaw()
 	waitReady(t, sub)
 	publish(30, 40)
 	eventually(t, 10*time.Second, func() error {

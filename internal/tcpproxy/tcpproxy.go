@@ -24,13 +24,14 @@ const frozenPoll = 10 * time.Millisecond
 
 // Proxy forwards connections from its listener to its backends.
 type Proxy struct {
-	ln       net.Listener
-	backends []string
-	next     atomic.Uint64
-	mu       sync.Mutex
-	links    map[*link]struct{}
-	wg       sync.WaitGroup
-	closed   atomic.Bool
+	ln        net.Listener
+	backends  []string
+	next      atomic.Uint64
+	mu        sync.Mutex
+	links     map[*link]struct{}
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+	freezeNew atomic.Bool // new links start frozen (a partition, not just a stuck link)
 }
 
 // link is one proxied connection pair.
@@ -91,6 +92,7 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	l := &link{client: client, server: server}
+	l.frozen.Store(p.freezeNew.Load())
 	p.mu.Lock()
 	if p.closed.Load() {
 		p.mu.Unlock()
@@ -149,8 +151,14 @@ func (p *Proxy) Freeze() {
 	}
 }
 
-// Thaw resumes forwarding on every frozen connection.
+// FreezeNew makes connections opened from now on start frozen (on) or
+// not: with Freeze, the backend is cut off for new connections too.
+func (p *Proxy) FreezeNew(on bool) { p.freezeNew.Store(on) }
+
+// Thaw resumes forwarding on every frozen connection, and new ones start
+// thawed.
 func (p *Proxy) Thaw() {
+	p.freezeNew.Store(false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for l := range p.links {

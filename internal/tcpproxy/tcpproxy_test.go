@@ -83,7 +83,21 @@ func TestRoundRobinFreezeThaw(t *testing.T) {
 	if _, err := roundTrip(t, fresh, bufio.NewReader(fresh), "new", 5*time.Second); err != nil {
 		t.Fatalf("a connection opened after Freeze does not forward: %v", err)
 	}
+	p.FreezeNew(true)
+	late, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	lr := bufio.NewReader(late)
+	if got, err := roundTrip(t, late, lr, "late", 300*time.Millisecond); err == nil {
+		t.Fatalf("a connection opened under FreezeNew forwarded %q", got)
+	}
 	p.Thaw()
+	_ = late.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := lr.ReadString('\n'); err != nil || got[2:] != "late\n" {
+		t.Fatalf("after Thaw the late line arrives as %q, %v", got, err)
+	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if got, err := r.ReadString('\n'); err != nil || got[2:] != "frozen\n" {
 		t.Fatalf("after Thaw the held line arrives as %q, %v", got, err)
