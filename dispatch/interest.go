@@ -7,6 +7,11 @@ package dispatch
 // order the registry changed, and must not block: an implementation hands
 // the change to its own goroutine through a bounded queue. topic is the
 // registry's string, immutable and safe to keep.
+//
+// A dispatcher with an Interest hook receives only the events of topics
+// it has subscribers for, so when a topic loses its last subscriber its
+// history stream is dropped (a later resume to it reports epoch_changed
+// instead of missing what was published meanwhile).
 type Interest interface {
 	// TopicAdded is called when topic gets its first local subscriber.
 	TopicAdded(topic string)
@@ -25,15 +30,21 @@ func (d *Dispatcher) noteAdded(topic string) {
 }
 
 // remove takes s out of the registry, telling the interest hook when its
-// topic lost its last subscriber. Called by the dispatcher goroutine.
+// topic lost its last subscriber; then this node stops receiving the
+// topic, so its history stream (which would go stale) is dropped. Called
+// by the dispatcher goroutine.
 func (d *Dispatcher) remove(s *Subscription) {
 	h := s.handle
 	s.handle = nil
-	var topic string
-	if d.interest != nil {
-		topic = h.Group().Topic()
+	if d.interest == nil {
+		d.reg.Remove(h)
+		return
 	}
-	if d.reg.Remove(h) && d.interest != nil {
+	topic := h.Group().Topic()
+	if d.reg.Remove(h) {
 		d.interest.TopicRemoved(topic)
+		if d.hist != nil {
+			d.hist.Drop(topic)
+		}
 	}
 }

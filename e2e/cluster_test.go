@@ -781,4 +781,18 @@ func TestClusterHistoryPositionsAndResumeAcrossNodes(t *testing.T) {
 	if len(got) != 15 {
 		t.Fatalf("resumed on node 1: %d events, want 15", len(got))
 	}
+	// Node 0 lost its last subscriber to the topic, unsubscribed and
+	// dropped its history of it: a resume there is refused, not served
+	// from a stale stream that missed 21-35.
+	waitNumSub(t, rdb, "fraised:c:feed.r", 1)
+	stale := subscribeFeed(t, nodes[0], "r", &posEvent{Offset: 20, Epoch: epoch})
+	select {
+	case <-stale.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("resume on the node without the topic: no error after 10 s (served from a stale stream), %d events", len(stale.got))
+	}
+	if stale.err == nil || !strings.Contains(stale.err.Error(), "FRAISED_RESUME_UNAVAILABLE") ||
+		!strings.Contains(stale.err.Error(), "epoch_changed") || len(stale.got) != 0 {
+		t.Fatalf("resume on the node without the topic: %d events, %v; want only FRAISED_RESUME_UNAVAILABLE epoch_changed", len(stale.got), stale.err)
+	}
 }
