@@ -43,6 +43,7 @@ type config struct {
 	version        bool
 	sec            securityConfig
 	cluster        clusterConfig
+	ui             uiConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -75,6 +76,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
 	addClusterFlags(fs, &cfg.cluster)
+	addUIFlags(fs, &cfg.ui)
 	return fs
 }
 

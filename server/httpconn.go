@@ -16,6 +16,7 @@ type httpConn struct {
 	upgradeToken string              // bearer token from the upgrade's header or cookie
 	ws           *wsConn             // the WebSocket this connection upgraded to, if it did
 	cpub         *clusterHTTP        // cluster mode: the publish waiting for the broker
+	gql          httpQueries         // GraphQL over HTTP (graphqlhttp.go)
 }
 
 // newHTTPConn sets up a connection admitted by the HTTP listener as gnet's
