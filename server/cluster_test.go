@@ -201,7 +201,7 @@ func TestClusterHTTPAndReadiness(t *testing.T) {
 	}
 	down := fmt.Errorf("%w: Redis unreachable", broker.ErrUnavailable)
 	f.set(down, down)
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "Redis unreachable") {
+	if code, body := get("/readyz"); code != 503 || strings.TrimSpace(body) != "not ready: cluster" {
 		t.Fatalf("/readyz with the broker down = %d %q", code, body)
 	}
 	for _, path := range []string{"/livez", "/healthz"} {
