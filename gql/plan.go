@@ -116,7 +116,7 @@ type plan struct {
 	resolverIdentity bool
 	initPayload      []byte         // for the resolvers that read the identity
 	claims           map[string]any // for the resolvers that read the identity
-	logger      *slog.Logger
+	logger           *slog.Logger
 }
 
 // compiler builds a shape, or binds a request to one. It is used by one

@@ -81,9 +81,9 @@ type shape struct {
 	// resolverIdentity: a resolver of the operation reads the init
 	// payload and claims (Resolver.Identity), so they join its identity.
 	resolverIdentity bool
-	checks      []authCheck
-	errs        gqlerror.List // returned for every request
-	post        gqlerror.List // returned after the @auth refusals
+	checks           []authCheck
+	errs             gqlerror.List // returned for every request
+	post             gqlerror.List // returned after the @auth refusals
 }
 
 // authCheck is an @auth rule the selection reaches: what needs every

@@ -71,8 +71,8 @@ type Options struct {
 	// FieldResolvers are resolvers that declare what they read (Resolver);
 	// a key may not be in both maps.
 	FieldResolvers map[string]Resolver
-	Limits    Limits
-	Logger    *slog.Logger // resolver panics are logged here (nil = slog.Default())
+	Limits         Limits
+	Logger         *slog.Logger // resolver panics are logged here (nil = slog.Default())
 
 	// DisableIntrospection refuses queries that select __schema or
 	// __type: each gets an error with extensions.code
