@@ -15,6 +15,7 @@ import (
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/registry"
+	"github.com/fraised/fraised/resolve"
 	"github.com/fraised/fraised/ring"
 )
 
@@ -24,6 +25,7 @@ import (
 // GroupKey only finds candidates, since keys can collide.
 type group struct {
 	op *gql.Operation
+	rq *groupQueue // the events waiting for the resolver; nil without one (resolve.go)
 }
 
 // member is a subscriber's entry in a group: the connection's output and
@@ -45,7 +47,8 @@ type control struct {
 }
 
 // Dispatcher owns the registry and fans events out. It runs on its own
-// goroutine, never on an event loop; resolvers run here too.
+// goroutine, never on an event loop; resolvers never run here (they run on
+// their backends, resolve.go).
 //
 // Publishers push events into the ring; connections queue registry
 // changes on the control queue. The dispatcher pops a batch of events,
@@ -99,6 +102,7 @@ type Dispatcher struct {
 	scratch      []byte
 	reply        []byte
 	wokenScratch []*Publisher
+	res          *resolving // resolver calls (resolve.go)
 
 	// Drain barrier: events pushed into the ring (one atomic add per
 	// publish) and events dispatched and flushed (one per batch).
@@ -147,11 +151,14 @@ type Config struct {
 	// before anything more is appended. Zero: no budget.
 	MaxOutboundTotal int64
 	OverBudget       func()
+	// Resolvers routes resolver calls to their backends; nil: a Router
+	// with the defaults (a pool of Go workers).
+	Resolvers *resolve.Router
 }
 
 // New returns a dispatcher; Run serves it.
 func New(cfg Config) *Dispatcher {
-	return &Dispatcher{
+	d := &Dispatcher{
 		maxBytes:    cfg.RingBytes,
 		ring:        ring.New[*event](cfg.RingSize),
 		reg:         registry.New[group, member](),
@@ -166,6 +173,8 @@ func New(cfg Config) *Dispatcher {
 		batch:       make([]*event, dispatchBatch),
 		scratch:     make([]byte, 0, 4096),
 	}
+	d.res = newResolving(cfg.Resolvers, d.Notify)
+	return d
 }
 
 // push offers ev to the ring; false means the ring is full (in slots or in
@@ -265,6 +274,7 @@ func (d *Dispatcher) Run() {
 	for {
 		n := d.ring.PopBatch(d.batch)
 		d.applyControl()
+		d.resolveTurn()
 		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
@@ -273,6 +283,7 @@ func (d *Dispatcher) Run() {
 			}
 		}
 		clear(d.batch[:n])
+		d.flushResolvers()
 		d.flushDirty()
 		if n > 0 {
 			d.flushed.Add(uint64(n))
@@ -296,13 +307,13 @@ func (d *Dispatcher) idle() bool {
 		runtime.Gosched()
 		return false
 	}
-	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 {
+	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.resolveReady() {
 		return false
 	}
-	if d.stopping.Load() {
+	if d.stopping.Load() && !d.resolvePending() {
 		return true
 	}
-	<-d.wake
+	d.waitWake()
 	return false
 }
 
@@ -342,13 +353,13 @@ func (d *Dispatcher) applyControl() {
 }
 
 // Barrier returns a function reporting whether every event pushed before
-// the call has been dispatched and its batch flushed (the drain's
-// barrier). Events are popped in push order, so once the dispatcher has
+// the call has been dispatched and its batch flushed, and no event waits
+// for a resolver (the drain's barrier). Events are popped in push order, so once the dispatcher has
 // flushed as many events as had been pushed, it has flushed all of those.
 // Safe for concurrent use.
 func (d *Dispatcher) Barrier() func() bool {
 	target := d.pushed.Load()
-	return func() bool { return d.flushed.Load() >= target }
+	return func() bool { return d.flushed.Load() >= target && d.res.pendingN.Load() == 0 }
 }
 
 // Stats is a snapshot of the dispatcher's counters.

@@ -21,7 +21,7 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 	}
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{out: s.Out, id: s.ID})
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return d.newGroupData(op) }, member{out: s.Out, id: s.ID})
 	s.Op = nil // the group keeps the operation it needs
 }
 
@@ -46,10 +46,14 @@ func (d *Dispatcher) fanOut(topic, payload []byte) int {
 	if t == nil {
 		return 0
 	}
-	count := 0
+	count, later := 0, 0
 	for _, g := range t.Groups() {
 		op := g.Data.op
 		if !op.Match(payload) {
+			continue
+		}
+		if g.Data.rq != nil {
+			later += d.resolveLater(g, payload) // counted as delivered when resolved
 			continue
 		}
 		d.scratch = op.AppendResult(d.scratch[:0], payload)
@@ -60,7 +64,7 @@ func (d *Dispatcher) fanOut(topic, payload []byte) int {
 		}
 	}
 	d.delivered.Add(uint64(count))
-	return count
+	return count + later
 }
 
 // deliver appends one next frame to o.

@@ -132,7 +132,8 @@ func New(opts Options) (*Server, error) {
 	s.httpConns = newHTTPSet()
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
-		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget})
+		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
+		Resolvers: opts.Resolvers})
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
 		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
