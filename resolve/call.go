@@ -40,9 +40,9 @@ type Call struct {
 
 	id         uint64 // the socket protocol's call id
 	prev, next *Call  // Inflight's links
-	state atomic.Uint32
-	ctx   *callCtx
-	sink  *Completions
+	state      atomic.Uint32
+	ctx        *callCtx
+	sink       *Completions
 }
 
 // NewCall returns a call of op's resolver for event (which the call keeps:
