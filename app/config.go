@@ -40,6 +40,7 @@ type config struct {
 	pprofListen    string
 	version        bool
 	sec            securityConfig
+	res            resolverConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -70,6 +71,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
+	addResolverFlags(fs, &cfg.res)
 	return fs
 }
 

@@ -30,6 +30,7 @@ type Call struct {
 	Key      string         // "Subscription.userUpdated"
 	Event    []byte         // the event JSON, owned by the call
 	Params   gql.ResolveParams
+	Identity bool // the resolver reads Params.InitPayload and Claims
 	Deadline time.Time
 	Tag      any // the dispatcher's handle (its group); backends ignore it
 
@@ -49,9 +50,15 @@ type Call struct {
 // pass a copy), due by deadline, answered into sink.
 func NewCall(op *gql.Operation, event []byte, deadline time.Time, sink *Completions) *Call {
 	c := &Call{Op: op, Key: op.ResolverKey(), Event: event, Deadline: deadline, sink: sink}
-	c.Params = op.ResolveParams(event)
+	c.Params, c.Identity = op.ResolveParams(event), op.ReadsIdentity()
 	c.ctx = &callCtx{deadline: deadline}
 	return c
+}
+
+// NewRawCall returns a call of the resolver of key with params, answered
+// as raw JSON (Raw, or Err): a query field's resolver in a process.
+func NewRawCall(key string, params gql.ResolveParams, identity bool, deadline time.Time, sink *Completions) *Call {
+	return &Call{Key: key, Params: params, Identity: identity, Deadline: deadline, sink: sink, ctx: &callCtx{deadline: deadline}}
 }
 
 // Context returns the context the resolver runs with: its deadline is the

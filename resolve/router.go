@@ -60,9 +60,16 @@ func NewRouter(opts Options) *Router {
 // for concurrent use; call it before the dispatcher runs.
 func (r *Router) Route(key string, b Backend) {
 	r.routes[key] = b
-	if c, ok := b.(interface{ Close(context.Context) }); ok {
-		r.closers = append(r.closers, c)
+	c, ok := b.(interface{ Close(context.Context) })
+	if !ok {
+		return
 	}
+	for _, have := range r.closers {
+		if have == c {
+			return
+		}
+	}
+	r.closers = append(r.closers, c)
 }
 
 // Backend returns the backend of key: its route, else the Pool. Safe for
