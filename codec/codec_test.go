@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/fraised/fraised/proto"
 )
 
 func TestParseHeaderRoundTrip(t *testing.T) {
@@ -158,4 +160,25 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		_ = FrameRemainder(b, len(b)/2)
 	})
+}
+
+// TestFramedMessagesMatchProto: each framed server message is one text
+// frame around the unframed message proto encodes, so a transport that
+// frames proto's messages sends the bytes the dispatcher's frames hold.
+func TestFramedMessagesMatchProto(t *testing.T) {
+	id, payload := []byte(`"a\"1"`), []byte(`{"data":{"x":1}}`)
+	f := func(name string, framed, message []byte) {
+		t.Helper()
+		if want := AppendFrame(nil, ws.OpText, message); !bytes.Equal(framed, want) {
+			t.Errorf("%s: framed %q, want a text frame of %q", name, framed, message)
+		}
+	}
+	f("ack", FrameAck, proto.MessageAck)
+	f("pong", FramePong, proto.MessagePong)
+	f("next", AppendNext(nil, id, payload), proto.AppendNext(nil, id, payload))
+	f("error", AppendError(nil, id, []byte(`[{"message":"x"}]`)), proto.AppendError(nil, id, []byte(`[{"message":"x"}]`)))
+	f("complete", AppendComplete(nil, id), proto.AppendComplete(nil, id))
+	if n := NextLen(id, payload); n != len(AppendNext(nil, id, payload)) {
+		t.Errorf("NextLen %d, frame %d bytes", n, len(AppendNext(nil, id, payload)))
+	}
 }

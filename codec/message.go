@@ -4,14 +4,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/fraised/fraised/proto"
 )
 
 // Static server frames, compiled once and shared read-only.
 var (
 	// FrameAck is the connection_ack message.
-	FrameAck = AppendFrame(nil, ws.OpText, []byte(`{"type":"connection_ack"}`))
+	FrameAck = AppendFrame(nil, ws.OpText, proto.MessageAck)
 	// FramePong is the pong message answering a client ping message.
-	FramePong = AppendFrame(nil, ws.OpText, []byte(`{"type":"pong"}`))
+	FramePong = AppendFrame(nil, ws.OpText, proto.MessagePong)
 	// FrameControlPing is a WebSocket ping control frame used for keep-alive.
 	FrameControlPing = AppendFrame(nil, ws.OpPing, nil)
 )

@@ -10,46 +10,45 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/internal/outbox"
-	"github.com/fraised/fraised/proto"
 )
 
 // connShards spreads a connection set over independent locks so
 // connects and disconnects on different loops do not contend.
 const connShards = 32
 
-// wsSet is a set of connections sharded by address over connShards locks.
-// Safe for concurrent use.
-type wsSet struct {
+// ptrSet is a set of *T (connections of one kind) sharded by address
+// over connShards locks. Safe for concurrent use.
+type ptrSet[T any] struct {
 	shards [connShards]struct {
 		mu sync.Mutex
-		m  map[*wsConn]struct{}
+		m  map[*T]struct{}
 	}
 }
 
-func newWSSet() *wsSet {
-	s := &wsSet{}
+func newPtrSet[T any]() *ptrSet[T] {
+	s := &ptrSet[T]{}
 	s.init()
 	return s
 }
 
-func (s *wsSet) init() {
+func (s *ptrSet[T]) init() {
 	for i := range s.shards {
-		s.shards[i].m = make(map[*wsConn]struct{})
+		s.shards[i].m = make(map[*T]struct{})
 	}
 }
 
-func (s *wsSet) shard(c *wsConn) int {
+func (s *ptrSet[T]) shard(c *T) int {
 	return int(uintptr(unsafe.Pointer(c))>>6) & (connShards - 1)
 }
 
-func (s *wsSet) add(c *wsConn) {
+func (s *ptrSet[T]) add(c *T) {
 	sh := &s.shards[s.shard(c)]
 	sh.mu.Lock()
 	sh.m[c] = struct{}{}
 	sh.mu.Unlock()
 }
 
-func (s *wsSet) remove(c *wsConn) {
+func (s *ptrSet[T]) remove(c *T) {
 	sh := &s.shards[s.shard(c)]
 	sh.mu.Lock()
 	delete(sh.m, c)
@@ -57,7 +56,7 @@ func (s *wsSet) remove(c *wsConn) {
 }
 
 // snapshot appends the set's connections to dst.
-func (s *wsSet) snapshot(dst []*wsConn) []*wsConn {
+func (s *ptrSet[T]) snapshot(dst []*T) []*T {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -71,7 +70,7 @@ func (s *wsSet) snapshot(dst []*wsConn) []*wsConn {
 
 // any reports whether f holds for a connection of the set; f runs with
 // the connection's shard locked and must not call back into the set.
-func (s *wsSet) any(f func(*wsConn) bool) bool {
+func (s *ptrSet[T]) any(f func(*T) bool) bool {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -87,7 +86,7 @@ func (s *wsSet) any(f func(*wsConn) bool) bool {
 }
 
 // len returns the number of connections in the set.
-func (s *wsSet) len() int {
+func (s *ptrSet[T]) len() int {
 	n := 0
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
@@ -100,9 +99,9 @@ func (s *wsSet) len() int {
 // connSet is the set of open WebSocket connections, for keep-alive, the
 // init timeout and draining. It is not on the delivery path.
 type connSet struct {
-	all     wsSet
-	pending wsSet // not yet initialised
-	closing wsSet // close frame queued: linger deadline
+	all     ptrSet[wsConn]
+	pending ptrSet[wsConn] // not yet initialised
+	closing ptrSet[conn]   // close frame (or last HTTP response) queued: linger deadline
 }
 
 func newConnSet() *connSet {
@@ -116,7 +115,7 @@ func newConnSet() *connSet {
 // add registers a freshly upgraded connection, awaiting connection_init.
 func (s *connSet) add(c *wsConn) {
 	s.all.add(c)
-	if c.init.Load() == initNone {
+	if !c.sess.Acked() {
 		s.pending.add(c)
 	}
 }
@@ -124,21 +123,22 @@ func (s *connSet) add(c *wsConn) {
 // acked records that c completed initialisation.
 func (s *connSet) acked(c *wsConn) { s.pending.remove(c) }
 
+// remove forgets a WebSocket that closed (release takes it out of the
+// closing set).
 func (s *connSet) remove(c *wsConn) {
 	s.all.remove(c)
 	s.pending.remove(c)
-	s.closing.remove(c)
 }
 
 // addClosing records that c queued its close frame, for the linger sweep.
 // A connection that closed meanwhile is dropped by the sweep.
-func (s *connSet) addClosing(c *wsConn) { s.closing.add(c) }
+func (s *connSet) addClosing(c *conn) { s.closing.add(c) }
 
 // doneClosing stops watching c's linger deadline.
-func (s *connSet) doneClosing(c *wsConn) { s.closing.remove(c) }
+func (s *connSet) doneClosing(c *conn) { s.closing.remove(c) }
 
 // snapshotClosing appends the closing connections to dst.
-func (s *connSet) snapshotClosing(dst []*wsConn) []*wsConn { return s.closing.snapshot(dst) }
+func (s *connSet) snapshotClosing(dst []*conn) []*conn { return s.closing.snapshot(dst) }
 
 // snapshot appends the connections of one set (pending or all) to dst.
 func (s *connSet) snapshot(dst []*wsConn, pendingOnly bool) []*wsConn {
@@ -161,6 +161,8 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 	tick := time.NewTicker(min(srv.opts.InitTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	var scratch []*wsConn
+	var closing []*conn
+	var https []*httpConn
 	var boxes []*outbox.Outbox
 	lastPing, lastSweep := time.Now(), time.Now()
 	for {
@@ -168,13 +170,14 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 		case <-done:
 			return
 		case now := <-tick.C:
-			scratch = srv.sweepClosing(scratch[:0], now)
-			clear(scratch)
+			closing = srv.sweepClosing(closing[:0], now)
+			clear(closing)
 			boxes = srv.sweepStalls(boxes[:0], now)
 			clear(boxes)
 			srv.enforceBudget()
 			scratch = srv.expireInits(scratch[:0], now)
-			scratch = srv.expireHTTP(scratch[:0], now)
+			https = srv.expireHTTP(https[:0], now)
+			clear(https)
 			if srv.opts.KeepAlive > 0 && now.Sub(lastPing) >= srv.opts.KeepAlive {
 				scratch = srv.ping(scratch[:0], lastPing)
 				lastPing = now
@@ -184,7 +187,7 @@ func (srv *Server) housekeep(done <-chan struct{}) {
 					scratch = srv.expireTokens(scratch[:0], now)
 				}
 				srv.guard.connsPerIP.Sweep(now.UnixNano())
-				srv.guard.subsPerIdent.Sweep(now.UnixNano())
+				srv.sess.Sweep(now.UnixNano())
 				lastSweep = now
 			}
 			clear(scratch)
@@ -196,9 +199,9 @@ func (srv *Server) expireInits(scratch []*wsConn, now time.Time) []*wsConn {
 	deadline := now.Add(-srv.opts.InitTimeout).UnixNano()
 	scratch = srv.conns.snapshot(scratch, true)
 	for _, c := range scratch {
-		if c.init.Load() == initNone && c.openedAt <= deadline {
+		if !c.sess.Acked() && c.openedAt <= deadline {
 			srv.conns.acked(c) // stop checking it
-			c.sendClose(proto.CloseInitTimeout, "Connection initialisation timeout")
+			c.sess.ExpireInit()
 		}
 	}
 	return scratch
@@ -223,7 +226,7 @@ func (srv *Server) ping(scratch []*wsConn, prevPing time.Time) []*wsConn {
 // sweepClosing enforces the linger deadline: a connection whose close
 // frame was written lingerTimeout ago without the peer's close frame or
 // EOF is closed now.
-func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
+func (srv *Server) sweepClosing(scratch []*conn, now time.Time) []*conn {
 	scratch = srv.conns.snapshotClosing(scratch)
 	expired := now.Add(-lingerTimeout).UnixNano()
 	for _, c := range scratch {
@@ -248,7 +251,7 @@ func (srv *Server) sweepClosing(scratch []*wsConn, now time.Time) []*wsConn {
 // between requests): 408 when part of a request arrived, a plain close
 // when nothing did. It also wakes connections that stopped reading
 // requests while responses were unsent, once those are sent.
-func (srv *Server) expireHTTP(scratch []*wsConn, now time.Time) []*wsConn {
+func (srv *Server) expireHTTP(scratch []*httpConn, now time.Time) []*httpConn {
 	scratch = srv.httpConns.snapshot(scratch)
 	nowNs := now.UnixNano()
 	for _, c := range scratch {

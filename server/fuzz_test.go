@@ -24,6 +24,7 @@ type fakeConn struct {
 	in     []byte
 	fd     int
 	closed bool
+	ctx    any
 }
 
 func (f *fakeConn) Peek(n int) ([]byte, error) {
@@ -39,6 +40,14 @@ func (f *fakeConn) Close() error                  { f.closed = true; return nil 
 func (f *fakeConn) Wake(gnet.AsyncCallback) error { return nil }
 func (f *fakeConn) RemoteAddr() net.Addr          { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 func (f *fakeConn) LocalAddr() net.Addr           { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (f *fakeConn) Context() any                  { return f.ctx }
+func (f *fakeConn) SetContext(ctx any)            { f.ctx = ctx }
+
+// wsOf returns the WebSocket fc upgraded to, or nil.
+func wsOf(fc *fakeConn) *wsConn {
+	w, _ := fc.ctx.(*wsConn)
+	return w
+}
 
 // newFuzzServer returns a server that is configured but not serving; its
 // dispatcher is never started, so control messages are drained by hand.
@@ -89,20 +98,20 @@ func FuzzConnInput(f *testing.F) {
 		fd, peer := socketpair(t)
 		go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(peer) }()
 		fc := &fakeConn{fd: fd}
-		c := newWSConn(s, fc)
+		c := newHTTPConn(s, fc)
 		if upgraded {
 			fc.in = []byte(upgradeRequest)
-			c.onTraffic(fc)
+			s.OnTraffic(fc)
 			if c.phase != phaseWS {
 				t.Fatal("valid upgrade refused")
 			}
 		}
 		half := len(data) / 2
 		fc.in = append(fc.in, data[:half]...)
-		c.onTraffic(fc)
+		s.OnTraffic(fc)
 		fc.in = append(fc.in, data[half:]...)
-		c.onTraffic(fc)
-		c.onClose()
+		s.OnTraffic(fc)
+		s.OnClose(fc, nil)
 		s.d.DiscardQueued()
 	})
 }
@@ -130,17 +139,16 @@ func FuzzProxiedInput(f *testing.F) {
 		fd, peer := socketpair(t)
 		go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(peer) }()
 		fc := &fakeConn{fd: fd}
-		c := newWSConn(s, fc)
+		c := newHTTPConn(s, fc)
 		c.edge.ticket = s.gate.NewTicket(netip.MustParseAddrPort("127.0.0.1:1"), true)
 		c.edge.client = c.edge.ticket.Peer.Addr()
 		c.edge.awaitProxy = true
 		half := len(data) / 2
 		fc.in = append(fc.in, data[:half]...)
-		c.onTraffic(fc)
+		s.OnTraffic(fc)
 		fc.in = append(fc.in, data[half:]...)
-		c.onTraffic(fc)
-		c.onClose()
-		s.closeHTTP(c)
+		s.OnTraffic(fc)
+		s.OnClose(fc, nil)
 		if n := s.gate.AddrCount(netip.MustParseAddr("198.51.100.1")); n != 0 {
 			t.Fatalf("address slot leaked: %d", n)
 		}

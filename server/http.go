@@ -31,7 +31,7 @@ var headEnd = []byte("\r\n\r\n")
 // whose body has not fully arrived stays in the inbound buffer, and so do
 // requests that follow one whose response is not sent yet: a client that
 // pipelines without reading is paused, then cut off past maxInbound.
-func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
+func (c *httpConn) onHTTP(gc gnet.Conn) gnet.Action {
 	buf, _ := gc.Peek(-1)
 	start := c.startHTTP(buf)
 	if c.edge.awaitProxy || c.phase != phaseHTTP {
@@ -69,7 +69,7 @@ func (c *wsConn) onHTTP(gc gnet.Conn) gnet.Action {
 // startHTTP checks the first bytes of a connection: the PROXY protocol
 // header a trusted proxy must send first, or one an untrusted peer must
 // not. It returns the bytes consumed.
-func (c *wsConn) startHTTP(buf []byte) int {
+func (c *httpConn) startHTTP(buf []byte) int {
 	if c.edge.awaitProxy {
 		n, _ := c.readProxyHeader(buf)
 		return n
@@ -85,7 +85,7 @@ func (c *wsConn) startHTTP(buf []byte) int {
 // serveRequest handles one request at the start of b. It returns the bytes
 // consumed and false when the request is incomplete (or must wait for ring
 // space).
-func (c *wsConn) serveRequest(b []byte) (int, bool) {
+func (c *httpConn) serveRequest(b []byte) (int, bool) {
 	end := bytes.Index(b, headEnd)
 	if end < 0 {
 		if len(b) > maxHeaderBytes {
@@ -137,7 +137,7 @@ func (c *wsConn) serveRequest(b []byte) (int, bool) {
 }
 
 // route answers a plain HTTP request; false means retry later (ring full).
-func (c *wsConn) route(req *http.Request, body []byte) bool {
+func (c *httpConn) route(req *http.Request, body []byte) bool {
 	path := req.URL.Path
 	switch {
 	case path == "/healthz" || path == "/readyz":
@@ -156,13 +156,13 @@ func (c *wsConn) route(req *http.Request, body []byte) bool {
 // wantsBody reports whether req is a request whose body fraised reads: a
 // POST /publish/{topic} that carries the publish token. Every other
 // request is answered from its head.
-func (c *wsConn) wantsBody(req *http.Request) bool {
+func (c *httpConn) wantsBody(req *http.Request) bool {
 	token := c.srv.opts.PublishToken
 	return token != "" && req.Method == http.MethodPost && strings.HasPrefix(req.URL.Path, "/publish/") &&
 		bearerMatches(req.Header.Get("Authorization"), token)
 }
 
-func (c *wsConn) routePublish(req *http.Request, topic string, body []byte) bool {
+func (c *httpConn) routePublish(req *http.Request, topic string, body []byte) bool {
 	token := c.srv.opts.PublishToken
 	switch {
 	case token == "":
@@ -191,7 +191,7 @@ func bearerMatches(header, token string) bool {
 // publisher returns the connection's publishing side, made at its first
 // POST /publish; the dispatcher wakes the event loop to retry a request
 // held back by backpressure.
-func (c *wsConn) publisher() *dispatch.Publisher {
+func (c *httpConn) publisher() *dispatch.Publisher {
 	if c.pub == nil {
 		c.pub = &dispatch.Publisher{}
 		c.pub.Init(c.srv.d, &c.out, func() { _ = c.gc.Wake(nil) })
@@ -201,7 +201,7 @@ func (c *wsConn) publisher() *dispatch.Publisher {
 
 // respond answers with a plain-text response, in order behind any
 // publish replies still in flight.
-func (c *wsConn) respond(status int, body string) bool {
+func (c *httpConn) respond(status int, body string) bool {
 	r := appendResponseConn(nil, status, body, c.edge.closeAfter)
 	if c.pub != nil {
 		return c.pub.Reply(r)
@@ -211,7 +211,7 @@ func (c *wsConn) respond(status int, body string) bool {
 }
 
 // respondClose answers and closes the connection.
-func (c *wsConn) respondClose(status int, body string) {
+func (c *httpConn) respondClose(status int, body string) {
 	c.send(appendResponseConn(nil, status, body, true))
 	c.finishHTTP()
 }
@@ -223,7 +223,7 @@ func (c *wsConn) respondClose(status int, body string) {
 // deadline (the closing sweep), so the peer never meets the reset a close
 // with unread input would send, which can make it discard the response.
 // Called on the event loop.
-func (c *wsConn) finishHTTP() {
+func (c *httpConn) finishHTTP() {
 	c.phase = phaseClosing
 	c.lingerJunk = true // HTTP input, not frames: discard all of it
 	c.httpEndAt.Store(time.Now().UnixNano())
@@ -262,7 +262,7 @@ func appendResponseConn(dst []byte, status int, body string, last bool) []byte {
 // offer graphql-transport-ws is upgraded and then closed with 4406, as the
 // protocol asks. gobwas/ws parses the request through pooled state, so an
 // upgrade leaves little garbage behind.
-func (c *wsConn) upgrade(head []byte) {
+func (c *httpConn) upgrade(head []byte) {
 	if c.srv.draining.Load() {
 		c.respondClose(http.StatusServiceUnavailable, "draining\n")
 		return
@@ -280,10 +280,11 @@ func (c *wsConn) upgrade(head []byte) {
 	}
 	c.phase = phaseWS
 	c.out.SetFramer(outbox.WebSocket{})
+	c.ws = newWSConn(c)
 	if hs.Protocol != proto.Subprotocol {
-		c.closeWith(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
+		c.ws.closeWith(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
 		return
 	}
-	c.srv.conns.add(c)
+	c.srv.conns.add(c.ws)
 	c.srv.guard.audit(audit.EventConnAccepted, c, audit.Record{})
 }

@@ -61,7 +61,7 @@ func (e *httpEdge) setDeadline(v int64) {
 
 // afterHTTP re-arms the HTTP deadline after onHTTP consumed n bytes and
 // left buffered bytes unread. Called on the connection's event loop.
-func (c *wsConn) afterHTTP(n, buffered int) {
+func (c *httpConn) afterHTTP(n, buffered int) {
 	e := &c.edge
 	if c.phase != phaseHTTP {
 		e.deadline.Store(0)
@@ -96,14 +96,14 @@ func (c *wsConn) afterHTTP(n, buffered int) {
 
 // fromProxy reports whether the client address is a trusted proxy's: its
 // requests' forwarding headers name the real client.
-func (c *wsConn) fromProxy() bool {
+func (c *httpConn) fromProxy() bool {
 	return c.edge.ticket != nil && c.edge.ticket.Proxy && c.srv.opts.TrustedProxies.Contains(c.edge.client)
 }
 
 // maxInbound is the most unread input an HTTP-phase connection may hold:
 // a PROXY header, a request head and the largest body. Past it the client
 // is pipelining without reading its responses and is cut off.
-func (c *wsConn) maxInbound() int {
+func (c *httpConn) maxInbound() int {
 	return proxyproto.MaxLength + maxHeaderBytes + c.srv.opts.MaxPayload
 }
 
@@ -120,7 +120,7 @@ const (
 // of a request arrived, else a plain close. Called by the housekeeper
 // after claiming the deadline; the loop logs it when the close lands
 // (logTimeout), as only the loop may read the client's address.
-func (srv *Server) httpTimedOut(c *wsConn, partial bool) {
+func (srv *Server) httpTimedOut(c *httpConn, partial bool) {
 	srv.stats.httpTimeouts.Add(1)
 	kind := uint32(timeoutSilent)
 	if partial {
@@ -133,7 +133,7 @@ func (srv *Server) httpTimedOut(c *wsConn, partial bool) {
 
 // logTimeout logs (throttled) and audits a close by an HTTP deadline.
 // Called on the connection's event loop, from OnClose.
-func (srv *Server) logTimeout(c *wsConn) {
+func (srv *Server) logTimeout(c *conn) {
 	var reason string
 	switch c.edge.timedOut.Load() {
 	case timeoutSilent:
@@ -150,7 +150,7 @@ func (srv *Server) logTimeout(c *wsConn) {
 // responsesUnsent reports whether earlier responses still wait for the
 // socket (or too many publish replies are in flight): further requests
 // then stay unread. Called on the connection's event loop.
-func (c *wsConn) responsesUnsent() bool {
+func (c *httpConn) responsesUnsent() bool {
 	if c.pub != nil && c.pub.Inflight() > maxHTTPInflight {
 		return true
 	}
@@ -160,7 +160,7 @@ func (c *wsConn) responsesUnsent() bool {
 // readProxyHeader consumes the PROXY protocol header at the start of b
 // and takes the client address from it. It returns the bytes consumed and
 // false while the header is incomplete or after refusing the connection.
-func (c *wsConn) readProxyHeader(b []byte) (int, bool) {
+func (c *httpConn) readProxyHeader(b []byte) (int, bool) {
 	h, n, err := proxyproto.Parse(b)
 	if err != nil {
 		c.refuseHTTP(http.StatusBadRequest, "PROXY protocol header required from a trusted proxy: "+err.Error(),
@@ -184,7 +184,7 @@ func (c *wsConn) readProxyHeader(b []byte) (int, bool) {
 // admitClient charges the connection to its (forwarded) client address
 // and applies the per-address connection rate; it answers 503 or 429 and
 // closes the connection when one says no.
-func (c *wsConn) admitClient() bool {
+func (c *httpConn) admitClient() bool {
 	if c.edge.ticket != nil && !c.edge.ticket.ChargeAddr(c.edge.client) {
 		c.srv.guard.refusedConns.Add(1)
 		c.refuseHTTP(http.StatusServiceUnavailable, edge.ReasonAddrCap.String(),
@@ -200,14 +200,14 @@ func (c *wsConn) admitClient() bool {
 
 // refuseHTTP answers status with reason, logs and audits the refusal, and
 // closes the connection. Called on the connection's event loop.
-func (c *wsConn) refuseHTTP(status int, reason, fix string) {
+func (c *httpConn) refuseHTTP(status int, reason, fix string) {
 	c.srv.refusals.note("http_"+strconv.Itoa(status), c.remoteAddr, reason, fix)
 	c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: reason})
 	c.respondClose(status, reason+"\n")
 }
 
 // refuseRate answers 429 to a connection over the per-address rate.
-func (c *wsConn) refuseRate() {
+func (c *httpConn) refuseRate() {
 	c.srv.guard.refusedConns.Add(1)
 	c.srv.guard.rateTrips.Add(1)
 	c.srv.refusals.note("ip_connections", c.remoteAddr, "too many new connections per second from this address (HTTP 429)",
@@ -219,6 +219,6 @@ func (c *wsConn) refuseRate() {
 // httpSet is the set of connections in the HTTP phase, for their
 // deadlines; touched when a connection opens, upgrades and closes, and by
 // the housekeeper.
-type httpSet = wsSet
+type httpSet = ptrSet[httpConn]
 
-func newHTTPSet() *httpSet { return newWSSet() }
+func newHTTPSet() *httpSet { return newPtrSet[httpConn]() }

@@ -13,10 +13,11 @@ func lingering(t *testing.T, s *Server) (*wsConn, *fakeConn) {
 	fd, peer := socketpair(t)
 	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(peer) }()
 	fc := &fakeConn{fd: fd}
-	c := newWSConn(s, fc)
+	newHTTPConn(s, fc)
 	fc.in = []byte(upgradeRequest)
-	c.onTraffic(fc)
-	if c.phase != phaseWS {
+	s.OnTraffic(fc)
+	c := wsOf(fc)
+	if c == nil || c.phase != phaseWS {
 		t.Fatal("valid upgrade refused")
 	}
 	c.closeWith(4400, "test")

@@ -196,8 +196,7 @@ func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {
 	if s.opts.SendBuffer > 0 {
 		_ = gc.SetWriteBuffer(s.opts.SendBuffer) // best effort: the kernel caps it at net.core.wmem_max
 	}
-	c := newWSConn(s, gc)
-	gc.SetContext(c)
+	c := newHTTPConn(s, gc)
 	c.edge.ticket = t
 	c.edge.client = t.Peer.Addr()
 	c.remoteAddr = t.Peer.String()
@@ -208,16 +207,6 @@ func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {
 		c.refuseRate()
 	}
 	return gnet.None
-}
-
-// closeHTTP releases what the listener gave a connection. Called by
-// OnClose on the connection's event loop.
-func (s *Server) closeHTTP(c *wsConn) {
-	s.httpConns.remove(c)
-	s.logTimeout(c)
-	if c.edge.ticket != nil {
-		c.edge.ticket.Release()
-	}
 }
 
 // allowConnFrom applies the per-address connection rate to a.

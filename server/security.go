@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net"
 	"net/url"
 	"strings"
@@ -10,8 +9,9 @@ import (
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
-	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/ratelimit"
+	"github.com/fraised/fraised/session"
 )
 
 // Security configures the five security modules: authentication,
@@ -56,31 +56,24 @@ type Limits struct {
 	MaxConnsPerIdentity   int             // open connections per identity
 }
 
-// guard holds the shared state of the security modules.
+// guard holds the shared state of the security modules at the edge (the
+// Origin allowlist, the per-address connection rate) and the audit glue;
+// what sessions share (the identity limits, the token checks) is in
+// session.Shared.
 type guard struct {
 	Security
 	connsPerIP   *ratelimit.Keyed
-	subsPerIdent *ratelimit.Keyed
-	identSubs    *ratelimit.Counter
-	identConns   *ratelimit.Counter
 	origins      map[string]bool
 	anyOrigin    bool
 	refusedConns atomic.Uint64
-	rateTrips    atomic.Uint64
-	authFailures atomic.Uint64
+	rateTrips    atomic.Uint64 // edge and publisher limits; sessions count their own
 }
 
 func newGuard(s Security) *guard {
-	if s.InitKey == "" {
-		s.InitKey = auth.DefaultInitKey
-	}
 	g := &guard{
-		Security:     s,
-		connsPerIP:   ratelimit.NewKeyed(s.Limits.ConnsPerIP),
-		subsPerIdent: ratelimit.NewKeyed(s.Limits.SubscribesPerIdentity),
-		identSubs:    ratelimit.NewCounter(s.Limits.MaxSubsPerIdentity),
-		identConns:   ratelimit.NewCounter(s.Limits.MaxConnsPerIdentity),
-		origins:      map[string]bool{},
+		Security:   s,
+		connsPerIP: ratelimit.NewKeyed(s.Limits.ConnsPerIP),
+		origins:    map[string]bool{},
 	}
 	for _, o := range s.AllowedOrigins {
 		if o == "*" {
@@ -91,17 +84,45 @@ func newGuard(s Security) *guard {
 	return g
 }
 
-// audit writes a record; it never blocks.
-func (g *guard) audit(event string, c *wsConn, r audit.Record) {
+// sessionConfig is what the sessions of a server with opts share.
+func sessionConfig(opts Options, d *dispatch.Dispatcher, refusals *refusalLog) session.Config {
+	sec := opts.Security
+	return session.Config{
+		Schema:     opts.Schema,
+		Dispatcher: d,
+		Auth:       sec.Auth,
+		Verifier:   sec.Verifier,
+		InitKey:    sec.InitKey,
+		Leeway:     sec.Leeway,
+		Limits: session.Limits{
+			MessagesPerConn:       sec.Limits.MessagesPerConn,
+			SubscribesPerConn:     sec.Limits.SubscribesPerConn,
+			SubscribesPerIdentity: sec.Limits.SubscribesPerIdentity,
+			MaxSubsPerIdentity:    sec.Limits.MaxSubsPerIdentity,
+			MaxConnsPerIdentity:   sec.Limits.MaxConnsPerIdentity,
+			MaxOperations:         opts.MaxSubscriptionsPerConn,
+		},
+		MaxMessage: opts.MaxMessage,
+		Audit:      sec.Audit,
+		Log:        opts.Logger,
+		Refused:    refusals.note,
+	}
+}
+
+// audit writes a record about connection c (nil: none); it never blocks.
+func (g *guard) audit(event string, c connRef, r audit.Record) {
 	if g.Audit == nil {
 		return
 	}
 	r.Event = event
 	if c != nil {
-		r.Remote = c.remoteAddr
-		r.ConnID = c.id
-		if id := c.identity.Load(); id != nil && r.Subject == "" {
-			r.Subject = id.Subject
+		b := c.base()
+		r.Remote = b.remoteAddr
+		r.ConnID = b.id
+		if sess := b.sess.Load(); sess != nil && r.Subject == "" {
+			if id := sess.Identity(); id != nil {
+				r.Subject = id.Subject
+			}
 		}
 	}
 	g.Audit.Write(r)
@@ -138,105 +159,11 @@ func ipOf(a net.Addr) string {
 	return ""
 }
 
-// tokenFor finds the connection's token: the init payload first, then
-// the upgrade request's Authorization header or cookie.
-func (g *guard) tokenFor(c *wsConn, initPayload []byte) string {
-	if t, ok := auth.TokenFromInitPayload(initPayload, g.InitKey); ok {
-		return t
-	}
-	return c.upgradeToken
-}
-
-// verifyTimeout bounds one token verification (a custom verifier may do
-// I/O, a JWKS verifier never does): a stuck verifier costs the connection
-// its init or renewal, never a goroutine forever.
-const verifyTimeout = 10 * time.Second
-
-// authenticate verifies token off the event loop and acks or closes the
-// connection. Called on its own goroutine.
-func (c *wsConn) authenticate(token string) {
-	g := c.srv.guard
-	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
-	defer cancel()
-	id, err := g.Verifier.Verify(ctx, token)
-	if err != nil {
-		g.authFailures.Add(1)
-		reason := auth.ReasonOf(err).String()
-		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: reason})
-		c.srv.refusals.note("auth", c.remoteAddr, "token refused (closed 4403): "+reason, authFix)
-		c.sendClose(proto.CloseForbidden, "Forbidden")
-		return
-	}
-	if !g.identConns.Acquire(id.Subject) {
-		g.rateTrips.Add(1)
-		g.audit(audit.EventRateLimit, c, audit.Record{Subject: id.Subject, Reason: "too many connections for this identity"})
-		c.srv.refusals.note("identity_connections", c.remoteAddr, "too many connections for this identity (closed 4429)",
-			"raise --max-identity-connections (FRAISED_MAX_IDENTITY_CONNECTIONS)")
-		c.sendClose(proto.CloseTooManyInitRequests, "too many connections for this identity")
-		return
-	}
-	c.identity.Store(id)
-	c.holdsConnSlot.Store(true)
-	if c.releaseIfClosed() {
-		return
-	}
-	g.audit(audit.EventAuthOK, c, audit.Record{})
-	c.ackInit()
-}
-
-// authFix is what an operator checks when tokens are refused.
-const authFix = "check the client's token against the verifier: --jwt-secret-file/--jwt-public-key/--jwks, --jwt-audience, --jwt-issuer, --jwt-leeway"
-
-// releaseIfClosed gives back the identity's connection slot when the
-// connection closed while its token was being verified: onClose ran
-// before the slot was taken and could not release it. onClose marks the
-// outbox closed before it swaps holdsConnSlot, and this runs after the
-// slot is marked held, so exactly one of them releases it.
-func (c *wsConn) releaseIfClosed() bool {
-	closed := c.out.Closed()
-	if closed && c.holdsConnSlot.Swap(false) {
-		c.srv.guard.identConns.Release(c.identity.Load().Subject)
-	}
-	return closed
-}
-
-// renew replaces the connection's token after a ping carrying a new one.
-// The new token must keep the grants of the old one (auth.SameGrants):
-// running subscriptions were admitted and filtered with them.
-// Called on its own goroutine.
-func (c *wsConn) renew(token string) {
-	g := c.srv.guard
-	old := c.identity.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
-	defer cancel()
-	id, err := g.Verifier.Verify(ctx, token)
-	if err != nil || old == nil || !auth.SameGrants(old, id) {
-		reason := "subject changed"
-		switch {
-		case err != nil:
-			reason = auth.ReasonOf(err).String()
-		case old != nil && id.Subject == old.Subject:
-			reason = "roles, scopes or claims changed (reconnect to change them)"
-		}
-		g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "renewal: " + reason})
-		c.srv.refusals.note("auth", c.remoteAddr, "token renewal refused (closed 4403): "+reason, authFix)
-		c.sendClose(proto.CloseForbidden, "Forbidden")
-		return
-	}
-	c.identity.Store(id)
-	g.audit(audit.EventTokenRenewed, c, audit.Record{})
-}
-
-// expireTokens closes connections whose token expired (4403).
+// expireTokens closes WebSockets whose token expired (4403).
 func (srv *Server) expireTokens(scratch []*wsConn, now time.Time) []*wsConn {
 	scratch = srv.conns.snapshot(scratch, false)
 	for _, c := range scratch {
-		id := c.identity.Load()
-		if id == nil || id.Expiry.IsZero() || now.Before(id.Expiry.Add(srv.guard.Leeway)) {
-			continue
-		}
-		srv.guard.audit(audit.EventTokenExpired, c, audit.Record{})
-		c.sendClose(proto.CloseForbidden, "Forbidden: token expired")
+		c.sess.ExpireToken(now)
 	}
 	return scratch
 }

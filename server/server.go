@@ -1,9 +1,10 @@
 // Package server is fraised's network core: one gnet engine serving the
 // HTTP/WebSocket listener, the Redis-protocol publish listeners (served
 // off gnet, a reader and a writer goroutine per publisher, so that a
-// publisher waiting for ring space is not read), and the
-// graphql-transport-ws state machine. The dispatcher (dispatch/) fans
-// events out; each connection's output is an outbox (internal/outbox).
+// publisher waiting for ring space is not read), and the WebSocket
+// framing around each connection's graphql-transport-ws session
+// (session/). The dispatcher (dispatch/) fans events out; each
+// connection's output is an outbox (internal/outbox).
 //
 // Data flow: a publisher connection validates a PUBLISH and pushes it
 // into the MPMC ring; the dispatcher goroutine pops batches,
@@ -32,6 +33,7 @@ import (
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/session"
 )
 
 // Server is a fraised server. Create it with New, start it with Run, stop
@@ -47,6 +49,7 @@ type Server struct {
 	eng   gnet.Engine
 
 	guard       *guard
+	sess        *session.Shared // what every WebSocket session shares
 	refusals    *refusalLog
 	gate        *edge.Gate    // caps on HTTP/WebSocket connections, total and per address
 	httpConns   *httpSet      // connections in the HTTP phase, for their deadlines
@@ -134,6 +137,7 @@ func New(opts Options) (*Server, error) {
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
 		Resolvers: opts.Resolvers})
+	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
 		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
@@ -266,6 +270,8 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 // OnTraffic hands inbound bytes to the connection's handler.
 func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	switch c := gc.Context().(type) {
+	case *httpConn:
+		return c.onTraffic(gc)
 	case *wsConn:
 		return c.onTraffic(gc)
 	}
@@ -275,10 +281,10 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 // OnClose releases the connection's resources.
 func (s *Server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	switch c := gc.Context().(type) {
-	case *wsConn:
-		s.stats.connections.Add(-1)
+	case *httpConn:
 		c.onClose()
-		s.closeHTTP(c)
+	case *wsConn:
+		c.onClose()
 	case *edge.Ticket: // closed before it was set up (draining)
 		c.Release()
 	}
@@ -402,8 +408,8 @@ func (s *Server) Stats() Stats {
 		DeadPeers:       s.stats.deadPeers.Load(),
 		WriteStalls:     s.stats.writeStalls.Load(),
 		OutboundHeld:    s.w.Held(),
-		RateLimited:     s.guard.rateTrips.Load(),
-		AuthFailures:    s.guard.authFailures.Load(),
+		RateLimited:     s.guard.rateTrips.Load() + s.sess.RateTrips(),
+		AuthFailures:    s.sess.AuthFailures(),
 		RefusedConns:    s.guard.refusedConns.Load(),
 		AuditDropped:    s.guard.Audit.Dropped(),
 		Connections:     s.stats.connections.Load(),

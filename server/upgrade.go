@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -21,7 +22,7 @@ import (
 // time.
 type upgrader struct {
 	ws.Upgrader
-	c       *wsConn
+	c       *httpConn
 	r       bytes.Reader
 	w       bytes.Buffer
 	host    []byte
@@ -40,7 +41,7 @@ var upgraderPool = sync.Pool{New: func() any {
 	return u
 }}
 
-func getUpgrader(c *wsConn, head []byte) *upgrader {
+func getUpgrader(c *httpConn, head []byte) *upgrader {
 	u := upgraderPool.Get().(*upgrader)
 	u.c = c
 	u.r.Reset(head)
@@ -149,6 +150,18 @@ func (u *upgrader) admitForwarded() error {
 		return u.reject(http.StatusTooManyRequests, "rate limit: connections per IP")
 	}
 	return nil
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, so a valid UTF-8
+// string stays valid (close reasons and HTTP bodies must be UTF-8).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // isUpgrade reports whether a request head asks for a WebSocket upgrade

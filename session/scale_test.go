@@ -1,4 +1,4 @@
-package server
+package session
 
 import (
 	"fmt"
@@ -19,12 +19,12 @@ import (
 // costs a process beyond its sockets.
 func BenchmarkMillionSubscriptions(b *testing.B) {
 	const subs, perConn, topics = 1_000_000, 1000, 10_000
-	s := newFuzzServer(b)
-	go s.d.Run()
-	b.Cleanup(s.d.Stop)
+	e := newTestEnv(b)
+	go e.d.Run()
+	b.Cleanup(e.d.Stop)
 	ops := make([]*gql.Operation, topics)
 	for i := range ops {
-		op, errs := s.opts.Schema.Compile(gql.Request{Query: fmt.Sprintf(`subscription { events(topic: "t.%d") { seq ts body } }`, i)}, gql.Env{})
+		op, errs := e.schema.Compile(gql.Request{Query: fmt.Sprintf(`subscription { events(topic: "t.%d") { seq ts body } }`, i)}, gql.Env{})
 		if len(errs) > 0 {
 			b.Fatal(errs)
 		}
@@ -35,22 +35,22 @@ func BenchmarkMillionSubscriptions(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		keep := make([]*subscription, 0, subs)
-		var c *wsConn
+		var c *recConn
 		for i := 0; i < subs; i++ {
 			if i%perConn == 0 {
-				c = &wsConn{srv: s}
+				c = newRecConn(e.w)
 			}
-			sub := &subscription{conn: c, key: fmt.Sprint(i % perConn)}
-			sub.Out, sub.ID, sub.Op = &c.out, []byte(fmt.Sprintf(`"%d"`, i%perConn)), ops[i%topics]
-			if !s.d.QueueAdd(&sub.Subscription) {
+			sub := &subscription{key: fmt.Sprint(i % perConn)}
+			sub.Out, sub.ID, sub.Op = c.Output(), []byte(fmt.Sprintf(`"%d"`, i%perConn)), ops[i%topics]
+			if !e.d.QueueAdd(&sub.Subscription) {
 				b.Fatal("subscribe queue full")
 			}
 			keep = append(keep, sub)
 			if len(keep)%queueChunk == 0 { // keep the control queue's arrays small
-				waitSubscriptions(b, s, int64(len(keep)))
+				waitSubscriptions(b, e, int64(len(keep)))
 			}
 		}
-		waitSubscriptions(b, s, subs)
+		waitSubscriptions(b, e, subs)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		pause := maxGCPause(func() { runtime.GC() })
@@ -58,9 +58,9 @@ func BenchmarkMillionSubscriptions(b *testing.B) {
 		b.ReportMetric(float64(pause.Microseconds()), "max-gc-pause-µs")
 		for _, sub := range keep {
 			sub.Remove()
-			s.d.QueueRemove(&sub.Subscription)
+			e.d.QueueRemove(&sub.Subscription)
 		}
-		waitSubscriptions(b, s, 0)
+		waitSubscriptions(b, e, 0)
 		runtime.KeepAlive(keep)
 	}
 }
@@ -72,11 +72,11 @@ const queueChunk = 10_000
 
 // waitSubscriptions waits until the dispatcher has registered exactly n
 // subscriptions.
-func waitSubscriptions(b *testing.B, s *Server, n int64) {
+func waitSubscriptions(b *testing.B, e *testEnv, n int64) {
 	deadline := time.Now().Add(time.Minute)
-	for s.d.Stats().Subscriptions != n {
+	for e.d.Stats().Subscriptions != n {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d subscriptions registered, want %d", s.d.Stats().Subscriptions, n)
+			b.Fatalf("%d subscriptions registered, want %d", e.d.Stats().Subscriptions, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
