@@ -123,7 +123,7 @@ fuzz:
 	$(GO) test ./resolve -run XXX -fuzz FuzzReadResults -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./server
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./resolve ./server
 
 clean:
 	rm -rf bin

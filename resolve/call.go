@@ -42,7 +42,7 @@ type Call struct {
 	id         uint64 // the socket protocol's call id
 	prev, next *Call  // Inflight's links
 	state      atomic.Uint32
-	ctx        *callCtx
+	ctx        callCtx // one allocation with the call
 	sink       *Completions
 }
 
@@ -51,19 +51,21 @@ type Call struct {
 func NewCall(op *gql.Operation, event []byte, deadline time.Time, sink *Completions) *Call {
 	c := &Call{Op: op, Key: op.ResolverKey(), Event: event, Deadline: deadline, sink: sink}
 	c.Params, c.Identity = op.ResolveParams(event), op.ReadsIdentity()
-	c.ctx = &callCtx{deadline: deadline}
+	c.ctx.deadline = deadline
 	return c
 }
 
 // NewRawCall returns a call of the resolver of key with params, answered
 // as raw JSON (Raw, or Err): a query field's resolver in a process.
 func NewRawCall(key string, params gql.ResolveParams, identity bool, deadline time.Time, sink *Completions) *Call {
-	return &Call{Key: key, Params: params, Identity: identity, Deadline: deadline, sink: sink, ctx: &callCtx{deadline: deadline}}
+	c := &Call{Key: key, Params: params, Identity: identity, Deadline: deadline, sink: sink}
+	c.ctx.deadline = deadline
+	return c
 }
 
 // Context returns the context the resolver runs with: its deadline is the
 // call's, and it is cancelled when the call expires or has returned.
-func (c *Call) Context() context.Context { return c.ctx }
+func (c *Call) Context() context.Context { return &c.ctx }
 
 // start marks a queued call running; false means it already ended
 // (expired while it waited).

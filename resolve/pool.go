@@ -144,6 +144,11 @@ func (p *Pool) retire() bool {
 	}
 }
 
+// payloadCap guesses a result's size from its event's, so the payload
+// is allocated once: a result is usually about the event's size, plus
+// the {"data":{"field":...}} envelope.
+func payloadCap(event int) int { return event + event/2 + 64 }
+
 // run calls the resolver and projects its answer into c.Payload. The
 // resolver's panic is recovered (and logged) by gql; this recover guards
 // the projection itself.
@@ -154,5 +159,5 @@ func (p *Pool) run(c *Call) {
 			c.Payload = c.Op.AppendResolved(c.Payload[:0], nil, gql.ResolverError(gql.CodeInternal, "internal error"))
 		}
 	}()
-	c.Payload = c.Op.AppendResultContext(c.ctx, c.Payload[:0], c.Event)
+	c.Payload = c.Op.AppendResultContext(&c.ctx, make([]byte, 0, payloadCap(len(c.Event))), c.Event)
 }

@@ -30,6 +30,12 @@ type Subscription {
 // resolved by fn (identity-free) and calls timing out after timeout.
 func startResolverServer(t *testing.T, fn gql.ResolverFunc, timeout time.Duration) *testServer {
 	t.Helper()
+	return startResolverServerTB(t, fn, timeout)
+}
+
+// startResolverServerTB is startResolverServer for tests and benchmarks.
+func startResolverServerTB(t testing.TB, fn gql.ResolverFunc, timeout time.Duration) *testServer {
+	t.Helper()
 	schema, err := gql.LoadSchema("pool.graphql", poolSchema, gql.Options{
 		FieldResolvers: map[string]gql.Resolver{"Subscription.orderUpdated": {Func: fn}},
 	})
