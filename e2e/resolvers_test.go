@@ -39,7 +39,8 @@ func startPythonResolvers(t *testing.T, target string, extra ...string) *proc {
 	p := newProc(t)
 	args := []string{"--schema", "../examples/python/schema.graphql", "--listen", p.listen,
 		"--publish-listen", p.publish, "--publish-unix", p.unix, "--log-level", "debug",
-		"--resolver", "Subscription.userUpdated=" + target, "--resolver", "Subscription.userStatus=" + target}
+		"--resolver", "Subscription.userUpdated=" + target, "--resolver", "Subscription.userStatus=" + target,
+		"--resolver", "Subscription.greeting+identity=" + target, "--resolver", "Query.serverTime=" + target}
 	p.run(t, exec.Command(bin, append(args, extra...)...))
 	p.waitServed(t)
 	return p
@@ -135,6 +136,39 @@ func TestPythonResolvers(t *testing.T) {
 		t.Fatalf("plain-function resolver: %s", m)
 	}
 
+	// A query field over the process: one next, then complete.
+	s.send(`{"id":"q","type":"subscribe","payload":{"query":"{ serverTime }"}}`)
+	if m := s.next(); !strings.HasPrefix(gjson.Get(m, "payload.data.serverTime").String(), "20") {
+		t.Fatalf("query over the resolver process: %s", m)
+	}
+	if m := s.next(); m != `{"id":"q","type":"complete"}` {
+		t.Fatalf("query not completed: %s", m)
+	}
+
+	// +identity: each subscriber's init payload reaches the resolver.
+	greeted := map[string]*wsClient{}
+	for i, user := range []string{"ann", "bob"} {
+		g := dialWSHeader(t, p.listen, nil)
+		g.send(`{"type":"connection_init","payload":{"user":"` + user + `"}}`)
+		expectAck(t, g)
+		g.send(`{"id":"g","type":"subscribe","payload":{"query":"subscription { greeting }"}}`)
+		if i == 1 {
+			deadline := time.Now().Add(10 * time.Second)
+			for respPublish(t, p.publish, "greetings", `{"text":"hi"}`) != ":2" {
+				if time.Now().After(deadline) {
+					t.Fatal("two greeting subscriptions not registered")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		greeted[user] = g
+	}
+	for user, g := range greeted {
+		if m, want := g.next(), "hi, "+user; gjson.Get(m, "payload.data.greeting").String() != want {
+			t.Errorf("%s got %s, want %q", user, m, want)
+		}
+	}
+
 	// The Python publisher example (redis-py) feeds the subscription.
 	if pythonWithRedis() != "" || os.Getenv("FRAISED_REQUIRE_REDIS_CLI") != "" {
 		host, port, _ := net.SplitHostPort(p.publish)
@@ -181,6 +215,28 @@ func TestPythonResolvers(t *testing.T) {
 	p.terminate(t, 10*time.Second)
 	if err := syscall.Kill(restarted, 0); err == nil {
 		t.Fatalf("the resolver child %d outlived fraised's drain", restarted)
+	}
+}
+
+// TestResolverChildDiesWithFraised: kill -9 of fraised takes its
+// resolver child with it (PR_SET_PDEATHSIG), so no orphan keeps running.
+func TestResolverChildDiesWithFraised(t *testing.T) {
+	p := startPythonResolvers(t, "exec:"+python(t)+" ../examples/python/resolvers.py")
+	child := resolverChild(t, p, "resolvers.py")
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		// Gone, or a zombie waiting for the test's process to reap it.
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resolver child %d still running 10 s after fraised was killed", child)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -5,15 +5,18 @@ Run by fraised:
 
     bin/fraised --schema examples/python/schema.graphql \
       --resolver 'Subscription.userUpdated=exec:python3 examples/python/resolvers.py' \
-      --resolver 'Subscription.userStatus=exec:python3 examples/python/resolvers.py'
+      --resolver 'Subscription.userStatus=exec:python3 examples/python/resolvers.py' \
+      --resolver 'Subscription.greeting+identity=exec:python3 examples/python/resolvers.py' \
+      --resolver 'Query.serverTime=exec:python3 examples/python/resolvers.py'
 
-(both fields share one process), or on its own for --resolver '...=unix:/tmp/r.sock':
+(the fields share one process), or on its own for --resolver '...=unix:/tmp/r.sock':
 
     python3 examples/python/resolvers.py --listen /tmp/r.sock
 """
 
 import asyncio
 import os
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +45,21 @@ async def resolve_user_updated(event_data, variables) -> dict:
 def resolve_user_status(event_data, variables):
     """A plain function: quick CPU work runs on the loop."""
     return "ONLINE" if event_data.get("online") else "OFFLINE"
+
+
+@resolver("Subscription.greeting", identity=True)
+def resolve_greeting(event_data, variables, identity):
+    """Reads the subscriber's connection_init payload: declared with
+    identity=True here and +identity in --resolver, so subscribers with
+    different payloads get separate groups (and calls)."""
+    user = (identity.get("init_payload") or {}).get("user", "stranger")
+    return "%s, %s" % (event_data.get("text", "hello"), user)
+
+
+@resolver("Query.serverTime")
+def resolve_server_time(event_data, variables):
+    """A query field: called once per query, with no event."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 if __name__ == "__main__":
