@@ -271,6 +271,7 @@ func (d *Dispatcher) HandOff() {
 // Stop once the ring is empty.
 func (d *Dispatcher) Run() {
 	defer close(d.stopped)
+	defer d.res.stop()
 	for {
 		n := d.ring.PopBatch(d.batch)
 		d.applyControl()

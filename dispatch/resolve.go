@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,7 @@ type pendingEvent struct {
 // dispatcher goroutine but pendingN, read by Barrier.
 type resolving struct {
 	router   *resolve.Router
+	owned    bool // the dispatcher made router and closes it when Run returns
 	done     *resolve.Completions
 	inflight resolve.Inflight
 	pending  int // events held: in flight or waiting
@@ -53,6 +55,7 @@ type resolving struct {
 	pendingN atomic.Int64
 	touched  []resolve.Backend
 	timer    *time.Timer
+	notify   func()
 }
 
 var (
@@ -62,10 +65,28 @@ var (
 
 // newResolving returns the resolver state of a dispatcher woken by notify.
 func newResolving(r *resolve.Router, notify func()) *resolving {
-	if r == nil {
+	owned := r == nil
+	if owned {
 		r = resolve.NewRouter(resolve.Options{})
 	}
-	return &resolving{router: r, done: resolve.NewCompletions(resolve.MaxPending, notify)}
+	return &resolving{router: r, owned: owned, notify: notify}
+}
+
+// sink returns the completion queue, made with the first call (it holds
+// resolve.MaxPending pointers: 512 KiB a server without resolvers does
+// not need).
+func (r *resolving) sink() *resolve.Completions {
+	if r.done == nil {
+		r.done = resolve.NewCompletions(resolve.MaxPending, r.notify)
+	}
+	return r.done
+}
+
+// stop closes the router the dispatcher made. Called when Run returns.
+func (r *resolving) stop() {
+	if r.owned {
+		r.router.Close(context.Background())
+	}
 }
 
 // newGroupData returns the shared data of a new group of op: with a
@@ -122,7 +143,7 @@ func (r *resolving) release(n int) {
 
 // startCall hands event (owned, already admitted) to q's backend.
 func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, event []byte) {
-	c := resolve.NewCall(q.op, event, time.Now().Add(d.res.router.Timeout()), d.res.done)
+	c := resolve.NewCall(q.op, event, time.Now().Add(d.res.router.Timeout()), d.res.sink())
 	c.Tag = g
 	q.busy = true
 	d.res.inflight.PushBack(c)
@@ -139,6 +160,9 @@ func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, event []byte) {
 // Called by Run each turn.
 func (d *Dispatcher) resolveTurn() {
 	r := d.res
+	if r.done == nil {
+		return
+	}
 	for c := r.done.Pop(); c != nil; c = r.done.Pop() {
 		r.inflight.Remove(c)
 		d.resolved(c, c.Payload)
@@ -236,7 +260,7 @@ func (d *Dispatcher) flushResolvers() {
 }
 
 // resolveReady reports whether answered calls wait for the dispatcher.
-func (d *Dispatcher) resolveReady() bool { return d.res.done.Len() > 0 }
+func (d *Dispatcher) resolveReady() bool { return d.res.done != nil && d.res.done.Len() > 0 }
 
 // resolvePending reports whether calls are in flight or events wait.
 func (d *Dispatcher) resolvePending() bool { return d.res.pending > 0 || d.res.inflight.Len() > 0 }

@@ -40,9 +40,10 @@ const maxSpareWorkers = 256
 // of worker goroutines. Start queues without blocking: the queue holds as
 // many calls as the dispatcher may have pending.
 type Pool struct {
-	queue   chan *Call
-	workers int
-	log     *slog.Logger
+	queue      chan *Call // made with the first call: a server without Go resolvers holds none
+	maxPending int
+	workers    int
+	log        *slog.Logger
 
 	startOnce sync.Once
 	spare     atomic.Int64 // replacement workers running beyond workers
@@ -63,13 +64,14 @@ func NewPool(workers, maxPending int, log *slog.Logger) *Pool {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pool{queue: make(chan *Call, maxPending), workers: workers, log: log}
+	return &Pool{maxPending: maxPending, workers: workers, log: log}
 }
 
 // Start queues c for a worker. It never blocks (the queue's capacity is
 // the cap on pending calls). Called by the dispatcher.
 func (p *Pool) Start(c *Call) {
 	p.startOnce.Do(func() {
+		p.queue = make(chan *Call, p.maxPending)
 		for range p.workers {
 			p.wg.Add(1)
 			go p.worker()
@@ -108,7 +110,10 @@ func (p *Pool) Close() {
 	if p.closed.Swap(true) {
 		return
 	}
-	close(p.queue)
+	p.startOnce.Do(func() {}) // no call came: nothing to stop
+	if p.queue != nil {
+		close(p.queue)
+	}
 }
 
 // Calls returns how many calls the pool ran.
