@@ -113,14 +113,16 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzIntrospect -fuzztime $(FUZZTIME)
 	$(GO) test ./httpgql -run XXX -fuzz FuzzServe -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
-	$(GO) test ./server -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
-	$(GO) test ./server -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
+	$(GO) test ./session -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
+	$(GO) test ./session -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzProxiedInput -fuzztime $(FUZZTIME)
 	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
 	$(GO) test ./resolve -run XXX -fuzz FuzzReadResults -fuzztime $(FUZZTIME)
+	$(GO) test ./session -run XXX -fuzz FuzzResumeInput -fuzztime $(FUZZTIME)
+	$(GO) test ./gql -run XXX -fuzz FuzzHistoryOf -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./resolve ./server

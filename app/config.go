@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/server"
 )
 
@@ -30,6 +31,7 @@ type config struct {
 	maxSubsPerConn int
 	ringSize       int
 	ringBytes      int64
+	historyBytes   int64
 	maxPublishers  int
 	publishReadTO  time.Duration
 	eventLoops     int
@@ -61,6 +63,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.maxSubsPerConn, "max-subscriptions", server.DefaultMaxSubsPerConn, "active operations per connection")
 	fs.IntVar(&cfg.ringSize, "ring-size", server.DefaultRingSize, "event ring capacity (`events`); publishers wait when it is full")
 	fs.Int64Var(&cfg.ringBytes, "ring-bytes", server.DefaultRingBytes, "byte budget of the events in the ring (`bytes`, payload + topic + 128 per event); publishers wait when it is spent")
+	fs.Int64Var(&cfg.historyBytes, "history-max-bytes", history.DefaultMaxBytes, "memory cap (`bytes`) of the @history of all topics; past it the oldest events of the largest streams are dropped first")
 	fs.IntVar(&cfg.maxPublishers, "max-publishers", server.DefaultMaxPublishers, "Redis-protocol publisher `connections` (TCP and Unix); past it: -ERR max number of clients reached")
 	fs.DurationVar(&cfg.publishReadTO, "publish-read-timeout", server.DefaultPublishReadTimeout, "a publisher must send each command in full within this `duration` of its first byte, or be cut off")
 	fs.IntVar(&cfg.eventLoops, "event-loops", 0, "number of network event loops (0 = GOMAXPROCS)")
@@ -156,6 +159,7 @@ func (cfg *config) serverOptions() server.Options {
 		MaxSubscriptionsPerConn: cfg.maxSubsPerConn,
 		RingSize:                cfg.ringSize,
 		RingBytes:               cfg.ringBytes,
+		HistoryMaxBytes:         cfg.historyBytes,
 		MaxPublishers:           cfg.maxPublishers,
 		PublishReadTimeout:      cfg.publishReadTO,
 		EventLoops:              cfg.eventLoops,

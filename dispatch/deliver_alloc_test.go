@@ -13,11 +13,11 @@ func TestDeliveryAllocatesNothing(t *testing.T) {
 	}
 	d, payload := benchDispatcher(t, 100, 10)
 	for range 3 { // warm the buffer pools
-		d.fanOut([]byte("t"), payload)
+		d.fanOut([]byte("t"), payload, nil)
 		d.flushDirty()
 	}
 	if n := testing.AllocsPerRun(200, func() {
-		d.fanOut([]byte("t"), payload)
+		d.fanOut([]byte("t"), payload, nil)
 		d.flushDirty()
 	}); n != 0 {
 		t.Fatalf("%v allocations per event fanned out to 100 subscribers", n)

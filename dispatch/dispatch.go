@@ -94,6 +94,8 @@ type Dispatcher struct {
 	maxTotal   int64
 	overBudget func()
 
+	historyState
+
 	batch        []*event
 	batchBytes   int // bytes queued since the last flush
 	ctlWork      []control
@@ -154,6 +156,12 @@ type Config struct {
 	// Resolvers routes resolver calls to their backends; nil: a Router
 	// with the defaults (a pool of Go workers).
 	Resolvers *resolve.Router
+	// History says which topics keep a history (@history); nil: none
+	// does, and the dispatcher keeps none.
+	History HistorySource
+	// HistoryMaxBytes caps the history of all topics (--history-max-bytes;
+	// zero: history.DefaultMaxBytes).
+	HistoryMaxBytes int64
 }
 
 // New returns a dispatcher; Run serves it.
@@ -174,6 +182,7 @@ func New(cfg Config) *Dispatcher {
 		scratch:     make([]byte, 0, 4096),
 	}
 	d.res = newResolving(cfg.Resolvers, d.Notify)
+	d.initHistory(cfg)
 	return d
 }
 
@@ -272,8 +281,14 @@ func (d *Dispatcher) HandOff() {
 func (d *Dispatcher) Run() {
 	defer close(d.stopped)
 	defer d.res.stop()
+	if d.hist != nil {
+		go d.sweepTicker()
+	}
 	for {
 		n := d.ring.PopBatch(d.batch)
+		if d.hist != nil {
+			d.historyTurn()
+		}
 		d.applyControl()
 		d.resolveTurn()
 		size := batchSize(d.batch[:n])
@@ -308,7 +323,7 @@ func (d *Dispatcher) idle() bool {
 		runtime.Gosched()
 		return false
 	}
-	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.resolveReady() {
+	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.resolveReady() || d.historyWork() {
 		return false
 	}
 	if d.stopping.Load() && !d.resolvePending() {

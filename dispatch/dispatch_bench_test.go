@@ -59,12 +59,12 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, tc := range []struct{ subs, groups int }{{100, 1}, {10000, 1}, {100, 100}, {10000, 100}} {
 		b.Run(fmt.Sprintf("subs=%d/groups=%d", tc.subs, tc.groups), func(b *testing.B) {
 			d, payload := benchDispatcher(b, tc.subs, tc.groups)
-			d.fanOut([]byte("t"), payload) // warm the buffer pools (see warmNote)
+			d.fanOut([]byte("t"), payload, nil) // warm the buffer pools (see warmNote)
 			d.flushDirty()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if n := d.fanOut([]byte("t"), payload); n != tc.subs {
+				if n := d.fanOut([]byte("t"), payload, nil); n != tc.subs {
 					b.Fatalf("delivered %d", n)
 				}
 				d.flushDirty()
@@ -80,11 +80,11 @@ func BenchmarkFanOutNoFlush(b *testing.B) {
 	for _, tc := range []struct{ subs, groups int }{{100, 1}, {10000, 1}, {10000, 100}} {
 		b.Run(fmt.Sprintf("subs=%d/groups=%d", tc.subs, tc.groups), func(b *testing.B) {
 			d, payload := benchDispatcher(b, tc.subs, tc.groups)
-			d.fanOut([]byte("t"), payload) // each outbox takes its buffer (see warmNote)
+			d.fanOut([]byte("t"), payload, nil) // each outbox takes its buffer (see warmNote)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				d.fanOut([]byte("t"), payload)
+				d.fanOut([]byte("t"), payload, nil)
 				for _, o := range d.dirty {
 					o.DiscardPending()
 				}

@@ -1,6 +1,10 @@
 package dispatch
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/fraised/fraised/history"
+)
 
 // eventKind says what the dispatcher does with an event.
 type eventKind uint8
@@ -19,9 +23,10 @@ type ReplyKind uint8
 
 // Reply kinds.
 const (
-	ReplyNone ReplyKind = iota // no answer
-	ReplyRESP                  // a RESP integer
-	ReplyHTTP                  // an HTTP/1.1 200 response with {"delivered":n}
+	ReplyNone         ReplyKind = iota // no answer
+	ReplyRESP                          // a RESP integer
+	ReplyHTTP                          // an HTTP/1.1 200 response with {"delivered":n} (and "offset", "epoch" for a history topic)
+	ReplyRESPPosition                  // FPUBLISH: a RESP array [delivered, offset, epoch] (nulls without history)
 )
 
 // event is one item of the ring. Events are pooled: the dispatcher puts
@@ -33,6 +38,8 @@ type event struct {
 	payload   []byte // sub-slice of data
 	data      []byte // owned storage; the reply itself for evReply
 	from      *Publisher
+	pos       history.Position // assigned elsewhere (PublishAt), when hasPos
+	hasPos    bool
 }
 
 var eventPool = sync.Pool{New: func() any { return new(event) }}
@@ -77,6 +84,7 @@ func (ev *event) size() int64 {
 // release puts ev back in the pool; nothing may use it afterwards.
 func (ev *event) release() {
 	ev.topic, ev.payload, ev.from = nil, nil, nil
+	ev.pos, ev.hasPos = history.Position{}, false
 	if cap(ev.data) > maxPooledEvent {
 		ev.data = nil
 	}

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"strconv"
 
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/resp"
 )
@@ -19,6 +20,14 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 	if s.removed.Load() {
 		return
 	}
+	if s.Resume != nil && d.resume(s) {
+		return // replaying (registered when it catches up) or refused
+	}
+	d.register(s)
+}
+
+// register adds s to the registry.
+func (d *Dispatcher) register(s *Subscription) {
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
 	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return d.newGroupData(op) }, member{out: s.Out, id: s.ID})
@@ -28,10 +37,18 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 func (d *Dispatcher) dispatch(ev *event) {
 	switch ev.kind {
 	case evPublish:
-		n := d.fanOut(ev.topic, ev.payload)
+		var pos *history.Position
+		var ext []byte
+		if d.hist != nil {
+			if st, p := d.record(ev); st != nil {
+				d.pos = p
+				pos, ext = &d.pos, d.ext
+			}
+		}
+		n := d.fanOut(ev.topic, ev.payload, ext)
 		d.published.Add(1)
 		if ev.from != nil {
-			d.replyCount(ev.from, ev.replyKind, n)
+			d.replyCount(ev.from, ev.replyKind, n, pos)
 		}
 	case evReply:
 		d.queueReply(ev.from, ev.data)
@@ -40,8 +57,9 @@ func (d *Dispatcher) dispatch(ev *event) {
 }
 
 // fanOut delivers payload to every matching subscriber of topic and
-// returns how many subscriptions it reached.
-func (d *Dispatcher) fanOut(topic, payload []byte) int {
+// returns how many subscriptions it reached; ext, when set, ends every
+// group's payload (the event's position, history.go).
+func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 	t := d.reg.Lookup(topic)
 	if t == nil {
 		return 0
@@ -53,10 +71,13 @@ func (d *Dispatcher) fanOut(topic, payload []byte) int {
 			continue
 		}
 		if g.Data.rq != nil {
-			later += d.resolveLater(g, payload) // counted as delivered when resolved
+			later += d.resolveLater(g, payload, ext) // counted as delivered when resolved
 			continue
 		}
 		d.scratch = op.AppendResult(d.scratch[:0], payload)
+		if ext != nil {
+			d.scratch = appendExt(d.scratch, ext)
+		}
 		for _, s := range g.Subs() {
 			if d.deliver(s.Data.out, s.Data.id, d.scratch) {
 				count++
@@ -84,11 +105,15 @@ func (d *Dispatcher) deliver(o *outbox.Outbox, id, payload []byte) bool {
 	return true
 }
 
-func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int) {
-	switch rk {
-	case ReplyRESP:
+func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.Position) {
+	switch {
+	case rk == ReplyRESP:
 		d.reply = resp.AppendInt(d.reply[:0], int64(n))
-	case ReplyHTTP:
+	case rk == ReplyRESPPosition:
+		d.reply = appendRESPPosition(d.reply[:0], n, pos)
+	case rk == ReplyHTTP && pos != nil:
+		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
+	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
 	default:
 		return

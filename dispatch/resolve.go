@@ -40,6 +40,7 @@ type groupQueue struct {
 // run of overloaded events, whose nexts carry an error in their place.
 type pendingEvent struct {
 	event      []byte
+	ext        []byte // the event's history position, appended to its result (history.go)
 	overloaded int
 }
 
@@ -100,18 +101,19 @@ func (d *Dispatcher) newGroupData(op *gql.Operation) group {
 }
 
 // resolveLater queues payload for g's resolver (its group has one) and
-// returns how many subscriptions it will reach.
-func (d *Dispatcher) resolveLater(g *regGroup, payload []byte) int {
+// returns how many subscriptions it will reach; ext (nil without history)
+// ends the result, as for any delivery.
+func (d *Dispatcher) resolveLater(g *regGroup, payload, ext []byte) int {
 	q := g.Data.rq
 	switch {
 	case !q.busy && q.events == 0 && len(q.waiting) == q.head:
 		if d.res.admit(len(payload)) {
-			d.startCall(g, q, clone(payload))
+			d.startCall(g, q, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
 		} else {
-			d.deliverGroup(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
+			d.deliverGroup(g, withExt(g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded), ext))
 		}
 	case q.events < resolve.MaxGroupPending && d.res.admit(len(payload)):
-		q.waiting = append(q.waiting, pendingEvent{event: clone(payload)})
+		q.waiting = append(q.waiting, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
 		q.events++
 	default:
 		if n := len(q.waiting); n > q.head && q.waiting[n-1].event == nil {
@@ -141,10 +143,10 @@ func (r *resolving) release(n int) {
 	r.pendingN.Store(int64(r.pending))
 }
 
-// startCall hands event (owned, already admitted) to q's backend.
-func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, event []byte) {
-	c := resolve.NewCall(q.op, event, time.Now().Add(d.res.router.Timeout()), d.res.sink())
-	c.Tag = g
+// startCall hands pe's event (owned, already admitted) to q's backend.
+func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, pe pendingEvent) {
+	c := resolve.NewCall(q.op, pe.event, time.Now().Add(d.res.router.Timeout()), d.res.sink())
+	c.Tag, c.Ext = g, pe.ext
 	q.busy = true
 	d.res.inflight.PushBack(c)
 	q.backend.Start(c)
@@ -188,7 +190,7 @@ func (d *Dispatcher) resolveTurn() {
 func (d *Dispatcher) resolved(c *resolve.Call, payload []byte) {
 	g := c.Tag.(*regGroup)
 	d.res.release(len(c.Event))
-	d.deliverGroup(g, payload)
+	d.deliverGroup(g, withExt(payload, c.Ext))
 	q := g.Data.rq
 	q.busy = false
 	d.advance(g, q)
@@ -204,6 +206,8 @@ func (d *Dispatcher) advance(g *regGroup, q *groupQueue) {
 		q.head++
 		switch {
 		case pe.event == nil:
+			// No history position: a client that resumes gets these
+			// events again, which is what an unresolved event needs.
 			for range pe.overloaded {
 				if !gone {
 					d.deliverGroup(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
@@ -214,7 +218,7 @@ func (d *Dispatcher) advance(g *regGroup, q *groupQueue) {
 			d.res.release(len(pe.event))
 		default:
 			q.events--
-			d.startCall(g, q, pe.event)
+			d.startCall(g, q, pe)
 			d.compactQueue(q)
 			return
 		}
@@ -292,3 +296,19 @@ func (d *Dispatcher) waitWake() {
 
 // clone returns a copy of b.
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// cloneExt returns a copy of ext, nil for none.
+func cloneExt(ext []byte) []byte {
+	if ext == nil {
+		return nil
+	}
+	return clone(ext)
+}
+
+// withExt ends payload with ext when there is one (appendExt).
+func withExt(payload, ext []byte) []byte {
+	if ext == nil {
+		return payload
+	}
+	return appendExt(payload, ext)
+}

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/registry"
 )
@@ -17,6 +18,15 @@ type Subscription struct {
 	Out *outbox.Outbox
 	ID  []byte         // JSON string literal, owned
 	Op  *gql.Operation // until the dispatcher registers it
+	// Resume, when set, is the position of the last event the client
+	// has: the dispatcher replays what follows before going live, or
+	// ends the subscription with the resume error (history.go).
+	Resume *history.Position
+	// Fail, when set, ends the subscription with the error message errs
+	// (a JSON array): the session drops it, then sends the message. It
+	// is called on the dispatcher goroutine and must not block. Without
+	// it the dispatcher sends the message itself.
+	Fail func(errs []byte)
 
 	handle  *registry.Sub[group, member] // dispatcher-owned
 	removed atomic.Bool

@@ -52,13 +52,13 @@ func BenchmarkDispatchTenants(b *testing.B) {
 			}
 			want := bc.subs / groups
 			for _, ev := range events { // every outbox gets its buffer
-				d.fanOut(topic, ev)
+				d.fanOut(topic, ev, nil)
 				d.discardPending()
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if n := d.fanOut(topic, events[i%groups]); n != want {
+				if n := d.fanOut(topic, events[i%groups], nil); n != want {
 					b.Fatalf("event reached %d subscribers, want %d", n, want)
 				}
 				d.discardPending()

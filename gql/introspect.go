@@ -27,7 +27,7 @@ const IntrospectionDisabledCode = "INTROSPECTION_DISABLED"
 // fraisedDirectives are the directives fraised declares itself; they
 // configure the server, not the client's documents, so introspection
 // hides them unless Options.IntrospectFraisedDirectives is set.
-var fraisedDirectives = map[string]bool{"topic": true, "filter": true, "auth": true}
+var fraisedDirectives = map[string]bool{"topic": true, "filter": true, "auth": true, "history": true}
 
 // unsupportedDirectives are declared by gqlparser's prelude but not
 // executed by fraised (incremental delivery), so they are never shown.

@@ -101,7 +101,7 @@ func TestIntrospectionDirectives(t *testing.T) {
 	if got, want := directiveNames(t, Options{}), "include skip deprecated specifiedBy oneOf"; got != want {
 		t.Errorf("directives %q, want %q", got, want)
 	}
-	if got, want := directiveNames(t, Options{IntrospectFraisedDirectives: true}), "include skip deprecated specifiedBy oneOf auth filter topic"; got != want {
+	if got, want := directiveNames(t, Options{IntrospectFraisedDirectives: true}), "include skip deprecated specifiedBy oneOf auth filter history topic"; got != want {
 		t.Errorf("directives %q, want %q", got, want)
 	}
 	contains(t, introQuery(t, Options{IntrospectFraisedDirectives: true}, `{ __schema { directives { name isRepeatable locations args { name type { kind } } } } }`, ""),

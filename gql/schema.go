@@ -16,6 +16,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/fraised/fraised/history"
 )
 
 // directivesSDL declares fraised's directives. It is loaded as its own
@@ -24,6 +26,7 @@ import (
 const directivesSDL = `directive @topic(name: String!) on FIELD_DEFINITION
 directive @filter(field: String!, arg: String, claim: String) repeatable on FIELD_DEFINITION
 directive @auth(requires: [String!]!) on FIELD_DEFINITION | OBJECT
+directive @history(size: Int!, ttl: String!) on FIELD_DEFINITION
 `
 
 var directivesSource = &ast.Source{Name: "fraised-directives.graphql", Input: directivesSDL, BuiltIn: true}
@@ -81,7 +84,7 @@ type Options struct {
 	// codegen tools and IDE plugins expect.
 	DisableIntrospection bool
 	// IntrospectFraisedDirectives lists fraised's own directive
-	// definitions (@topic, @filter, @auth) in __schema.directives. They
+	// definitions (@topic, @filter, @auth, @history) in __schema.directives. They
 	// configure the server and cannot be used in client documents, so by
 	// default introspection hides them and a client printing the schema
 	// gets the user's SDL without them.
@@ -122,6 +125,8 @@ type Schema struct {
 	introDirectiveList []*ast.DirectiveDefinition
 
 	requestIDs atomic.Uint64
+
+	histFields []*historyField // subscription fields with @history (history.go)
 }
 
 // schemaIDs numbers the schemas loaded by the process.
@@ -159,6 +164,7 @@ type rootInfo struct {
 	key      string // "Subscription.orderUpdated"
 	topic    []topicPart
 	filters  []filterSpec
+	history  *history.Spec // @history, or nil
 	resolver ResolverFunc
 	identity bool // the resolver reads InitPayload and Claims
 }
@@ -234,6 +240,9 @@ func (s *Schema) init(resolvers map[string]Resolver) error {
 	if err := s.checkTopicGuards(); err != nil {
 		return err
 	}
+	if err := s.indexHistory(); err != nil {
+		return err
+	}
 	return s.bindResolvers(resolvers)
 }
 
@@ -301,7 +310,7 @@ func (s *Schema) indexField(def *ast.Definition, f *ast.FieldDefinition) error {
 	isSub := def == s.ast.Subscription
 	if !isSub {
 		for _, d := range f.Directives {
-			if d.Name == "topic" || d.Name == "filter" {
+			if d.Name == "topic" || d.Name == "filter" || d.Name == "history" {
 				return gqlerror.ErrorPosf(d.Position, "@%s is only allowed on fields of the subscription type, not on %s.%s", d.Name, def.Name, f.Name)
 			}
 		}
@@ -315,6 +324,9 @@ func (s *Schema) indexField(def *ast.Definition, f *ast.FieldDefinition) error {
 			return err
 		}
 		if info.filters, err = s.filtersOf(f); err != nil {
+			return err
+		}
+		if info.history, err = historyOf(f); err != nil {
 			return err
 		}
 	}

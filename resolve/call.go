@@ -32,7 +32,8 @@ type Call struct {
 	Params   gql.ResolveParams
 	Identity bool // the resolver reads Params.InitPayload and Claims
 	Deadline time.Time
-	Tag      any // the dispatcher's handle (its group); backends ignore it
+	Tag      any    // the dispatcher's handle (its group); backends ignore it
+	Ext      []byte // the dispatcher's bytes for the payload's end (the event's history position); backends ignore it
 
 	// The answer, written by the backend before Finish.
 	Payload []byte

@@ -67,6 +67,11 @@ type Options struct {
 	// topic and a fixed overhead per event); publishers wait when it is
 	// spent. Default 16 MiB. Count it in GOMEMLIMIT's headroom.
 	RingBytes int64
+	// HistoryMaxBytes caps the memory of the @history of all topics
+	// (payloads, entries and per-stream overhead); past it the oldest
+	// events of the largest streams are dropped first. Default
+	// history.DefaultMaxBytes (128 MiB). Count it in GOMEMLIMIT's headroom.
+	HistoryMaxBytes int64
 	// MaxPublishers caps Redis-protocol publisher connections (TCP and Unix
 	// together); past it a new one gets "-ERR max number of clients
 	// reached" and is closed, as Redis does. Default 256.

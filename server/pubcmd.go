@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/resp"
 )
 
-// The Redis commands a publisher may send. PUBLISH is the one that does
+// The Redis commands a publisher may send. PUBLISH (and FPUBLISH, which
+// also answers the event's history position) is the one that does
 // anything; the rest are what common clients (redis-py, go-redis,
 // ioredis, node-redis, redis-cli) send around it: the HELLO and CLIENT
 // handshake, SELECT 0, PING and ECHO health checks, INFO for ready checks,
@@ -98,7 +100,9 @@ func (c *pubConn) exec(args [][]byte) {
 	name := args[0]
 	switch {
 	case bytes.EqualFold(name, []byte("PUBLISH")):
-		c.publishCmd(args)
+		c.publishCmd(args, dispatch.ReplyRESP)
+	case bytes.EqualFold(name, []byte("FPUBLISH")):
+		c.publishCmd(args, dispatch.ReplyRESPPosition)
 	case bytes.EqualFold(name, []byte("PING")):
 		c.ping(args)
 	case bytes.EqualFold(name, []byte("ECHO")):
@@ -138,7 +142,7 @@ func (c *pubConn) handshake(args [][]byte) {
 	case bytes.EqualFold(name, []byte("UNWATCH")):
 		c.reply(replyOK)
 	default:
-		c.refuse(appendErrorf(nil, "ERR unknown command '%.64s' (fraised accepts PUBLISH and the connection commands of Redis clients)", name))
+		c.refuse(appendErrorf(nil, "ERR unknown command '%.64s' (fraised accepts PUBLISH, FPUBLISH and the connection commands of Redis clients)", name))
 	}
 }
 
@@ -154,8 +158,10 @@ func (c *pubConn) checkPublish(args [][]byte) []byte {
 }
 
 // publishCmd pushes an event into the ring, waiting for room; its reply,
-// the number of subscriptions it was queued to, comes from the dispatcher.
-func (c *pubConn) publishCmd(args [][]byte) {
+// the number of subscriptions it was queued to (PUBLISH), or that and
+// the event's position, [delivered, offset, epoch] (FPUBLISH; nulls for
+// a topic without @history), comes from the dispatcher.
+func (c *pubConn) publishCmd(args [][]byte, rk dispatch.ReplyKind) {
 	if r := c.checkPublish(args); r != nil {
 		c.refuse(r)
 		return
@@ -164,7 +170,7 @@ func (c *pubConn) publishCmd(args [][]byte) {
 		c.reply(replyDraining)
 		return
 	}
-	c.publishWait(args[1], args[2])
+	c.publishWait(args[1], args[2], rk)
 }
 
 func (c *pubConn) ping(args [][]byte) {
@@ -184,7 +190,7 @@ func (c *pubConn) queue(args [][]byte) {
 	name := args[0]
 	var r []byte
 	switch {
-	case bytes.EqualFold(name, []byte("PUBLISH")):
+	case bytes.EqualFold(name, []byte("PUBLISH")), bytes.EqualFold(name, []byte("FPUBLISH")):
 		r = c.checkPublish(args)
 	case bytes.EqualFold(name, []byte("PING")):
 		if len(args) > 2 {
@@ -195,7 +201,7 @@ func (c *pubConn) queue(args [][]byte) {
 			r = arityError(name)
 		}
 	default:
-		r = appendErrorf(nil, "ERR '%.64s' is not supported inside MULTI (queue PUBLISH, PING or ECHO)", name)
+		r = appendErrorf(nil, "ERR '%.64s' is not supported inside MULTI (queue PUBLISH, FPUBLISH, PING or ECHO)", name)
 	}
 	size := 0
 	for _, a := range args {

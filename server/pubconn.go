@@ -240,8 +240,8 @@ func (c *pubConn) waitReplies() bool {
 // publishWait publishes, waiting for the publisher's turn while the ring
 // is full. It reports false (the event dropped) when the connection is
 // aborted.
-func (c *pubConn) publishWait(topic, payload []byte) bool {
-	waited, ok := c.PublishWait(topic, payload, dispatch.ReplyRESP, c.wakeCh, c.closing)
+func (c *pubConn) publishWait(topic, payload []byte, rk dispatch.ReplyKind) bool {
+	waited, ok := c.PublishWait(topic, payload, rk, c.wakeCh, c.closing)
 	c.noteWait(waited, ok)
 	return ok
 }

@@ -195,7 +195,7 @@ func TestTransactions(t *testing.T) {
 		{"refused while queuing aborts", slices.Concat([]byte("MULTI\r\n"), pub(`{"seq":3}`), pub(`not json`), []byte("EXEC\r\n")),
 			[]string{"+OK", "+QUEUED", "-ERR payload must be a JSON object", "-EXECABORT Transaction discarded because of previous errors."}},
 		{"unknown command aborts", slices.Concat([]byte("MULTI\r\n"), pub(`{"seq":4}`), []byte("GET k\r\nEXEC\r\n")),
-			[]string{"+OK", "+QUEUED", "-ERR 'GET' is not supported inside MULTI (queue PUBLISH, PING or ECHO)", "-EXECABORT Transaction discarded because of previous errors."}},
+			[]string{"+OK", "+QUEUED", "-ERR 'GET' is not supported inside MULTI (queue PUBLISH, FPUBLISH, PING or ECHO)", "-EXECABORT Transaction discarded because of previous errors."}},
 		{"discard", slices.Concat([]byte("MULTI\r\n"), pub(`{"seq":5}`), []byte("DISCARD\r\n")),
 			[]string{"+OK", "+QUEUED", "+OK"}},
 		{"empty", []byte("MULTI\r\nEXEC\r\n"), []string{"+OK", "*0"}},

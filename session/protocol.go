@@ -87,6 +87,9 @@ func (s *Session) onInit(m proto.Message) {
 		return
 	}
 	s.initSeen = true
+	if !s.initResume(m.Payload) {
+		return
+	}
 	s.initPayload = append([]byte{}, m.Payload...)
 	if len(s.initPayload) == 0 {
 		s.initPayload = []byte("{}")
@@ -178,6 +181,7 @@ func (s *Session) onSubscribe(m proto.Message) {
 		return
 	}
 	s.pruneQueries()
+	s.pruneFailed()
 	if s.find(m.IDString) != nil || s.findQuery(m.IDString) != nil {
 		s.conn.Close(proto.CloseSubscriberExists, existsReason(m.IDString))
 		return
@@ -212,6 +216,9 @@ func (s *Session) onSubscribe(m proto.Message) {
 func (s *Session) addSubscription(m proto.Message, op *gql.Operation) {
 	sub := &subscription{key: strings.Clone(m.IDString)}
 	sub.Out, sub.ID, sub.Op = s.conn.Output(), append([]byte(nil), m.ID...), op
+	if !s.setResume(sub, m) {
+		return
+	}
 	if id := s.identity.Load(); id != nil {
 		if !s.h.identSubs.Acquire(id.Subject) {
 			s.h.rateTrips.Add(1)
@@ -303,6 +310,7 @@ func (s *Session) runQuery(q *query, op *gql.Operation) {
 
 func (s *Session) onComplete(id string) {
 	s.pruneQueries()
+	s.pruneFailed()
 	if sub := s.find(id); sub != nil {
 		s.subs = drop(s.subs, sub)
 		s.unsubscribe(sub)

@@ -31,6 +31,7 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
@@ -176,6 +177,7 @@ type Session struct {
 	queries []*query // running or answered; a query is never registered with the dispatcher
 
 	initPayload []byte
+	resumes     map[string]history.Position // connection_init's fraised.resume, by operation id (resume.go)
 	msgBucket   ratelimit.Bucket
 	subBucket   ratelimit.Bucket
 	now         int64 // arrival of the message being handled (unix nanoseconds): "now" for the rate limits
@@ -193,6 +195,10 @@ type subscription struct {
 	dispatch.Subscription
 	key     string // unescaped id
 	subject string // identity counted against its cap, if any
+	// failed: the dispatcher ended it with an error message (a resume
+	// position it could not serve); the input goroutine drops it
+	// (pruneFailed) before it looks an id up.
+	failed atomic.Bool
 }
 
 // Query states.

@@ -71,6 +71,8 @@ type Outbox struct {
 	// owner is the connection this outbox belongs to: the outbox hangs
 	// it up when the peer is gone, the housekeeper cuts it when it stalls.
 	owner Owner
+	// onDrain runs once when no output is pending any more (NotifyDrained).
+	onDrain func()
 }
 
 // Owner is the connection an Outbox writes for.
@@ -159,6 +161,7 @@ func (o *Outbox) writeLocked() {
 		if o.ended {
 			o.shutLocked()
 		}
+		o.drainedLocked()
 		return
 	}
 	if o.framer != nil {
@@ -173,6 +176,7 @@ func (o *Outbox) writeLocked() {
 		if o.owner != nil {
 			o.owner.Hangup()
 		}
+		o.drainedLocked()
 		return
 	}
 	if n > 0 || o.progressAt == 0 {
@@ -259,7 +263,32 @@ func (o *Outbox) Close() {
 	o.dropLocked()
 	o.blocked = false
 	o.accountLocked()
+	o.drainedLocked()
 	o.mu.Unlock()
+}
+
+// NotifyDrained arranges for f to run once as soon as no output is
+// pending: now when none is, else when the socket has taken the last
+// byte (or the connection closed, or its output was dropped). It
+// replaces an f not run yet. f runs with the outbox's lock held, on the
+// goroutine that drained it, so it must not block or call into the
+// outbox. The dispatcher paces a replay with it. Safe for concurrent use.
+func (o *Outbox) NotifyDrained(f func()) {
+	o.mu.Lock()
+	o.onDrain = f
+	if len(o.pending) == 0 {
+		o.drainedLocked()
+	}
+	o.mu.Unlock()
+}
+
+// drainedLocked runs and clears the NotifyDrained callback. The caller
+// holds o.mu.
+func (o *Outbox) drainedLocked() {
+	if f := o.onDrain; f != nil {
+		o.onDrain = nil
+		f()
+	}
 }
 
 // EndWithClose queues a close frame as the last output and

@@ -30,5 +30,7 @@ func Scenarios() []Scenario {
 			What: "publishers each send 1 MiB of an inline command with no newline, then stall"},
 		{Name: "ring-bytes", Quick: true, Run: ringBytes,
 			What: "1 MB events published faster than the dispatcher takes them"},
+		{Name: "resume-storm", SDL: historySDL, Run: resumeStorm,
+			What: "100 clients (20 with --quick) cut and resume at random moments during 10 s at 10,000 events/s (2 s at 2,000/s): gap-free, duplicate-free"},
 	}
 }

@@ -80,7 +80,10 @@ type Scenario struct {
 	// Ends: the scenario stops the server itself and brings its own
 	// well-behaved clients, so the runner adds no canary.
 	Ends bool
-	Run  func(e *Env)
+	// SDL, when set, is the schema the server runs with instead of
+	// Config.Schema (written to a file in Config.LogDir).
+	SDL string
+	Run func(e *Env)
 }
 
 // Env is what a scenario works with.
@@ -276,7 +279,16 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) Result {
 	if cfg.GOMEMLIMIT != "" {
 		env = append(env, "GOMEMLIMIT="+cfg.GOMEMLIMIT)
 	}
-	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: cfg.Schema, NOFILE: nofile, Env: env, LogDir: cfg.LogDir}, sc.Name)
+	schema := cfg.Schema
+	var err error
+	if sc.SDL != "" {
+		if schema, err = writeSDL(cfg.LogDir, sc.Name, sc.SDL); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+			res.Server = "did not start"
+			return *res
+		}
+	}
+	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: schema, NOFILE: nofile, Env: env, LogDir: cfg.LogDir}, sc.Name)
 	if err != nil {
 		res.Failures = append(res.Failures, err.Error())
 		res.Server = "did not start"
