@@ -230,3 +230,31 @@ func TestResolverGroupCap(t *testing.T) {
 		t.Fatalf("%d calls, want %d (overloaded events are not resolved)", n, 1+resolve.MaxGroupPending)
 	}
 }
+
+// TestResolvedResultCarriesHistoryPosition: on a topic with @history, a
+// resolved event's next ends with its position like any other next.
+func TestResolvedResultCarriesHistoryPosition(t *testing.T) {
+	schema, err := gql.LoadSchema("h.graphql", `
+type Event { seq: Int }
+type Query { x: String }
+type Subscription { feed(room: String!): Event @topic(name: "feed.{room}") @history(size: 100, ttl: "1m") }
+`, gql.Options{FieldResolvers: map[string]gql.Resolver{"Subscription.feed": {Func: func(_ context.Context, p gql.ResolveParams) (any, error) {
+		return map[string]any{"seq": gjson.GetBytes(p.Event, "n").Int() * 10}, nil
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(o *server.Options) { o.Schema = schema })
+	c := connect(t, s.opts.Listen)
+	c.subscribe("1", `subscription { feed(room: "r") { seq } }`, nil)
+	s.waitSubs(t, 1)
+	p := dialPublisher(t, "tcp", s.opts.PublishListen)
+	p.publish("feed.r", `{"n":1}`)
+	p.publish("feed.r", `{"n":2}`)
+	for i := range 2 {
+		m := c.next()
+		if gjson.Get(m, "payload.data.feed.seq").Int() != int64(10*(i+1)) || gjson.Get(m, "payload.extensions.fraised.offset").Uint() != uint64(i+1) {
+			t.Fatalf("event %d: %s", i, m)
+		}
+	}
+}
