@@ -167,10 +167,14 @@ func (d *Dispatcher) flushDirty() {
 // free (at least one), each with a turn of publishQuantum events; the
 // rest stay at the head of the queue for the next batch.
 func (d *Dispatcher) resumePaused() {
-	if d.pausedN.Load() == 0 {
+	free := d.ring.Cap() - d.ring.Len()
+	if d.pausedN.Load() == 0 || free == 0 {
+		// A publisher woken into a full ring would fail its push and
+		// queue again at the tail, losing its turn: wait for the next
+		// batch to make room.
 		return
 	}
-	wake := max(1, (d.ring.Cap()-d.ring.Len())/publishQuantum)
+	wake := max(1, free/publishQuantum)
 	d.pausedMu.Lock()
 	wake = min(wake, len(d.paused))
 	woken := append(d.wokenScratch[:0], d.paused[:wake]...)
