@@ -143,7 +143,7 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 		return err
 	}
 	defer closeResolvers(router, cfg.drainTimeout)
-	schema, err := gql.LoadSchemaFile(cfg.schema, gql.Options{Resolvers: hooks.Resolvers, FieldResolvers: fields, Logger: log, Limits: cfg.sec.gqlLimits()})
+	schema, err := gql.LoadSchemaFile(cfg.schema, cfg.ui.schemaOptions(gql.Options{Resolvers: hooks.Resolvers, FieldResolvers: fields, Logger: log, Limits: cfg.sec.gqlLimits()}))
 	if err != nil {
 		return err
 	}
@@ -151,10 +151,14 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 	opts.Schema = schema
 	opts.Resolvers = router
 	opts.Logger = log
+	cfg.ui.apply(&opts)
 	if opts.Security, err = cfg.sec.security(hooks.Verifier, log); err != nil {
 		return err
 	}
 	defer closeAudit(opts.Security.Audit, log)
+	if opts.Sources, err = cfg.src.build(opts.MaxPayload, log); err != nil {
+		return err
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err

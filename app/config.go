@@ -42,6 +42,8 @@ type config struct {
 	pprofListen    string
 	version        bool
 	sec            securityConfig
+	ui             uiConfig
+	src            sourceConfig
 	res            resolverConfig
 }
 
@@ -74,6 +76,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
+	addUIFlags(fs, &cfg.ui)
+	addSourceFlags(fs, &cfg.src)
 	addResolverFlags(fs, &cfg.res)
 	return fs
 }

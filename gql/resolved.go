@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // This file lets a subscription's resolver run away from the goroutine
@@ -86,7 +88,7 @@ func (op *Operation) AppendResolved(dst, raw []byte, err error) []byte {
 	p.plan = op.plan
 	p.given, p.givenErr = true, err
 	if err == nil {
-		p.givenRaw = rootValue(bytesView(raw))
+		p.givenRaw = jsonx.RootValue(jsonx.View(raw))
 	}
 	return p.result(context.Background(), dst, nil)
 }

@@ -58,6 +58,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	routes      *httpRoutes   // GraphQL over HTTP and GraphiQL (graphqlhttp.go)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
@@ -75,6 +76,10 @@ type Server struct {
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
+	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
+	sinkPubs      sinkPool        // Publish's publishers (sink.go)
+	ready         readiness       // /readyz checks (ready.go)
+	src           sources         // Options.Sources while they run (sources.go)
 }
 
 type stats struct {
@@ -133,6 +138,10 @@ func New(opts Options) (*Server, error) {
 		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
 	s.httpConns = newHTTPSet()
+	s.netConns.init()
+	if s.routes, err = newHTTPRoutes(s); err != nil {
+		return nil, err
+	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
@@ -181,6 +190,7 @@ func (s *Server) Run() error {
 	go s.d.Run()
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
+	s.startSources()
 	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
@@ -193,6 +203,7 @@ func (s *Server) Run() error {
 	ln.Close()
 	close(s.engStopped)
 	s.pubs.closeListeners()
+	s.src.stop() // a no-op after Shutdown's stopSources
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -251,7 +262,7 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
 	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"graphiql", s.routes.pageURL(s.httpLn.Addr().String()), "publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
 		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }
@@ -333,6 +344,7 @@ func (s *Server) drain(ctx context.Context) error {
 	}
 	s.stopAsked.Store(true)
 	<-s.booted
+	s.src.stop() // first: no source event may meet the draining refusal
 	s.draining.Store(true)
 	_ = s.httpLn.Close() // stop accepting
 	s.pubs.closeListeners()
@@ -340,6 +352,7 @@ func (s *Server) drain(ctx context.Context) error {
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
+	s.stopSources(deliverCtx) // they store their positions; their events are in the ring
 	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
 	s.waitFor(deliverCtx, s.outboxesFlushed)
@@ -350,10 +363,11 @@ func (s *Server) drain(ctx context.Context) error {
 		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
+	behind += s.closeNetConns()
 	lingerCtx, cancelLinger := context.WithDeadline(ctx, deadline.Add(-drainStopMargin))
 	defer cancelLinger()
-	s.waitFor(lingerCtx, func() bool { return s.conns.len() == 0 })
-	if left := s.conns.len(); behind > 0 || left > 0 {
+	s.waitFor(lingerCtx, func() bool { return s.conns.len()+s.netConns.len() == 0 })
+	if left := s.conns.len() + s.netConns.len(); behind > 0 || left > 0 {
 		s.log.Warn("drain deadline: some subscribers did not take all their output",
 			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
 			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
@@ -382,7 +396,8 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // outboxesFlushed reports whether no WebSocket connection has output
 // waiting in its outbox.
 func (s *Server) outboxesFlushed() bool {
-	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 })
+	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 }) &&
+		!s.netConns.any(func(c *netConn) bool { return c.out.State().Pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.
