@@ -281,6 +281,9 @@ func (d *Dispatcher) Run() {
 			d.historyTurn()
 		}
 		d.applyControl()
+		if d.hist != nil {
+			d.pumpReplays()
+		}
 		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
@@ -351,6 +354,11 @@ func (d *Dispatcher) applyControl() {
 		}
 		d.ctlWork[i] = control{}
 	}
+	d.countRegistry()
+}
+
+// countRegistry publishes the registry's sizes to Stats.
+func (d *Dispatcher) countRegistry() {
 	subs, groups, topics := d.reg.Len()
 	d.subs.Store(int64(subs))
 	d.groups.Store(int64(groups))
