@@ -46,12 +46,12 @@ const sweepEvery = time.Second
 
 // historyState is the dispatcher's part of history, owned by Run.
 type historyState struct {
-	hist       *history.Store // nil: no topic keeps history
-	histOf     HistorySource
-	now        int64            // unix nanoseconds, once per turn
-	pos        history.Position // of the event being dispatched
-	ext        []byte           // its extensions
-	sweepDue   atomic.Bool      // the sweep ticker fired
+	hist     *history.Store // nil: no topic keeps history
+	histOf   HistorySource
+	now      int64            // unix nanoseconds, once per turn
+	pos      history.Position // of the event being dispatched
+	ext      []byte           // its extensions
+	sweepDue atomic.Bool      // the sweep ticker fired
 	replayState
 }
 
