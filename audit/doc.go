@@ -23,7 +23,8 @@
 //
 // # Never blocking, and what is lost
 //
-// Write copies the record into a bounded channel and returns; one goroutine
+// Write copies the record (its strings too, so they may view a buffer the
+// caller reuses) into a bounded channel and returns; one goroutine
 // encodes and writes, flushing at least every 100 ms, whenever 64 KiB are
 // pending, and on Close (which drains the queue, then fsyncs and closes a
 // file it opened). If the disk cannot keep up and the queue is full, or a

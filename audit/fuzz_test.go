@@ -15,7 +15,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, event, remote, reason, op string, conn uint64, unix int64) {
 		r := Record{Time: time.Unix(unix%(1<<35), 0), Event: event, Remote: remote, Reason: reason, Operation: op, ConnID: conn}
 		line := r.AppendJSON(nil)
-		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
+		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' || bytes.ContainsAny(line, "\r\u2028\u2029") {
 			t.Fatalf("not one line: %q", line)
 		}
 		var got struct {

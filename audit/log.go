@@ -67,9 +67,12 @@ func newLog(w io.Writer, f *os.File, name string, queue int) *Log {
 	return l
 }
 
-// Write enqueues r without blocking; when the queue is full or the Log is
-// closed, r is dropped and counted. A zero r.Time is set to now. Safe for
-// concurrent use, from event loops included; no allocation.
+// Write enqueues a copy of r, its strings included, without blocking; when
+// the queue is full or the Log is closed, r is dropped and counted. r's
+// strings may view memory the caller reuses once Write returns (an event
+// loop's read buffer): the record is encoded later, on the Log's own
+// goroutine. A zero r.Time is set to now. Safe for concurrent use, from
+// event loops included; one allocation (the copied strings).
 func (l *Log) Write(r Record) {
 	if l == nil {
 		return
@@ -77,6 +80,7 @@ func (l *Log) Write(r Record) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
+	r.own()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while the writer goroutine
@@ -287,5 +288,71 @@ func TestOpenStdout(t *testing.T) {
 			t.Fatalf("Open(%q) does not write to stdout without owning it", p)
 		}
 		l.Close()
+	}
+}
+
+// TestRecordEscapesLineBreakers pins the bytes: a field cannot end the line
+// or the string, even for readers that split lines at U+2028 or U+2029.
+func TestRecordEscapesLineBreakers(t *testing.T) {
+	r := Record{Time: time.Unix(0, 0), Event: "x", Reason: "a\nb\r\u2028\u2029\"\\\x00\xff"}
+	got := string(r.AppendJSON(nil))
+	want := `{"time":"1970-01-01T00:00:00Z","event":"x","reason":"a\nb\r\u2028\u2029\"\\\u0000\ufffd"}` + "\n"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+// gateWriter blocks every Write until release is closed, telling entered
+// when the first one starts.
+type gateWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	buf     bytes.Buffer
+}
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// TestWriteCopiesStrings: a record's strings may view a buffer the caller
+// reuses at once (an event loop's read buffer); the line written later
+// still holds what they said at Write.
+func TestWriteCopiesStrings(t *testing.T) {
+	w := &gateWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	l := New(w, 0)
+	filler := Record{Event: "filler", Reason: strings.Repeat("x", flushSize)}
+	l.Write(filler) // one record past flushSize: the writer flushes and blocks
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the log never flushed")
+	}
+	buf := []byte("OrderUpdates orderUpdated")
+	view := unsafe.String(unsafe.SliceData(buf), len(buf))
+	l.Write(Record{Event: EventSubscribeRefused, Operation: view[:12], Field: view[13:]}) // queued, not encoded yet
+	copy(buf, "XXXXXXXXXXXXXXXXXXXXXXXXX")
+	close(w.release)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(w.buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2", len(lines))
+	}
+	var got Record
+	if err := json.Unmarshal([]byte(lines[1]), &struct {
+		Operation *string
+		Field     *string
+	}{&got.Operation, &got.Field}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Operation != "OrderUpdates" || got.Field != "orderUpdated" {
+		t.Fatalf("the record changed with the caller's buffer: %s", lines[1])
 	}
 }

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // Event names. Records may use others; these are the ones fraised writes.
@@ -59,6 +61,27 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 	return append(dst, "}\n"...)
 }
 
+// own makes r's strings its own: one allocation holding all of them, so r
+// no longer views memory its creator may reuse.
+// (A concatenation would not do: Go returns a lone non-empty operand
+// itself.)
+func (r *Record) own() {
+	fields := [...]*string{&r.Event, &r.Remote, &r.Subject, &r.Reason, &r.Operation, &r.Field, &r.DocHash, &r.Topic}
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fields {
+		b.WriteString(*f)
+	}
+	all := b.String()
+	for _, f := range fields {
+		*f, all = all[:len(*f)], all[len(*f):]
+	}
+}
+
 // appendField appends ,"name":"value" unless value is empty.
 func appendField(dst []byte, name, value string) []byte {
 	if value == "" {
@@ -67,48 +90,5 @@ func appendField(dst []byte, name, value string) []byte {
 	dst = append(dst, ',', '"')
 	dst = append(dst, name...)
 	dst = append(dst, `":`...)
-	return appendString(dst, value)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Control characters, quotes and
-// backslashes are escaped (so attacker-chosen text cannot forge a line),
-// as are U+2028 and U+2029; invalid UTF-8 becomes \ufffd.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			switch {
-			case r == utf8.RuneError && size == 1:
-				dst = append(dst, `\ufffd`...)
-			case r == '\u2028' || r == '\u2029':
-				dst = append(dst, `\u202`...)
-				dst = append(dst, hexDigits[r&0xf])
-			default:
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
-			continue
-		}
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, `\n`...)
-		case c == '\r':
-			dst = append(dst, `\r`...)
-		case c == '\t':
-			dst = append(dst, `\t`...)
-		case c < 0x20:
-			dst = append(dst, `\u00`...)
-			dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-		i++
-	}
-	return append(dst, '"')
+	return jsonx.AppendString(dst, value) // escapes what could forge a line
 }

@@ -112,6 +112,10 @@ func TestAppendJSONString(t *testing.T) {
 			t.Errorf("%q round-trips to %q, want %q", s, got, w)
 		}
 	}
+	// The wire bytes of line separators: escaped, as encoding/json does.
+	if got := string(AppendJSONString(nil, "a\u2028b\u2029")); got != `"a\u2028b\u2029"` {
+		t.Errorf("line separators encoded as %s", got)
+	}
 }
 
 func TestFrameRemainder(t *testing.T) {

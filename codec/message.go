@@ -1,8 +1,7 @@
 package codec
 
 import (
-	"unicode/utf8"
-
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/gobwas/ws"
 
 	"github.com/fraised/fraised/proto"
@@ -65,50 +64,10 @@ func AppendComplete(dst, id []byte) []byte {
 	return append(dst, completeSuffix...)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s as a JSON string literal, escaping quotes,
-// backslashes, control characters and invalid UTF-8 (as U+FFFD).
+// AppendJSONString appends s as a JSON string literal: jsonx.AppendString
+// (quotes, backslashes, control characters and U+2028/U+2029 escaped,
+// invalid UTF-8 as U+FFFD), kept here because message ids and error
+// reasons are quoted with it.
 func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-		}
-		dst = append(dst, s[start:i]...)
-		dst = AppendJSONEscape(dst, c)
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// AppendJSONEscape appends the JSON escape for c, which is a quote, a
-// backslash, a control character, or the first byte of invalid UTF-8
-// (escaped as U+FFFD).
-func AppendJSONEscape(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	if c >= utf8.RuneSelf {
-		return append(dst, `\ufffd`...)
-	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	return jsonx.AppendString(dst, s)
 }

@@ -10,7 +10,7 @@
 // built-in scalars, and null propagation with errors at their paths.
 //
 // The event path (Match, AppendResult with the default resolver) reads the
-// event with an allocation-free JSON scanner (scan.go) and does not
+// event with the allocation-free JSON reader of internal/jsonx and does not
 // allocate unless a field fails. A projection reads each object of the
 // event once, picking selected members by a precomputed key index and
 // writing their values as it meets them (fast.go); an event with a field
@@ -21,5 +21,6 @@
 // Compile caches by what each part of the work depends on (request.go): a
 // repeat of a known subscribe is a few hash lookups without allocating,
 // and a new variable value on a known document reuses the selection plan.
-// Every cache compares full keys, and @auth is checked at every call.
+// Every cache compares full keys, and @auth is checked at every call. The
+// request and operation caches are shard.Cache (internal/shard).
 package gql

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -28,7 +29,7 @@ func appendError(dst []byte, e *gqlerror.Error) []byte {
 		return append(dst, `{"message":"unknown error"}`...)
 	}
 	dst = append(dst, `{"message":`...)
-	dst = appendString(dst, e.Message)
+	dst = jsonx.AppendString(dst, e.Message)
 	dst = appendLocations(dst, e.Locations)
 	if len(e.Path) > 0 {
 		dst = append(dst, `,"path":`...)
@@ -79,7 +80,7 @@ func appendPath(dst []byte, path ast.Path) []byte {
 		case ast.PathIndex:
 			dst = strconv.AppendInt(dst, int64(el), 10)
 		case ast.PathName:
-			dst = appendString(dst, string(el))
+			dst = jsonx.AppendString(dst, string(el))
 		}
 	}
 	return append(dst, ']')

@@ -3,6 +3,7 @@ package gql
 import (
 	"math"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
@@ -73,7 +74,7 @@ func (p *projector) giveUp() int {
 // fastValue appends the value at s[i] completed as type t of field f and
 // returns the index just past it, or -1 when giving up. With top, s[i] is
 // the root value, whose end is not needed: an object or list there is read
-// until its members end, as rootValue allows.
+// until its members end, as jsonx.RootValue allows.
 func (p *projector) fastValue(dst []byte, f *field, t *ast.Type, s string, i int, top bool) ([]byte, int) {
 	if i < len(s) {
 		switch {
@@ -91,7 +92,7 @@ func (p *projector) fastValue(dst []byte, f *field, t *ast.Type, s string, i int
 			}
 		}
 	}
-	e := valueEnd(s, i)
+	e := jsonx.ValueEnd(s, i)
 	if e < 0 {
 		return dst, p.giveUp()
 	}
@@ -107,7 +108,7 @@ func (p *projector) fastList(dst []byte, f *field, elem *ast.Type, s string, i i
 	dst = append(dst, '[')
 	j := i + 1
 	for n := 0; ; n++ {
-		v := elementStart(s, j, n)
+		v := jsonx.ElementStart(s, j, n)
 		if v < 0 {
 			break
 		}
@@ -129,7 +130,7 @@ func (p *projector) fastList(dst []byte, f *field, elem *ast.Type, s string, i i
 // (after whitespace), where an iteration over members or elements stopped;
 // it gives up if something else is there.
 func (p *projector) closed(s string, j int) int {
-	j = skipWS(s, j)
+	j = jsonx.SkipWS(s, j)
 	if j < len(s) && (s[j] == '}' || s[j] == ']') {
 		return j + 1
 	}
@@ -159,7 +160,7 @@ func (p *projector) fastObject(dst []byte, f *field, s string, i int, top bool) 
 	case top:
 		return dst, j
 	case left == 0: // stopped early: skip the members left
-		if j = closeEnd(s, j, 1); j < 0 {
+		if j = jsonx.CloseEnd(s, j, 1); j < 0 {
 			return dst, p.giveUp()
 		}
 		return dst, j
@@ -174,13 +175,13 @@ func (p *projector) fastSelection(f *field, obj string) (*selection, bool) {
 	if !o.abstract {
 		return o.sels[0], true
 	}
-	tn, _ := member(obj, "__typename")
+	tn, _ := jsonx.Member(obj, "__typename")
 	return p.selectionFor(f, o, tn)
 }
 
 // fastValueSlow completes the object at s[i] with the general completion.
 func (p *projector) fastValueSlow(dst []byte, f *field, s string, i int) ([]byte, int) {
-	e := valueEnd(s, i)
+	e := jsonx.ValueEnd(s, i)
 	if e < 0 {
 		return dst, p.giveUp()
 	}
@@ -204,7 +205,7 @@ func (p *projector) fastMembers(dst []byte, w *fastObj, s string, j int) (_ []by
 			break
 		}
 		if src < 0 || seen>>src&1 != 0 || fp.bySrc[src] == nil {
-			if j = valueEnd(s, v); j < 0 {
+			if j = jsonx.ValueEnd(s, v); j < 0 {
 				return dst, p.giveUp(), left
 			}
 			continue
@@ -327,18 +328,18 @@ func plainLeafEnd(k leafKind, s string, i int) int {
 	switch k {
 	case leafString, leafID, leafCustom:
 		if s[i] == '"' {
-			return plainStringEnd(s, i)
+			return jsonx.PlainStringEnd(s, i)
 		}
 	case leafInt:
-		return int32End(s, i)
+		return jsonx.Int32End(s, i)
 	case leafFloat:
-		return plainFloatEnd(s, i)
+		return jsonx.PlainFloatEnd(s, i)
 	case leafBoolean:
 		if s[i] == 't' {
-			return literalEnd(s, i, "true")
+			return jsonx.LiteralEnd(s, i, "true")
 		}
 		if s[i] == 'f' {
-			return literalEnd(s, i, "false")
+			return jsonx.LiteralEnd(s, i, "false")
 		}
 	}
 	return -1

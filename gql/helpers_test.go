@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -66,7 +67,7 @@ func appendFastOnly(op *Operation, event []byte) (out []byte, ok bool) {
 	p := projector{plan: op.plan, fast: true}
 	for _, f := range op.plan.fields {
 		if !f.typename {
-			out, end := p.fastValue(nil, f, f.typ, rootValue(bytesView(event)), 0, true)
+			out, end := p.fastValue(nil, f, f.typ, jsonx.RootValue(jsonx.View(event)), 0, true)
 			return out, end >= 0 && !p.abort
 		}
 	}

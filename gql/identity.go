@@ -3,6 +3,8 @@ package gql
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // This file decides which subscribers share bytes: two subscriptions join
@@ -91,7 +93,7 @@ func (r *request) appendEnvIdentity(b []byte, env *Env, p *plan) []byte {
 	}
 	if p.hasResolver {
 		b = appendCanonBool(b, p.initPayload == nil)
-		b = appendCanonString(append(b, 's'), bytesView(p.initPayload))
+		b = appendCanonString(append(b, 's'), jsonx.View(p.initPayload))
 		b = appendCanonBool(b, p.claims == nil)
 		b = appendCanon(b, p.claims)
 	}

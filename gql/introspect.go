@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -99,7 +100,7 @@ func (p *projector) introspect(f *field) (string, error) {
 	if in.over {
 		return "", errIntrospectionTooLarge
 	}
-	return bytesView(in.dst), nil
+	return jsonx.View(in.dst), nil
 }
 
 // full reports whether the answer passed its share of
@@ -169,7 +170,7 @@ func (in *introspector) list(n int, item func(i int)) {
 }
 
 func (in *introspector) null()           { in.dst = append(in.dst, "null"...) }
-func (in *introspector) str(s string)    { in.dst = appendString(in.dst, s) }
+func (in *introspector) str(s string)    { in.dst = jsonx.AppendString(in.dst, s) }
 func (in *introspector) bool(b bool)     { in.dst = appendBool(in.dst, b) }
 func (in *introspector) optStr(s string) { in.optional(s != "", s) }
 func (in *introspector) optional(ok bool, s string) {

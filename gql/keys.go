@@ -1,6 +1,10 @@
 package gql
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/fraised/fraised/internal/jsonx"
+)
 
 // keyIndex finds which of a fixed list of names an event key is, so that a
 // single pass over an object can pick the members a selection reads: a
@@ -43,7 +47,7 @@ func newKeyIndex(names []string) keyIndex {
 // zero-padded.
 func prefixWord(s string) uint64 {
 	if len(s) >= 8 {
-		return load64(s, 0)
+		return jsonx.Load64(s, 0)
 	}
 	var w uint64
 	for i := len(s) - 1; i >= 0; i-- {
@@ -79,7 +83,7 @@ func (k *keyIndex) lookup(key string, esc bool) int {
 		return k.find(len(key), prefixWord(key), key)
 	}
 	for i, n := range k.names {
-		if contentEquals(key, n) {
+		if jsonx.ContentEquals(key, n) {
 			return i
 		}
 	}
@@ -87,25 +91,25 @@ func (k *keyIndex) lookup(key string, esc bool) int {
 }
 
 // member reads the n-th member of an object from s[j], just past the
-// object's opening bracket or the previous member's value, as memberStart
+// object's opening bracket or the previous member's value, as jsonx.MemberStart
 // does, and returns the index of its key in k (-1 for other keys) and the
 // index of its value (-1 at the end of the members or at a syntax error).
 // A key shorter than eight bytes is found and looked up with one load.
 func (k *keyIndex) member(s string, j, n int) (src, v int) {
-	j = skipWS(s, j)
+	j = jsonx.SkipWS(s, j)
 	if n > 0 {
 		if j >= len(s) || s[j] != ',' {
 			return -1, -1
 		}
-		j = skipWS(s, j+1)
+		j = jsonx.SkipWS(s, j+1)
 	}
 	if j >= len(s) || s[j] != '"' {
 		return -1, -1
 	}
 	ke := -1
 	if j+9 <= len(s) {
-		x := load64(s, j+1)
-		if m := quoteOrBackslashIn(x); m != 0 {
+		x := jsonx.Load64(s, j+1)
+		if m := jsonx.QuoteOrBackslash(x); m != 0 {
 			if l := bits.TrailingZeros64(m) >> 3; s[j+1+l] == '"' {
 				src, ke = k.find(l, x&(1<<(8*l)-1), ""), j+l+2
 			}
@@ -113,14 +117,14 @@ func (k *keyIndex) member(s string, j, n int) (src, v int) {
 	}
 	if ke < 0 {
 		var esc bool
-		if ke, esc = stringEnd(s, j); ke < 0 {
+		if ke, esc = jsonx.StringEnd(s, j); ke < 0 {
 			return -1, -1
 		}
 		src = k.lookup(s[j+1:ke-1], esc)
 	}
-	j = skipWS(s, ke)
+	j = jsonx.SkipWS(s, ke)
 	if j >= len(s) || s[j] != ':' {
 		return -1, -1
 	}
-	return src, skipWS(s, j+1)
+	return src, jsonx.SkipWS(s, j+1)
 }

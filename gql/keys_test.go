@@ -38,7 +38,7 @@ func TestKeyIndexMember(t *testing.T) {
 		j, n   int
 		src, v int
 	}{
-		{`{"id":1}`, 1, 0, 0, 6},        // short input: the key is read with stringEnd
+		{`{"id":1}`, 1, 0, 0, 6},        // short input: the key is read with jsonx.StringEnd
 		{`{"id":12345678}`, 1, 0, 0, 6}, // the key is read with one load
 		{`{"seq" : "x"}`, 1, 0, 1, 9},
 		{`{ "zz":1,"id":2}`, 1, 0, -1, 7},

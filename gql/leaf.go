@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // Leaf values are serialised as graphql-js's built-in scalars do
@@ -42,12 +44,12 @@ func isNumber(raw string) bool {
 func (p *projector) stringLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 	switch {
 	case raw[0] == '"':
-		return appendRawString(dst, raw[1:len(raw)-1]), true
+		return jsonx.AppendRawString(dst, raw[1:len(raw)-1]), true
 	case raw[0] == 't' || raw[0] == 'f':
 		return appendQuoted(dst, raw), true
 	case isNumber(raw):
 		if x, err := strconv.ParseFloat(raw, 64); err == nil {
-			return append(appendJSNumber(append(dst, '"'), x), '"'), true
+			return append(jsonx.AppendJSNumber(append(dst, '"'), x), '"'), true
 		}
 	}
 	p.fail(f, "String cannot represent value: "+inspect(raw))
@@ -88,7 +90,7 @@ func (p *projector) floatLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 		p.fail(f, "Float cannot represent non numeric value: "+inspect(raw))
 		return dst, false
 	}
-	return appendJSNumber(dst, x), true
+	return jsonx.AppendJSNumber(dst, x), true
 }
 
 // numeric converts raw as graphql-js does before checking Int and Float:
@@ -105,7 +107,7 @@ func (p *projector) numeric(raw string) (float64, bool) {
 			return 0, false
 		}
 		var buf [64]byte
-		b, ok := unescapeSmall(s, buf[:])
+		b, ok := jsonx.Unescape(s, buf[:])
 		if !ok {
 			return 0, false
 		}
@@ -135,7 +137,7 @@ func (p *projector) boolLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 func (p *projector) idLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 	switch {
 	case raw[0] == '"':
-		return appendRawString(dst, raw[1:len(raw)-1]), true
+		return jsonx.AppendRawString(dst, raw[1:len(raw)-1]), true
 	case isNumber(raw) && isPlainInt(raw):
 		if raw == "-0" {
 			raw = "0"
@@ -144,7 +146,7 @@ func (p *projector) idLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 	case isNumber(raw):
 		x, err := strconv.ParseFloat(raw, 64)
 		if err == nil && x == math.Trunc(x) {
-			return append(appendJSNumber(append(dst, '"'), x), '"'), true
+			return append(jsonx.AppendJSNumber(append(dst, '"'), x), '"'), true
 		}
 	}
 	p.fail(f, "ID cannot represent value: "+inspect(raw))
@@ -161,8 +163,8 @@ func (p *projector) enumLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 			}
 		} else {
 			for name := range f.enum {
-				if contentEquals(s, name) {
-					return appendString(dst, name), true
+				if jsonx.ContentEquals(s, name) {
+					return jsonx.AppendString(dst, name), true
 				}
 			}
 		}
@@ -176,7 +178,7 @@ func (p *projector) enumLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 func (p *projector) customLeaf(dst []byte, f *field, raw string) ([]byte, bool) {
 	switch raw[0] {
 	case '"':
-		return appendRawString(dst, raw[1:len(raw)-1]), true
+		return jsonx.AppendRawString(dst, raw[1:len(raw)-1]), true
 	case '{', '[':
 		b := unsafe.Slice(unsafe.StringData(raw), len(raw))
 		if !json.Valid(b) || !utf8.ValidString(raw) {

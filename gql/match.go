@@ -3,6 +3,8 @@ package gql
 import (
 	"math"
 	"strconv"
+
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // filterKind is the kind of value a filter compares with.
@@ -51,7 +53,7 @@ func (op *Operation) Match(event []byte) bool {
 	if len(p.filters) == 0 {
 		return true
 	}
-	root := rootValue(bytesView(event))
+	root := jsonx.RootValue(jsonx.View(event))
 	if p.match != nil {
 		return p.matchAt(p.match, root)
 	}
@@ -74,10 +76,10 @@ func (f *filter) match(root string) bool {
 func (f *filter) test(v string) bool {
 	switch f.kind {
 	case filterString:
-		return v[0] == '"' && contentEquals(v[1:len(v)-1], f.str)
+		return v[0] == '"' && jsonx.ContentEquals(v[1:len(v)-1], f.str)
 	case filterID:
 		if v[0] == '"' {
-			return contentEquals(v[1:len(v)-1], f.str)
+			return jsonx.ContentEquals(v[1:len(v)-1], f.str)
 		}
 		return f.isInt && f.numberEquals(v)
 	case filterNumber:
@@ -175,7 +177,7 @@ func (n *matchNode) collect(v string, vals *[matchMax]string) bool {
 				return false
 			}
 			var ok bool
-			if vals[k], ok = element(v, i); !ok {
+			if vals[k], ok = jsonx.Element(v, i); !ok {
 				return false
 			}
 		}
@@ -187,14 +189,14 @@ func (n *matchNode) collect(v string, vals *[matchMax]string) bool {
 // members collects the steps of n from the members of the object obj.
 func (n *matchNode) members(obj string, vals *[matchMax]string) bool {
 	left := len(n.steps)
-	m := newMembers(obj)
+	m := jsonx.NewMembers(obj)
 	for left > 0 {
-		key, esc, val, ok := m.next()
+		key, esc, val, ok := m.Next()
 		if !ok {
 			return false
 		}
 		for k, s := range n.steps {
-			if vals[k] == "" && keyIs(key, esc, s) {
+			if vals[k] == "" && jsonx.KeyIs(key, esc, s) {
 				vals[k] = val
 				left--
 				break
@@ -241,10 +243,10 @@ func lookupPath(root string, path []string) (string, bool) {
 		var ok bool
 		switch v[0] {
 		case '{':
-			v, ok = member(v, seg)
+			v, ok = jsonx.Member(v, seg)
 		case '[':
 			if n := segIndex(seg); n >= 0 {
-				v, ok = element(v, n)
+				v, ok = jsonx.Element(v, n)
 			}
 		}
 		if !ok {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fraised/fraised/internal/jsonx"
+	"github.com/tidwall/gjson"
 )
 
 func TestMatch(t *testing.T) {
@@ -102,7 +105,7 @@ func matchEach(p *plan, event []byte) bool {
 	if p.never {
 		return false
 	}
-	root := rootValue(bytesView(event))
+	root := jsonx.RootValue(jsonx.View(event))
 	for i := range p.filters {
 		if !p.filters[i].match(root) {
 			return false
@@ -136,7 +139,7 @@ func TestMatchTreeAgreesWithEachFilter(t *testing.T) {
 			t.Fatalf("set %d: no match tree", i)
 		}
 		for _, ev := range events {
-			if got, want := p.matchAt(p.match, rootValue(ev)), matchEach(p, []byte(ev)); got != want {
+			if got, want := p.matchAt(p.match, jsonx.RootValue(ev)), matchEach(p, []byte(ev)); got != want {
 				t.Errorf("set %d, %s: tree says %v, each filter %v", i, ev, got, want)
 			}
 		}
@@ -154,4 +157,34 @@ func TestMatchTreeTooWide(t *testing.T) {
 	if newMatchTree(fs[:matchMax]) == nil {
 		t.Errorf("no tree for %d steps", matchMax)
 	}
+}
+
+func TestMemberAgreesWithGjson(t *testing.T) {
+	docs := []string{
+		`{"a":1,"b":{"c":[1,2,{"d":"x"}]},"e":"s\"t","f":null,"g":true,"h":[],"i":{},"j":-1.5e3}`,
+		` { "a" : 1 , "b" : "two" , "a" : 3 } `,
+		`{"long":"` + string(make([]byte, 0)) + `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"aaaaaaaaaa","k":[{"x":1}]}`,
+	}
+	paths := [][]string{{"a"}, {"b"}, {"b", "c"}, {"b", "c", "2", "d"}, {"e"}, {"f"}, {"g"}, {"h"}, {"i"}, {"j"}, {"long"}, {"k", "0", "x"}, {"zz"}}
+	for _, doc := range docs {
+		for _, p := range paths {
+			got, ok := lookupPath(jsonx.RootValue(doc), p)
+			want := gjson.Get(doc, joinPath(p))
+			if ok != want.Exists() || got != want.Raw {
+				t.Errorf("%s in %s: got %q %v, gjson %q %v", joinPath(p), doc, got, ok, want.Raw, want.Exists())
+			}
+		}
+	}
+}
+
+// joinPath joins path steps as a gjson path.
+func joinPath(p []string) string {
+	out := ""
+	for i, s := range p {
+		if i > 0 {
+			out += "."
+		}
+		out += s
+	}
+	return out
 }

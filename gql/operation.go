@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -171,7 +172,7 @@ func topicValue(v any) (string, bool) {
 	case int64:
 		return strconv.FormatInt(v, 10), true
 	case float64:
-		return string(appendJSNumber(nil, v)), true
+		return string(jsonx.AppendJSNumber(nil, v)), true
 	case bool:
 		return strconv.FormatBool(v), true
 	case json.Number:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -129,7 +130,7 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		}
 		raw = v
 	case p.plan.kind == KindSubscription:
-		raw = rootValue(bytesView(event))
+		raw = jsonx.RootValue(jsonx.View(event))
 	default:
 		p.fail(f, "field \""+f.rkey+"\" has no resolver")
 		return p.thrown(dst, f.typ)
@@ -159,7 +160,7 @@ func (p *projector) caught(dst []byte, f *field, t *ast.Type, raw string) ([]byt
 
 // value completes raw (a raw JSON value, "" when absent) as type t.
 func (p *projector) value(dst []byte, f *field, t *ast.Type, raw string) ([]byte, bool) {
-	if isNull(raw) {
+	if jsonx.IsNull(raw) {
 		if t.NonNull {
 			p.fail(f, "Cannot return null for non-nullable field "+f.parent+"."+f.name+".")
 			return dst, false
@@ -182,9 +183,9 @@ func (p *projector) list(dst []byte, f *field, elem *ast.Type, raw string) ([]by
 		return dst, false
 	}
 	dst = append(dst, '[')
-	it := newElements(raw)
+	it := jsonx.NewElements(raw)
 	for i := 0; ; i++ {
-		v, more := it.next()
+		v, more := it.Next()
 		if !more {
 			break
 		}
@@ -218,15 +219,15 @@ func (p *props) gather() {
 	if p.big || p.obj == "" {
 		return
 	}
-	m := newMembers(p.obj)
+	m := jsonx.NewMembers(p.obj)
 	left := len(p.names)
 	for left > 0 {
-		k, esc, v, ok := m.next()
+		k, esc, v, ok := m.Next()
 		if !ok {
 			return
 		}
 		for i, n := range p.names {
-			if p.vals[i] == "" && keyIs(k, esc, n) {
+			if p.vals[i] == "" && jsonx.KeyIs(k, esc, n) {
 				p.vals[i] = v
 				left--
 				break
@@ -240,7 +241,7 @@ func (p *props) get(i int) string {
 	if !p.big {
 		return p.vals[i]
 	}
-	v, _ := member(p.obj, p.names[i])
+	v, _ := jsonx.Member(p.obj, p.names[i])
 	return v
 }
 
@@ -289,7 +290,7 @@ func (p *projector) selectionFor(f *field, o *objPlan, tn string) (*selection, b
 	if !o.abstract {
 		return o.sels[0], true
 	}
-	if isNull(tn) {
+	if jsonx.IsNull(tn) {
 		if len(o.sels) == 1 {
 			return o.sels[0], true
 		}
@@ -302,7 +303,7 @@ func (p *projector) selectionFor(f *field, o *objPlan, tn string) (*selection, b
 	content := tn[1 : len(tn)-1]
 	esc := strings.IndexByte(content, '\\') >= 0
 	for _, sel := range o.sels {
-		if keyIs(content, esc, sel.typeName) {
+		if jsonx.KeyIs(content, esc, sel.typeName) {
 			return sel, true
 		}
 	}

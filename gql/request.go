@@ -5,6 +5,7 @@ import (
 	"weak"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -49,6 +50,10 @@ const (
 	opCacheBytes = 4 << 20
 	// opEntryCost estimates an opEntry besides its fingerprint.
 	opEntryCost = 128
+	// compileCacheShards is the number of independently locked shards of
+	// the request and operation caches: compilations on different event
+	// loops rarely wait for each other.
+	compileCacheShards = 16
 	// maxShapes bounds the plans kept per operation of a document: one per
 	// outcome of its variable @skip/@include conditions, rarely more than a
 	// few in practice.
@@ -131,11 +136,11 @@ type opEntry struct {
 // request returns the compiled req, from the cache when it is known.
 func (s *Schema) request(req Request) *request {
 	h := s.requestHash(req)
-	if r, ok := s.requests.get(h); ok && r.is(req) {
+	if r, ok := s.requests.Get(h); ok && r.is(req) {
 		return r
 	}
 	r := s.newRequest(req)
-	s.requests.put(h, r, requestCost(r))
+	s.requests.Put(h, r, requestCost(r))
 	return r
 }
 
@@ -154,7 +159,7 @@ func (s *Schema) requestHash(req Request) uint64 {
 
 // is reports whether r is the compilation of req.
 func (r *request) is(req Request) bool {
-	return r.query == req.Query && r.opName == req.OperationName && r.vars == bytesView(req.Variables)
+	return r.query == req.Query && r.opName == req.OperationName && r.vars == jsonx.View(req.Variables)
 }
 
 // requestCost estimates the bytes r keeps alive: its key, its identity
@@ -383,13 +388,13 @@ func (s *Schema) operation(r *request, env *Env) (*Operation, gqlerror.List) {
 	var buf [256]byte
 	fp := r.fingerprint(buf[:0], env)
 	h := s.opHash(r, fp)
-	if e, ok := s.envOps.get(h); ok && e.req == r.id && e.fp == string(fp) {
+	if e, ok := s.envOps.Get(h); ok && e.req == r.id && e.fp == string(fp) {
 		if op := e.op.Value(); op != nil {
 			return op, nil
 		}
 	}
 	op := s.ops.intern(s.newOperation(r, env))
-	s.envOps.put(h, &opEntry{req: r.id, fp: string(fp), op: weak.Make(op)}, len(fp)+opEntryCost)
+	s.envOps.Put(h, &opEntry{req: r.id, fp: string(fp), op: weak.Make(op)}, len(fp)+opEntryCost)
 	return op, nil
 }
 
@@ -423,7 +428,7 @@ func (r *request) fingerprint(b []byte, env *Env) []byte {
 	}
 	if r.shape.hasResolver {
 		b = appendCanonBool(b, env.InitPayload == nil)
-		b = appendCanonString(append(b, 's'), bytesView(env.InitPayload))
+		b = appendCanonString(append(b, 's'), jsonx.View(env.InitPayload))
 		b = appendCanonBool(b, env.Claims == nil)
 		b = appendFingerprintValue(b, env.Claims)
 	}

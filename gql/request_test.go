@@ -201,19 +201,19 @@ func TestCacheCollisionsCompareTheFullKey(t *testing.T) {
 	reqB := Request{Query: tenantQuery, Variables: []byte(`{"k":"b"}`)}
 	a := compileOK(t, s, reqA, acme)
 	b := compileOK(t, s, reqB, acme)
-	rb, _ := s.requests.get(s.requestHash(reqB))
-	s.requests.put(s.requestHash(reqA), rb, 1)
+	rb, _ := s.requests.Get(s.requestHash(reqB))
+	s.requests.Put(s.requestHash(reqA), rb, 1)
 	if op := compileOK(t, s, reqA, acme); op != a {
 		t.Fatalf("request collision: got the operation of %q", op.plan.filters[1].str)
 	}
 
-	ra, _ := s.requests.get(s.requestHash(reqA))
+	ra, _ := s.requests.Get(s.requestHash(reqA))
 	var buf [64]byte
 	ha := s.opHash(ra, ra.fingerprint(buf[:0], &acme))
 	he := s.opHash(ra, ra.fingerprint(buf[:0], &evil))
 	e := compileOK(t, s, reqA, evil)
-	ee, _ := s.envOps.get(he)
-	s.envOps.put(ha, ee, 1)
+	ee, _ := s.envOps.Get(he)
+	s.envOps.Put(ha, ee, 1)
 	if op := compileOK(t, s, reqA, acme); op == e || !op.Match([]byte(`{"tenant":"acme","kind":"a"}`)) {
 		t.Fatal("fingerprint collision: acme got evil's operation")
 	}
@@ -230,10 +230,10 @@ func TestCachesAreBounded(t *testing.T) {
 		vars := []byte(`{"k":"` + strconv.Itoa(i) + `"}`)
 		held = append(held, compileOK(t, s, Request{Query: tenantQuery, Variables: vars}, Env{Claims: map[string]any{"tenant_id": "t"}}))
 	}
-	if n := s.requests.len(); n > requestCacheEntries || n < requestCacheEntries/2 {
+	if n := s.requests.Len(); n > requestCacheEntries || n < requestCacheEntries/2 {
 		t.Errorf("request cache holds %d entries, bound %d", n, requestCacheEntries)
 	}
-	if n := s.envOps.len(); n > opCacheEntries || n < opCacheEntries/2 {
+	if n := s.envOps.Len(); n > opCacheEntries || n < opCacheEntries/2 {
 		t.Errorf("operation cache holds %d entries, bound %d", n, opCacheEntries)
 	}
 	// Evicted requests compile again to the operations still held.
@@ -242,32 +242,6 @@ func TestCachesAreBounded(t *testing.T) {
 		if compileOK(t, s, Request{Query: tenantQuery, Variables: vars}, Env{Claims: map[string]any{"tenant_id": "t"}}) != op {
 			t.Fatalf("request %d: another operation after eviction", i)
 		}
-	}
-}
-
-func TestBoundedCache(t *testing.T) {
-	c := newBoundedCache[string](2*boundedShards, 100*boundedShards)
-	put := func(shard, i uint64, v string, cost int) uint64 {
-		h := shard<<60 | i
-		c.put(h, v, cost)
-		return h
-	}
-	a := put(0, 1, "a", 10)
-	put(0, 2, "b", 10)
-	put(0, 3, "c", 10) // evicts a or b
-	if c.shards[0].cost != 20 || len(c.shards[0].m) != 2 {
-		t.Errorf("shard 0: %d entries, cost %d", len(c.shards[0].m), c.shards[0].cost)
-	}
-	put(0, 3, "c2", 95) // replaces c, evicts the other
-	if v, ok := c.get(0<<60 | 3); !ok || v != "c2" || c.shards[0].cost != 95 || len(c.shards[0].m) != 1 {
-		t.Errorf("replace: got %q, cost %d", v, c.shards[0].cost)
-	}
-	put(1, 1, "too big", 101)
-	if c.len() != 1 {
-		t.Errorf("an entry costing more than a shard holds was stored")
-	}
-	if _, ok := c.get(a); ok {
-		t.Error("evicted entry still found")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/bytedance/sonic"
+	"github.com/fraised/fraised/internal/jsonx"
 )
 
 // resultJSON encodes resolver results: map keys sorted so equal values give
@@ -34,14 +35,14 @@ func (p *projector) resolve(ctx context.Context, f *field, event []byte) (raw st
 	case nil:
 		return "", nil
 	case []byte:
-		return rootValue(bytesView(v)), nil
+		return jsonx.RootValue(jsonx.View(v)), nil
 	case json.RawMessage:
-		return rootValue(bytesView(v)), nil
+		return jsonx.RootValue(jsonx.View(v)), nil
 	}
 	b, err := resultJSON.Marshal(v)
 	if err != nil {
 		p.plan.logger.Error("gql: cannot encode resolver result", "field", f.rkey, "error", err)
 		return "", errInternal
 	}
-	return rootValue(bytesView(b)), nil
+	return jsonx.RootValue(jsonx.View(b)), nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/fraised/fraised/internal/shard"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
@@ -95,8 +96,8 @@ type Schema struct {
 	enums     map[string]map[string]struct{}
 	rules     *rules.Rules
 	cache     *docCache
-	requests  *boundedCache[*request]
-	envOps    *boundedCache[*opEntry]
+	requests  *shard.Cache[*request]
+	envOps    *shard.Cache[*opEntry]
 	ops       *interner
 	id        uint64              // unique in the process; separates the identities of different schemas' operations
 	rehash    func(uint64) uint64 // Options.HashForTests, or nil
@@ -181,8 +182,8 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 		enums:     map[string]map[string]struct{}{},
 		rules:     rules.NewDefaultRules(),
 		cache:     newDocCache(),
-		requests:  newBoundedCache[*request](requestCacheEntries, requestCacheBytes),
-		envOps:    newBoundedCache[*opEntry](opCacheEntries, opCacheBytes),
+		requests:  shard.NewCache[*request](compileCacheShards, requestCacheEntries, requestCacheBytes),
+		envOps:    shard.NewCache[*opEntry](compileCacheShards, opCacheEntries, opCacheBytes),
 		ops:       newInterner(),
 		id:        schemaIDs.Add(1),
 		rehash:    opts.HashForTests,

@@ -64,7 +64,7 @@ var (
 	anyByte    = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
 	digits     = rangeSet('0', '9')
 	nonZero    = rangeSet('1', '9')
-	floatBytes = func() byteSet { // appendJSNumber writes -, digits, '.', 'e', '+'
+	floatBytes = func() byteSet { // jsonx.AppendJSNumber writes -, digits, '.', 'e', '+'
 		s := digits
 		for _, c := range "-.e+" {
 			s.add(byte(c))

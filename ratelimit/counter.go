@@ -2,7 +2,9 @@ package ratelimit
 
 import (
 	"strings"
-	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/fraised/fraised/internal/shard"
 )
 
 // Counter counts concurrent holdings per key (connections per identity,
@@ -10,24 +12,14 @@ import (
 // it holds something, so memory is bounded by what is held, which other
 // limits bound. Sharded like Keyed. Safe for concurrent use.
 type Counter struct {
-	max    int
-	shards [numShards]counterShard
-}
-
-type counterShard struct {
-	mu sync.Mutex
-	m  map[string]int
-	_  [64 - 16]byte // one shard per 64-byte cache line
+	max int
+	m   *shard.Map[string, int]
 }
 
 // NewCounter returns a Counter allowing max concurrent holdings per key;
 // max <= 0 means unlimited (nothing is counted).
 func NewCounter(max int) *Counter {
-	c := &Counter{max: max}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]int)
-	}
-	return c
+	return &Counter{max: max, m: shard.New[string, int](numShards, xxhash.Sum64String)}
 }
 
 // Acquire takes one holding for key and reports whether it was under the
@@ -38,17 +30,16 @@ func (c *Counter) Acquire(key string) bool {
 	if c.max <= 0 {
 		return true
 	}
-	s := &c.shards[shardOf(key)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, ok := s.m[key]
+	s := c.m.Lock(key)
+	defer s.Unlock()
+	n, ok := s.Get(key)
 	if n >= c.max {
 		return false
 	}
 	if !ok {
 		key = strings.Clone(key)
 	}
-	s.m[key] = n + 1
+	s.Set(key, n+1)
 	return true
 }
 
@@ -58,22 +49,19 @@ func (c *Counter) Release(key string) {
 	if c.max <= 0 {
 		return
 	}
-	s := &c.shards[shardOf(key)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch n := s.m[key]; {
+	s := c.m.Lock(key)
+	defer s.Unlock()
+	switch n, _ := s.Get(key); {
 	case n > 1:
-		s.m[key] = n - 1
+		s.Set(key, n-1)
 	case n == 1:
-		delete(s.m, key)
+		s.Delete(key)
 	}
 }
 
 // Count returns key's current holdings, for metrics and tests. Safe for
 // concurrent use.
 func (c *Counter) Count(key string) int {
-	s := &c.shards[shardOf(key)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[key]
+	n, _ := c.m.Get(key)
+	return n
 }

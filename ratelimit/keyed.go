@@ -2,9 +2,9 @@ package ratelimit
 
 import (
 	"strings"
-	"sync"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/fraised/fraised/internal/shard"
 )
 
 // Sizing of Keyed and Counter. 64 shards keep lock contention negligible on
@@ -20,11 +20,6 @@ const (
 // before evicting an arbitrary one, which keeps inserts O(1).
 const evictScan = 8
 
-// shardOf picks the shard of key.
-func shardOf(key string) uint64 {
-	return xxhash.Sum64String(key) & (numShards - 1)
-}
-
 // Keyed is a set of token buckets keyed by a string (a source IP, an
 // identity), sharded by xxhash into 64 shards, each with its own mutex. At
 // most MaxKeys keys are tracked (MaxKeys/64 per shard). Entries whose bucket
@@ -35,13 +30,7 @@ func shardOf(key string) uint64 {
 type Keyed struct {
 	limit    Limit
 	perShard int
-	shards   [numShards]keyedShard
-}
-
-type keyedShard struct {
-	mu sync.Mutex
-	m  map[string]Bucket
-	_  [64 - 16]byte // one shard per 64-byte cache line
+	m        *shard.Map[string, Bucket]
 }
 
 // NewKeyed returns a Keyed applying l per key, tracking at most
@@ -53,11 +42,11 @@ func NewKeyed(l Limit) *Keyed {
 // NewKeyedSize is NewKeyed with a bound on tracked keys (rounded up to a
 // multiple of 64; at least 64).
 func NewKeyedSize(l Limit, maxKeys int) *Keyed {
-	k := &Keyed{limit: l, perShard: max(1, (maxKeys+numShards-1)/numShards)}
-	for i := range k.shards {
-		k.shards[i].m = make(map[string]Bucket)
+	return &Keyed{
+		limit:    l,
+		perShard: max(1, (maxKeys+numShards-1)/numShards),
+		m:        shard.New[string, Bucket](numShards, xxhash.Sum64String),
 	}
-	return k
 }
 
 // Allow takes a token from key's bucket at now (unixnano). O(1); no
@@ -67,67 +56,47 @@ func (k *Keyed) Allow(key string, now int64) bool {
 	if k.limit.Unlimited() {
 		return true
 	}
-	s := &k.shards[shardOf(key)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[key]
+	s := k.m.Lock(key)
+	defer s.Unlock()
+	b, ok := s.Get(key)
 	if !ok {
-		if len(s.m) >= k.perShard {
-			s.evict(now)
+		if s.Len() >= k.perShard {
+			evict(s, now)
 		}
 		key = strings.Clone(key)
 	}
 	allowed := b.Allow(k.limit, now)
-	s.m[key] = b
+	s.Set(key, b)
 	return allowed
 }
 
 // evict frees one slot: a full bucket among the first evictScan entries
 // Go's randomised map iteration visits, else the first one visited.
-// Called with s.mu held.
-func (s *keyedShard) evict(now int64) {
+// Called with s locked.
+func evict(s *shard.Shard[string, Bucket], now int64) {
 	var victim string
 	n := 0
-	for key, b := range s.m {
+	s.Range(func(key string, b Bucket) bool {
 		if b.Full(now) {
 			victim = key
-			break
+			return false
 		}
 		if n == 0 {
 			victim = key
 		}
-		if n++; n == evictScan {
-			break
-		}
-	}
-	delete(s.m, victim)
+		n++
+		return n < evictScan
+	})
+	s.Delete(victim)
 }
 
 // Sweep drops every key whose bucket has refilled by now, so idle keys do
 // not pin memory. O(keys); call it from a timer goroutine (every few
 // seconds to a minute), not from an event loop. Safe for concurrent use.
 func (k *Keyed) Sweep(now int64) {
-	for i := range k.shards {
-		s := &k.shards[i]
-		s.mu.Lock()
-		for key, b := range s.m {
-			if b.Full(now) {
-				delete(s.m, key)
-			}
-		}
-		s.mu.Unlock()
-	}
+	k.m.DeleteFunc(func(_ string, b Bucket) bool { return b.Full(now) })
 }
 
 // Len returns the number of tracked keys, for metrics. Safe for concurrent
 // use.
-func (k *Keyed) Len() int {
-	n := 0
-	for i := range k.shards {
-		s := &k.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (k *Keyed) Len() int { return k.m.Len() }

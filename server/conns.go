@@ -3,13 +3,13 @@ package server
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/internal/shard"
 )
 
 // connShards spreads a connection set over independent locks so
@@ -19,10 +19,7 @@ const connShards = 32
 // ptrSet is a set of *T (connections of one kind) sharded by address
 // over connShards locks. Safe for concurrent use.
 type ptrSet[T any] struct {
-	shards [connShards]struct {
-		mu sync.Mutex
-		m  map[*T]struct{}
-	}
+	m shard.Map[*T, struct{}]
 }
 
 func newPtrSet[T any]() *ptrSet[T] {
@@ -31,70 +28,27 @@ func newPtrSet[T any]() *ptrSet[T] {
 	return s
 }
 
-func (s *ptrSet[T]) init() {
-	for i := range s.shards {
-		s.shards[i].m = make(map[*T]struct{})
-	}
-}
+func (s *ptrSet[T]) init() { s.m.Init(connShards, ptrHash[T]) }
 
-func (s *ptrSet[T]) shard(c *T) int {
-	return int(uintptr(unsafe.Pointer(c))>>6) & (connShards - 1)
-}
+// ptrHash picks a connection's shard by its address: a connection struct
+// is larger than 64 bytes, so the bits above the sixth vary.
+func ptrHash[T any](c *T) uint64 { return uint64(uintptr(unsafe.Pointer(c)) >> 6) }
 
-func (s *ptrSet[T]) add(c *T) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	sh.m[c] = struct{}{}
-	sh.mu.Unlock()
-}
+func (s *ptrSet[T]) add(c *T) { s.m.Set(c, struct{}{}) }
 
-func (s *ptrSet[T]) remove(c *T) {
-	sh := &s.shards[s.shard(c)]
-	sh.mu.Lock()
-	delete(sh.m, c)
-	sh.mu.Unlock()
-}
+func (s *ptrSet[T]) remove(c *T) { s.m.Delete(c) }
 
 // snapshot appends the set's connections to dst.
-func (s *ptrSet[T]) snapshot(dst []*T) []*T {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			dst = append(dst, c)
-		}
-		sh.mu.Unlock()
-	}
-	return dst
-}
+func (s *ptrSet[T]) snapshot(dst []*T) []*T { return s.m.AppendKeys(dst) }
 
 // any reports whether f holds for a connection of the set; f runs with
 // the connection's shard locked and must not call back into the set.
 func (s *ptrSet[T]) any(f func(*T) bool) bool {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			if f(c) {
-				sh.mu.Unlock()
-				return true
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return false
+	return !s.m.Range(func(c *T, _ struct{}) bool { return !f(c) })
 }
 
 // len returns the number of connections in the set.
-func (s *ptrSet[T]) len() int {
-	n := 0
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-		n += len(s.shards[i].m)
-		s.shards[i].mu.Unlock()
-	}
-	return n
-}
+func (s *ptrSet[T]) len() int { return s.m.Len() }
 
 // connSet is the set of open WebSocket connections, for keep-alive, the
 // init timeout and draining. It is not on the delivery path.

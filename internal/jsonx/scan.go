@@ -1,4 +1,4 @@
-package gql
+package jsonx
 
 import (
 	"encoding/binary"
@@ -9,27 +9,18 @@ import (
 	"unsafe"
 )
 
-// This file is an allocation-free reader of raw JSON text. Values are
-// returned as sub-strings of the input ("raw" values, strings still quoted and
-// escaped) and are never decoded: projection copies them. gjson is not used
-// on the event path because every gjson.Result it builds for an escaped
-// string carries an unescaped copy, one allocation per such string; this
-// reader never needs one.
-//
-// The reader validates what it returns: strings end at an unescaped quote,
-// numbers follow the JSON grammar, literals are exact. Containers are skipped
-// by bracket counting; their members are only checked when iterated. Input
-// that stops being JSON ends an iteration as if the container ended there.
+// This file is the reader; the package comment (doc.go) says what it
+// validates and what it leaves to iteration.
 
-// bytesView returns b as a string without copying; the string is valid only
+// View returns b as a string without copying; the string is valid only
 // while b is not modified.
-func bytesView(b []byte) string {
+func View(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// skipWS returns the index of the first byte at or after i that is not JSON
+// SkipWS returns the index of the first byte at or after i that is not JSON
 // whitespace.
-func skipWS(s string, i int) int {
+func SkipWS(s string, i int) int {
 	for i < len(s) && s[i] <= ' ' {
 		switch s[i] {
 		case ' ', '\t', '\n', '\r':
@@ -41,14 +32,14 @@ func skipWS(s string, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the closing quote of the string that
+// StringEnd returns the index just past the closing quote of the string that
 // opens at s[i] and whether the string holds escapes, or -1 if it is not
 // terminated. It looks at eight bytes at a time.
-func stringEnd(s string, i int) (int, bool) {
+func StringEnd(s string, i int) (int, bool) {
 	esc := false
 	j := i + 1
 	for j+8 <= len(s) {
-		m := quoteOrBackslash(s, j)
+		m := quoteOrBackslashAt(s, j)
 		if m == 0 {
 			j += 8
 			continue
@@ -72,37 +63,38 @@ func stringEnd(s string, i int) (int, bool) {
 	return -1, esc
 }
 
-// load64 returns s[j:j+8] as a little-endian word; j+8 <= len(s) must
+// Load64 returns s[j:j+8] as a little-endian word; j+8 <= len(s) must
 // hold (it is not checked).
-func load64(s string, j int) uint64 {
+func Load64(s string, j int) uint64 {
 	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), j)), 8))
 }
 
-// quoteOrBackslash returns a mask with the high bit set in each byte of
-// s[j:j+8] that may be '"' or '\\'; the lowest set byte is always a real
-// one (the classic has-zero-byte test, whose false positives only follow a
-// true match).
-func quoteOrBackslash(s string, j int) uint64 {
-	return quoteOrBackslashIn(load64(s, j))
+// quoteOrBackslashAt is QuoteOrBackslash for s[j:j+8]; j+8 <= len(s)
+// must hold.
+func quoteOrBackslashAt(s string, j int) uint64 {
+	return QuoteOrBackslash(Load64(s, j))
 }
 
-// quoteOrBackslashIn is quoteOrBackslash for the eight bytes x.
-func quoteOrBackslashIn(x uint64) uint64 {
+// QuoteOrBackslash returns a mask with the high bit set in each byte of the
+// little-endian word x that may be '"' or '\\'; the lowest set byte is
+// always a real one (the classic has-zero-byte test, whose false positives
+// only follow a true match).
+func QuoteOrBackslash(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	q := x ^ (lo * '"')
 	b := x ^ (lo * '\\')
 	return ((q-lo)&^q | (b-lo)&^b) & hi
 }
 
-// plainStringEnd returns the index just past the closing quote of the
+// PlainStringEnd returns the index just past the closing quote of the
 // string that opens at s[i] if it holds only printable ASCII other than
 // the backslash (so it can be copied as it is), else -1. It looks at eight
 // bytes at a time.
-func plainStringEnd(s string, i int) int {
+func PlainStringEnd(s string, i int) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	j := i + 1
 	for ; j+8 <= len(s); j += 8 {
-		x := load64(s, j)
+		x := Load64(s, j)
 		// A byte at or above 0x80 is flagged by x itself, so the
 		// zero-byte and below-0x20 tests need no "&^ x": below the first
 		// byte that stops the string nothing borrows and nothing is
@@ -129,9 +121,9 @@ func plainStringEnd(s string, i int) int {
 	return -1
 }
 
-// int32End returns the end of the JSON number at s[i] if it is an integer
+// Int32End returns the end of the JSON number at s[i] if it is an integer
 // in 32 bits written without fraction, exponent or "-0", else -1.
-func int32End(s string, i int) int {
+func Int32End(s string, i int) int {
 	j, neg := i, s[i] == '-'
 	if neg {
 		j++
@@ -153,9 +145,9 @@ func int32End(s string, i int) int {
 	return j
 }
 
-// plainFloatEnd returns the end of the JSON number at s[i] if it has no
+// PlainFloatEnd returns the end of the JSON number at s[i] if it has no
 // exponent and few enough digits to be finite, else -1.
-func plainFloatEnd(s string, i int) int {
+func PlainFloatEnd(s string, i int) int {
 	j := i
 	if s[j] == '-' {
 		j++
@@ -166,12 +158,12 @@ func plainFloatEnd(s string, i int) int {
 	case s[j] == '0':
 		j++
 	case s[j] >= '1' && s[j] <= '9':
-		j = digitsEnd(s, j)
+		j = DigitsEnd(s, j)
 	default:
 		return -1
 	}
 	if j < len(s) && s[j] == '.' {
-		k := digitsEnd(s, j+1)
+		k := DigitsEnd(s, j+1)
 		if k == j+1 {
 			return -1
 		}
@@ -183,17 +175,17 @@ func plainFloatEnd(s string, i int) int {
 	return j
 }
 
-// digitsEnd returns the index of the first non-digit at or after i.
-func digitsEnd(s string, i int) int {
+// DigitsEnd returns the index of the first non-digit at or after i.
+func DigitsEnd(s string, i int) int {
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
 	return i
 }
 
-// numberEnd returns the end of the JSON number that starts at s[i], or -1 if
+// NumberEnd returns the end of the JSON number that starts at s[i], or -1 if
 // the text there is not a JSON number.
-func numberEnd(s string, i int) int {
+func NumberEnd(s string, i int) int {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
@@ -203,12 +195,12 @@ func numberEnd(s string, i int) int {
 	case s[i] == '0':
 		i++
 	case s[i] >= '1' && s[i] <= '9':
-		i = digitsEnd(s, i)
+		i = DigitsEnd(s, i)
 	default:
 		return -1
 	}
 	if i < len(s) && s[i] == '.' {
-		j := digitsEnd(s, i+1)
+		j := DigitsEnd(s, i+1)
 		if j == i+1 {
 			return -1
 		}
@@ -219,7 +211,7 @@ func numberEnd(s string, i int) int {
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		j := digitsEnd(s, i)
+		j := DigitsEnd(s, i)
 		if j == i {
 			return -1
 		}
@@ -228,27 +220,27 @@ func numberEnd(s string, i int) int {
 	return i
 }
 
-// literalEnd returns the end of lit if s continues with it at i, else -1.
-func literalEnd(s string, i int, lit string) int {
+// LiteralEnd returns the end of lit if s continues with it at i, else -1.
+func LiteralEnd(s string, i int, lit string) int {
 	if strings.HasPrefix(s[i:], lit) {
 		return i + len(lit)
 	}
 	return -1
 }
 
-// structural marks the bytes containerEnd must look at.
+// structural marks the bytes ContainerEnd must look at.
 var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, '"': true}
 
-// containerEnd returns the end of the object or array that opens at s[i], or
+// ContainerEnd returns the end of the object or array that opens at s[i], or
 // -1 if it is not closed. Only brackets and strings are looked at.
-func containerEnd(s string, i int) int {
-	return closeEnd(s, i+1, 1)
+func ContainerEnd(s string, i int) int {
+	return CloseEnd(s, i+1, 1)
 }
 
-// closeEnd returns the index just past the bracket that brings depth, the
+// CloseEnd returns the index just past the bracket that brings depth, the
 // number of brackets open before s[j], to zero, or -1 if none does. s[j]
 // must not be inside a string. Only brackets and strings are looked at.
-func closeEnd(s string, j, depth int) int {
+func CloseEnd(s string, j, depth int) int {
 	for ; j < len(s); j++ {
 		if !structural[s[j]] {
 			continue
@@ -262,7 +254,7 @@ func closeEnd(s string, j, depth int) int {
 				return j + 1
 			}
 		case '"':
-			e, _ := stringEnd(s, j)
+			e, _ := StringEnd(s, j)
 			if e < 0 {
 				return -1
 			}
@@ -272,72 +264,72 @@ func closeEnd(s string, j, depth int) int {
 	return -1
 }
 
-// valueEnd returns the end of the JSON value that starts at s[i], or -1.
-func valueEnd(s string, i int) int {
+// ValueEnd returns the end of the JSON value that starts at s[i], or -1.
+func ValueEnd(s string, i int) int {
 	if i >= len(s) {
 		return -1
 	}
 	switch s[i] {
 	case '"':
-		e, _ := stringEnd(s, i)
+		e, _ := StringEnd(s, i)
 		return e
 	case '{', '[':
-		return containerEnd(s, i)
+		return ContainerEnd(s, i)
 	case 't':
-		return literalEnd(s, i, "true")
+		return LiteralEnd(s, i, "true")
 	case 'f':
-		return literalEnd(s, i, "false")
+		return LiteralEnd(s, i, "false")
 	case 'n':
-		return literalEnd(s, i, "null")
+		return LiteralEnd(s, i, "null")
 	default:
-		return numberEnd(s, i)
+		return NumberEnd(s, i)
 	}
 }
 
-// rootValue returns the first JSON value of s (surrounding whitespace and
+// RootValue returns the first JSON value of s (surrounding whitespace and
 // anything after it ignored), or "" if s does not start with one. An
 // unclosed object or array runs to the end of s, so its members up to the
 // first syntax error are still read; an object or array is not scanned to
 // its end here at all.
-func rootValue(s string) string {
-	i := skipWS(s, 0)
+func RootValue(s string) string {
+	i := SkipWS(s, 0)
 	if i < len(s) && (s[i] == '{' || s[i] == '[') {
 		return s[i:] // iteration stops at the closing bracket
 	}
-	e := valueEnd(s, i)
+	e := ValueEnd(s, i)
 	if e < 0 {
 		return ""
 	}
 	return s[i:e]
 }
 
-// isNull reports whether raw is absent ("") or the JSON null.
-func isNull(raw string) bool {
+// IsNull reports whether raw is absent ("") or the JSON null.
+func IsNull(raw string) bool {
 	return raw == "" || raw[0] == 'n'
 }
 
-// members iterates over the members of a raw JSON object. The zero value is
+// Members iterates over the Members of a raw JSON object. The zero value is
 // an empty iteration.
-type members struct {
+type Members struct {
 	s string
 	i int
 	n int
 }
 
-// newMembers returns an iterator over raw, which must start with '{'.
-func newMembers(raw string) members {
-	return members{s: raw, i: 1}
+// NewMembers returns an iterator over raw, which must start with '{'.
+func NewMembers(raw string) Members {
+	return Members{s: raw, i: 1}
 }
 
-// next returns the next member: the key's raw text between its quotes,
+// Next returns the next member: the key's raw text between its quotes,
 // whether that text holds escapes, and the raw value. ok is false at the end
 // of the object or at the first syntax error.
-func (m *members) next() (key string, esc bool, val string, ok bool) {
-	key, esc, i := memberStart(m.s, m.i, m.n)
+func (m *Members) Next() (key string, esc bool, val string, ok bool) {
+	key, esc, i := MemberStart(m.s, m.i, m.n)
 	if i < 0 {
 		return "", false, "", false
 	}
-	ve := valueEnd(m.s, i)
+	ve := ValueEnd(m.s, i)
 	if ve < 0 {
 		return "", false, "", false
 	}
@@ -345,53 +337,53 @@ func (m *members) next() (key string, esc bool, val string, ok bool) {
 	return key, esc, m.s[i:ve], true
 }
 
-// memberStart reads the n-th member of an object from s[j], just past the
+// MemberStart reads the n-th member of an object from s[j], just past the
 // object's opening bracket or the previous member's value: its key's raw
 // text between quotes, whether that text holds escapes, and the index of
 // its value, which is -1 at the end of the members or at a syntax error.
-func memberStart(s string, j, n int) (key string, esc bool, v int) {
-	j = skipWS(s, j)
+func MemberStart(s string, j, n int) (key string, esc bool, v int) {
+	j = SkipWS(s, j)
 	if n > 0 {
 		if j >= len(s) || s[j] != ',' {
 			return "", false, -1
 		}
-		j = skipWS(s, j+1)
+		j = SkipWS(s, j+1)
 	}
 	if j >= len(s) || s[j] != '"' {
 		return "", false, -1
 	}
-	ke, esc := stringEnd(s, j)
+	ke, esc := StringEnd(s, j)
 	if ke < 0 {
 		return "", false, -1
 	}
 	key = s[j+1 : ke-1]
-	j = skipWS(s, ke)
+	j = SkipWS(s, ke)
 	if j >= len(s) || s[j] != ':' {
 		return "", false, -1
 	}
-	return key, esc, skipWS(s, j+1)
+	return key, esc, SkipWS(s, j+1)
 }
 
-// elements iterates over the elements of a raw JSON array.
-type elements struct {
+// Elements iterates over the Elements of a raw JSON array.
+type Elements struct {
 	s string
 	i int
 	n int
 }
 
-// newElements returns an iterator over raw, which must start with '['.
-func newElements(raw string) elements {
-	return elements{s: raw, i: 1}
+// NewElements returns an iterator over raw, which must start with '['.
+func NewElements(raw string) Elements {
+	return Elements{s: raw, i: 1}
 }
 
-// next returns the next raw element; ok is false at the end of the array or
+// Next returns the next raw element; ok is false at the end of the array or
 // at the first syntax error.
-func (e *elements) next() (string, bool) {
-	i := elementStart(e.s, e.i, e.n)
+func (e *Elements) Next() (string, bool) {
+	i := ElementStart(e.s, e.i, e.n)
 	if i < 0 {
 		return "", false
 	}
-	ve := valueEnd(e.s, i)
+	ve := ValueEnd(e.s, i)
 	if ve < 0 {
 		return "", false
 	}
@@ -399,16 +391,16 @@ func (e *elements) next() (string, bool) {
 	return e.s[i:ve], true
 }
 
-// elementStart returns the index of the n-th element of an array, read
+// ElementStart returns the index of the n-th element of an array, read
 // from s[j], just past the array's opening bracket or the previous element;
-// -1 at the end of the elements or at a syntax error.
-func elementStart(s string, j, n int) int {
-	j = skipWS(s, j)
+// -1 at the end of the Elements or at a syntax error.
+func ElementStart(s string, j, n int) int {
+	j = SkipWS(s, j)
 	if n > 0 {
 		if j >= len(s) || s[j] != ',' {
 			return -1
 		}
-		j = skipWS(s, j+1)
+		j = SkipWS(s, j+1)
 	}
 	if j >= len(s) || s[j] == ']' {
 		return -1
@@ -416,40 +408,40 @@ func elementStart(s string, j, n int) int {
 	return j
 }
 
-// keyIs reports whether the raw key text (between quotes, escaped if esc)
+// KeyIs reports whether the raw key text (between quotes, escaped if esc)
 // equals name.
-func keyIs(key string, esc bool, name string) bool {
+func KeyIs(key string, esc bool, name string) bool {
 	if !esc {
 		return key == name
 	}
-	return contentEquals(key, name)
+	return ContentEquals(key, name)
 }
 
-// member returns the raw value of the first member of obj named name.
-func member(obj, name string) (string, bool) {
+// Member returns the raw value of the first member of obj named name.
+func Member(obj, name string) (string, bool) {
 	if obj == "" || obj[0] != '{' {
 		return "", false
 	}
-	m := newMembers(obj)
+	m := NewMembers(obj)
 	for {
-		k, esc, v, ok := m.next()
+		k, esc, v, ok := m.Next()
 		if !ok {
 			return "", false
 		}
-		if keyIs(k, esc, name) {
+		if KeyIs(k, esc, name) {
 			return v, true
 		}
 	}
 }
 
-// element returns the raw value of the n-th element of arr.
-func element(arr string, n int) (string, bool) {
+// Element returns the raw value of the n-th element of arr.
+func Element(arr string, n int) (string, bool) {
 	if arr == "" || arr[0] != '[' {
 		return "", false
 	}
-	e := newElements(arr)
+	e := NewElements(arr)
 	for i := 0; ; i++ {
-		v, ok := e.next()
+		v, ok := e.Next()
 		if !ok {
 			return "", false
 		}
@@ -459,11 +451,11 @@ func element(arr string, n int) (string, bool) {
 	}
 }
 
-// nextRune decodes the character of the raw string content s at i: an escape
+// NextRune decodes the character of the raw string content s at i: an escape
 // sequence or one UTF-8 sequence (an invalid byte decodes as RuneError of
 // size 1). It returns the rune and the index after it; ok is false for an
 // invalid escape.
-func nextRune(s string, i int) (r rune, next int, ok bool) {
+func NextRune(s string, i int) (r rune, next int, ok bool) {
 	if s[i] != '\\' {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		return r, i + n, true
@@ -528,9 +520,9 @@ func hex4(s string, i int) (rune, bool) {
 	return r, true
 }
 
-// contentEquals reports whether the raw string content s, once unescaped,
+// ContentEquals reports whether the raw string content s, once unescaped,
 // equals want. It does not allocate.
-func contentEquals(s, want string) bool {
+func ContentEquals(s, want string) bool {
 	j := 0
 	for i := 0; i < len(s); {
 		if s[i] != '\\' {
@@ -540,7 +532,7 @@ func contentEquals(s, want string) bool {
 			i, j = i+1, j+1
 			continue
 		}
-		r, next, ok := nextRune(s, i)
+		r, next, ok := NextRune(s, i)
 		if !ok {
 			return false
 		}
@@ -559,13 +551,13 @@ func contentEquals(s, want string) bool {
 	return j == len(want)
 }
 
-// unescapeSmall writes the unescaped raw string content s into buf and
+// Unescape writes the unescaped raw string content s into buf and
 // returns the decoded text as a view of buf; ok is false if s has an invalid
 // escape or does not fit.
-func unescapeSmall(s string, buf []byte) ([]byte, bool) {
+func Unescape(s string, buf []byte) ([]byte, bool) {
 	n := 0
 	for i := 0; i < len(s); {
-		r, next, ok := nextRune(s, i)
+		r, next, ok := NextRune(s, i)
 		if !ok || n+utf8.RuneLen(r) > len(buf) {
 			return nil, false
 		}
