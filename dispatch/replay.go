@@ -72,6 +72,19 @@ type replayState struct {
 	replayNext  int                            // where the next turn starts
 	replayBuf   []byte                         // a payload spanning chunks
 	replayWake  atomic.Bool                    // a connection drained, or the last turn ran out of budget
+	replayEnded atomic.Bool                    // EndReplays was called
+}
+
+// EndReplays abandons every replay in progress, and every resume that
+// comes later: the server calls it when it starts draining, so that its
+// close (1001) follows the frames already queued instead of waiting
+// behind more replay, and a client that reads slowly still gets it. Each
+// client then resumes elsewhere from the last offset it got (nothing is
+// lost: its events are in the history). Safe for concurrent use.
+func (d *Dispatcher) EndReplays() {
+	d.replayEnded.Store(true)
+	d.replayWake.Store(true)
+	d.Notify()
 }
 
 // resume handles a subscribe with a resume position: it checks the
@@ -79,6 +92,9 @@ type replayState struct {
 // false when the subscription has nothing to catch up and must be
 // registered now.
 func (d *Dispatcher) resume(s *Subscription) bool {
+	if d.replayEnded.Load() {
+		return true // draining: the connection's close follows
+	}
 	topic := []byte(s.Op.Topic)
 	var st *history.Stream
 	if d.hist != nil {
@@ -136,6 +152,10 @@ func (d *Dispatcher) pumpReplays() {
 	if !d.replayWake.Swap(false) {
 		return
 	}
+	if d.replayEnded.Load() {
+		d.dropReplays()
+		return
+	}
 	n := len(d.replayConns)
 	scan, room := replayTurnScan, replayTurnBytes
 	visited := 0
@@ -155,6 +175,15 @@ func (d *Dispatcher) pumpReplays() {
 		d.replayWake.Store(true) // out of budget: the rest next turn
 	}
 	d.dropIdleReplayConns((d.replayNext + visited) % max(n, 1))
+}
+
+// dropReplays forgets every replay (EndReplays). A drain notice still
+// pending finds its connection forgotten and does nothing.
+func (d *Dispatcher) dropReplays() {
+	clear(d.replayConns)
+	d.replayConns = d.replayConns[:0]
+	clear(d.replayOf)
+	d.replayNext = 0
 }
 
 // dropIdleReplayConns forgets the connections whose replays are all

@@ -16,28 +16,7 @@ import (
 // state is left.
 func TestReplayTurnsAreBounded(t *testing.T) {
 	const clients, retained = 50, 1000
-	d, topic, payload := historyDispatcher(t, 0, 1, true)
-	d.now = 1
-	for range 3 * retained { // the stream keeps the newest 1,000
-		d.publishOne(topic, payload)
-	}
-	st := d.hist.Lookup(topic)
-	schema, _ := gql.LoadSchema("h.graphql", historySDL, gql.Options{})
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
-	subs := make([]*Subscription, clients)
-	for i := range subs {
-		op, errs := schema.Compile(gql.Request{Query: `subscription { hist(topic: "t") { seq body } }`}, gql.Env{})
-		if len(errs) > 0 {
-			t.Fatal(errs)
-		}
-		subs[i] = &Subscription{Out: newOut(int(null.Fd()), d.w, true), ID: []byte(fmt.Sprintf(`"%d"`, i)), Op: op,
-			Resume: &history.Position{Offset: 0, Epoch: st.Epoch()}}
-		d.subscribe(subs[i])
-	}
+	d, subs := resumeAll(t, clients, retained)
 	turns := 0
 	for d.replayWake.Load() {
 		before := d.delivered.Load()
@@ -63,5 +42,71 @@ func TestReplayTurnsAreBounded(t *testing.T) {
 	}
 	if want := clients * retained / replayTurnScan; turns < want {
 		t.Fatalf("%d turns, want at least %d", turns, want)
+	}
+}
+
+// resumeAll returns a dispatcher whose stream h.t retains its newest
+// 1,000 events (of 3,000) and clients subscriptions, each on its own
+// connection (writing to /dev/null), that resumed from the oldest: their
+// replays are queued, not started.
+func resumeAll(t *testing.T, clients, retained int) (*Dispatcher, []*Subscription) {
+	t.Helper()
+	d, topic, payload := historyDispatcher(t, 0, 1, true)
+	d.now = 1
+	for range 3 * retained {
+		d.publishOne(topic, payload)
+	}
+	st := d.hist.Lookup(topic)
+	if st.Len() != retained {
+		t.Fatalf("the stream retains %d, want %d", st.Len(), retained)
+	}
+	schema, _ := gql.LoadSchema("h.graphql", historySDL, gql.Options{})
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { null.Close() })
+	subs := make([]*Subscription, clients)
+	for i := range subs {
+		op, errs := schema.Compile(gql.Request{Query: `subscription { hist(topic: "t") { seq body } }`}, gql.Env{})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		subs[i] = &Subscription{Out: newOut(int(null.Fd()), d.w, true), ID: []byte(fmt.Sprintf(`"%d"`, i)), Op: op,
+			Resume: &history.Position{Offset: 0, Epoch: st.Epoch()}}
+		d.subscribe(subs[i])
+	}
+	return d, subs
+}
+
+// TestEndReplaysAbandonsReplays: at drain (EndReplays) the replays in
+// progress stop, and so does a resume that comes after: nothing more is
+// appended, nothing is registered, no replay state is left.
+func TestEndReplaysAbandonsReplays(t *testing.T) {
+	d, subs := resumeAll(t, 50, 1000)
+	d.pumpReplays() // the first turn: a few connections are served
+	d.flushDirty()
+	countLive := func() (n int) {
+		for _, s := range subs {
+			if s.handle != nil {
+				n++
+			}
+		}
+		return n
+	}
+	liveBefore := countLive()
+	if len(d.replayConns) == 0 {
+		t.Fatal("no replay in progress before the drain")
+	}
+	d.EndReplays()
+	before := d.delivered.Load()
+	late := &Subscription{Out: subs[0].Out, ID: []byte(`"late"`), Op: subs[len(subs)-1].Op, Resume: subs[len(subs)-1].Resume}
+	d.subscribe(late)
+	d.pumpReplays()
+	if n := d.delivered.Load() - before; n != 0 || len(d.replayConns) != 0 || len(d.replayOf) != 0 || d.replayWake.Load() {
+		t.Fatalf("after EndReplays: %d more delivered, %d replaying connections, wake %v", n, len(d.replayConns), d.replayWake.Load())
+	}
+	if live := countLive(); live != liveBefore || late.handle != nil {
+		t.Fatalf("%d live (late %v), want the %d live before the drain", live, late.handle != nil, liveBefore)
 	}
 }

@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/server"
@@ -86,5 +90,64 @@ func replayMany(t *testing.T, subs int, maxOutbound int) {
 			t.Fatalf("live: %s (after %v)", m, live)
 		}
 		live[gjson.Get(m, "id").String()] = true
+	}
+}
+
+// TestDrainDuringReplay: a replay still running when the server drains
+// is abandoned cleanly: the client gets the frames queued for it, in
+// order and without a gap, then close 1001 (so it resumes elsewhere
+// from its last offset), and the shutdown ends within its deadline.
+func TestDrainDuringReplay(t *testing.T) {
+	const events = 2000
+	s := startHistory(t, nil)
+	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
+	pub.publishN("mid.t", 1, events, strings.Repeat("y", 1000))
+	c := dialSmallWindow(t, s.opts.Listen)
+	c.send(`{"type":"connection_init","payload":{}}`)
+	c.expect(`{"type":"connection_ack"}`)
+	epoch := learnEpoch(t, c, "mid", "t")
+	c.send(fmt.Sprintf(`{"id":"r","type":"subscribe","payload":{"query":"subscription { mid(room: \"t\") { seq body } }","extensions":{"fraised":{"resume":{"epoch":%q,"offset":0}}}}}`, epoch))
+	if p := c.nextPos("r"); p.offset != 1 {
+		t.Fatalf("first replayed %+v", p)
+	}
+	const drainFor = 2 * time.Second
+	shut := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), drainFor)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		shut <- time.Since(start)
+	}()
+	last := uint64(1)
+	for {
+		m, err := c.read()
+		var ce wsutil.ClosedError
+		if errors.As(err, &ce) {
+			if ce.Code != ws.StatusGoingAway {
+				t.Fatalf("closed with %d %q after offset %d, want 1001", ce.Code, ce.Reason, last)
+			}
+			_ = wsutil.WriteClientMessage(c.conn, ws.OpClose, ws.NewCloseFrameBody(ws.StatusGoingAway, ""))
+			break
+		}
+		if err != nil {
+			t.Fatalf("after offset %d: %v", last, err)
+		}
+		if p := positionedOf(t, m); p.offset != last+1 {
+			t.Fatalf("after offset %d got %+v", last, p)
+		}
+		last++
+		time.Sleep(2 * time.Millisecond) // slower than the drain: 2,000 events take 4 s
+	}
+	if last >= events {
+		t.Fatalf("the replay finished (offset %d) before the drain: nothing was abandoned", last)
+	}
+	select {
+	case took := <-shut:
+		if took > drainFor+time.Second {
+			t.Fatalf("shutdown took %v with a %v deadline", took, drainFor)
+		}
+	case <-time.After(drainFor + 5*time.Second):
+		t.Fatal("shutdown hangs with a replay in progress")
 	}
 }

@@ -334,6 +334,7 @@ func (s *Server) drain(ctx context.Context) error {
 	s.stopAsked.Store(true)
 	<-s.booted
 	s.draining.Store(true)
+	s.d.EndReplays()     // a replaying client gets its close soon and resumes elsewhere
 	_ = s.httpLn.Close() // stop accepting
 	s.pubs.closeListeners()
 	deadline, _ := ctx.Deadline()
