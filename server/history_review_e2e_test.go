@@ -151,3 +151,133 @@ func TestDrainDuringReplay(t *testing.T) {
 		t.Fatal("shutdown hangs with a replay in progress")
 	}
 }
+
+// TestCompleteAndResubscribeMidReplay: a client that completes a
+// replaying subscription and subscribes again with the same id (live,
+// no resume) gets the replayed frames already queued, in order, then
+// each live event exactly once: the abandoned replay never goes live
+// (it would deliver every event twice, and stay registered after the
+// connection closed).
+func TestCompleteAndResubscribeMidReplay(t *testing.T) {
+	const events = 2000
+	s := startHistory(t, nil)
+	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
+	pub.publishN("mid.t", 1, events, strings.Repeat("y", 1000))
+	c := dialSmallWindow(t, s.opts.Listen)
+	c.send(`{"type":"connection_init","payload":{}}`)
+	c.expect(`{"type":"connection_ack"}`)
+	epoch := learnEpoch(t, c, "mid", "t")
+	const doc = `subscription { mid(room: \"t\") { seq body } }`
+	c.send(fmt.Sprintf(`{"id":"r","type":"subscribe","payload":{"query":"%s","extensions":{"fraised":{"resume":{"epoch":%q,"offset":0}}}}}`, doc, epoch))
+	time.Sleep(100 * time.Millisecond) // the replay waits for the client's window
+	c.send(`{"id":"r","type":"complete"}`)
+	c.send(`{"id":"r","type":"subscribe","payload":{"query":"` + doc + `"}}`)
+	s.waitSubs(t, 1) // the new one, live
+	pub.publishN("mid.t", events+1, 1, "live")
+	var last uint64
+	for {
+		p := c.nextPos("r")
+		if p.offset == events+1 {
+			break
+		}
+		if p.offset != last+1 {
+			t.Fatalf("after offset %d got %+v", last, p)
+		}
+		last = p.offset
+	}
+	if last >= events {
+		t.Fatalf("the replay ended (offset %d) before the complete", last)
+	}
+	c.pingPong() // the live event came once
+	if n := s.Stats().Subscriptions; n != 1 {
+		t.Fatalf("%d subscriptions registered, want the new one only", n)
+	}
+	c.conn.Close()
+	s.waitSubs(t, 0)
+}
+
+// TestGlobalCapTrimsARunningReplay: events a replay has not sent yet,
+// trimmed by --history-max-bytes for another topic's traffic, end the
+// replay with the trimmed error right after the last contiguous event
+// it sent: never a silent gap.
+func TestGlobalCapTrimsARunningReplay(t *testing.T) {
+	const events = 2000 // about 2.1 MB retained on mid.t
+	s := startHistory(t, func(o *server.Options) { o.HistoryMaxBytes = 5 << 19 })
+	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
+	body := strings.Repeat("y", 1000)
+	pub.publishN("mid.t", 1, events, body)
+	c := dialSmallWindow(t, s.opts.Listen)
+	c.send(`{"type":"connection_init","payload":{}}`)
+	c.expect(`{"type":"connection_ack"}`)
+	epoch := learnEpoch(t, c, "mid", "t")
+	c.send(fmt.Sprintf(`{"id":"r","type":"subscribe","payload":{"query":"subscription { mid(room: \"t\") { seq body } }","extensions":{"fraised":{"resume":{"epoch":%q,"offset":0}}}}}`, epoch))
+	time.Sleep(100 * time.Millisecond)        // the replay waits for the client's window
+	pub.publishN("feed.other", 1, 4000, body) // 4 MB more: the cap trims both streams
+	var last uint64
+	for {
+		m, err := c.read()
+		if err != nil {
+			t.Fatalf("after offset %d: %v", last, err)
+		}
+		if gjson.Get(m, "type").String() == "error" {
+			e := gjson.Get(m, "payload.0.extensions")
+			if e.Get("reason").String() != "trimmed" || e.Get("requested.offset").Uint() != last ||
+				e.Get("available.first").Uint() <= last+1 || e.Get("available.last").Uint() != events {
+				t.Fatalf("after offset %d: %s", last, m)
+			}
+			break
+		}
+		if p := positionedOf(t, m); p.offset != last+1 {
+			t.Fatalf("after offset %d got %+v", last, p)
+		}
+		last++
+	}
+	c.pingPong() // the operation is over
+}
+
+// TestResumeStormFromZeroIsBounded: forty clients resume from the
+// oldest of 10 MB of history at once and read nothing: the memory they
+// hold in fraised stays within one replay chunk (256 KiB, in a pooled
+// buffer of at most twice that) each, a live subscriber keeps getting
+// its events, and closing them frees it all.
+func TestResumeStormFromZeroIsBounded(t *testing.T) {
+	const clients, events = 40, 10_000
+	s := startHistory(t, nil)
+	pub := dialPublisher(t, "tcp", s.opts.PublishListen)
+	pub.publishN("feed.big", 1, events, strings.Repeat("y", 1000))
+	live := connect(t, s.opts.Listen)
+	live.subscribe("l", `subscription { plain(topic: "l") { seq } }`, nil)
+	s.waitSubs(t, 1)
+	probe := connect(t, s.opts.Listen)
+	epoch := probeEpoch(t, probe, "big")
+	storm := make([]*client, clients)
+	for i := range storm {
+		storm[i] = dialSmallWindow(t, s.opts.Listen)
+		storm[i].send(`{"type":"connection_init","payload":{"fraised":{"resume":{"1":{"epoch":"` + epoch + `","offset":0}}}}}`)
+		storm[i].subscribe("1", feedDoc, map[string]any{"room": "big"})
+	}
+	const bound = clients*2*(256<<10) + 64<<10 // and the live and probe connections
+	var peak int64
+	for i := 1; i <= 20; i++ {
+		pub.publishN("plain.l", i, 1, "")
+		if p := positionedOf(t, live.next()); p.seq != int64(i) {
+			t.Fatalf("live subscriber got %+v, want seq %d", p, i)
+		}
+		peak = max(peak, s.Stats().OutboundHeld)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if peak == 0 || peak > bound {
+		t.Fatalf("the storm held %d bytes at most, want 1 to %d", peak, bound)
+	}
+	t.Logf("%d replays that read nothing held at most %d KiB", clients, peak>>10)
+	for _, c := range storm {
+		c.conn.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().OutboundHeld != 0 || s.Stats().Connections > 3 { // live, probe and the publisher
+		if time.Now().After(deadline) {
+			t.Fatalf("after the storm closed: %d bytes held, %d connections", s.Stats().OutboundHeld, s.Stats().Connections)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
