@@ -23,6 +23,7 @@ $(BIN): $(GOFILES) go.mod go.sum
 
 run: build
 	@echo "fraised: ws://127.0.0.1:4000/graphql (graphql-transport-ws), publish on 127.0.0.1:4001 and $(SOCK)"
+	@echo "  GraphiQL:  http://127.0.0.1:4000/graphiql (queries also over HTTP: POST http://127.0.0.1:4000/graphql)"
 	@echo "  publish:   redis-cli -p 4001 PUBLISH events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
 	@echo "         or  $(BIN) publish events.demo '{\"seq\":1,\"ts\":1.5,\"body\":\"hello\"}'"
 	@echo "  subscribe: npm ci --prefix e2e/npm && node e2e/npm/subscribe.mjs events.demo"
@@ -87,6 +88,7 @@ fuzz:
 	$(GO) test ./gql -run XXX -fuzz FuzzIntrospect -fuzztime $(FUZZTIME)
 	$(GO) test ./httpgql -run XXX -fuzz FuzzServe -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzConnInput -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run XXX -fuzz FuzzNetConnInput -fuzztime $(FUZZTIME)
 	$(GO) test ./session -run XXX -fuzz FuzzPongEcho -fuzztime $(FUZZTIME)
 	$(GO) test ./session -run XXX -fuzz FuzzRootField -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzLinger -fuzztime $(FUZZTIME)

@@ -127,13 +127,14 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 	if cfg.schema == "" {
 		return errors.New("--schema is required (try --schema examples/schema.graphql)")
 	}
-	schema, err := gql.LoadSchemaFile(cfg.schema, gql.Options{Resolvers: hooks.Resolvers, Logger: log, Limits: cfg.sec.gqlLimits()})
+	schema, err := gql.LoadSchemaFile(cfg.schema, cfg.ui.schemaOptions(gql.Options{Resolvers: hooks.Resolvers, Logger: log, Limits: cfg.sec.gqlLimits()}))
 	if err != nil {
 		return err
 	}
 	opts := cfg.serverOptions()
 	opts.Schema = schema
 	opts.Logger = log
+	cfg.ui.apply(&opts)
 	if opts.Security, err = cfg.sec.security(hooks.Verifier, log); err != nil {
 		return err
 	}

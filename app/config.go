@@ -42,6 +42,7 @@ type config struct {
 	pprofListen    string
 	version        bool
 	sec            securityConfig
+	ui             uiConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -73,6 +74,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
+	addUIFlags(fs, &cfg.ui)
 	return fs
 }
 

@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraised/fraised/graphiql"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -85,38 +81,20 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// TestBrowserGraphiQL loads the embedded GraphiQL page in headless
-// chromium, served by the graphiql package from a Go HTTP server that
-// proxies /graphql to the real binary (same origin, as when the server
-// serves the page itself). fraised runs with --auth required, so the
-// subscription only works if the header editor's Authorization reaches
-// connection_init; with it, the schema loads by introspection over the
-// socket and the documentation explorer lists the root types. The test publishes an event with `fraised publish` and
-// the page must show it; every request the page made must go to the test
-// server, and the page must log no error (a CSP violation is one).
+// TestBrowserGraphiQL loads the GraphiQL page the real binary serves at
+// /graphiql in headless chromium. fraised runs with --auth required and
+// its default Origin rule (same origin only), so the subscription only
+// works if the header editor's Authorization reaches connection_init and
+// the page talks to the server it came from; with it, the schema loads by
+// introspection over the socket and the documentation explorer lists the
+// root types. The test publishes an event with `fraised publish` and the
+// page must show it; every request the page made must go to the binary,
+// and the page must log no error (a CSP violation is one).
 func TestBrowserGraphiQL(t *testing.T) {
 	chromium := requireBrowser(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := "http://" + ln.Addr().String()
 	secret := strings.Repeat("k", 40)
-	p := startBinary(t, "--auth", "required", "--jwt-secret", secret, "--allowed-origins", origin)
-
-	ui, err := graphiql.New(graphiql.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, _ := url.Parse("http://" + p.listen)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	mux := http.NewServeMux()
-	mux.Handle("/graphiql", ui)
-	mux.Handle("/graphiql/", ui)
-	mux.Handle("/graphql", proxy)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	p := startBinary(t, "--auth", "required", "--jwt-secret", secret)
+	origin := "http://" + p.listen
 
 	const topic, body = "browser.demo", "hello-from-chromium"
 	shot := filepath.Join(artifactDir(t), "graphiql.png")
@@ -151,11 +129,11 @@ func TestBrowserGraphiQL(t *testing.T) {
 	}
 	for _, u := range r.Requests {
 		pu, err := url.Parse(u)
-		if err != nil || pu.Host != ln.Addr().String() {
-			t.Errorf("the page requested %q: only %s may be asked", u, ln.Addr())
+		if err != nil || pu.Host != p.listen {
+			t.Errorf("the page requested %q: only %s may be asked", u, p.listen)
 		}
 	}
-	if !containsPrefix(r.Requests, "ws://"+ln.Addr().String()+"/graphql") {
+	if !containsPrefix(r.Requests, "ws://"+p.listen+"/graphql") {
 		t.Errorf("the page opened no WebSocket to /graphql: %q", r.Requests)
 	}
 	if len(r.Problems) > 0 {

@@ -3,22 +3,29 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/fraised/fraised"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
+	"github.com/fraised/fraised/server"
 )
 
 // TestNPMHTTPAudit runs graphql-http's audit suite (every MUST and SHOULD
 // of the GraphQL-over-HTTP specification it checks) against the httpgql
-// handler on the example schema, served by net/http on loopback. Every
-// audit must pass: an "error" breaks a MUST, a "warn" a SHOULD.
+// handler on the example schema served by net/http on loopback, against
+// the real binary's /graphql (the gnet listener's routes), and against
+// fraised's Handler() on net/http. Every audit must pass: an "error"
+// breaks a MUST, a "warn" a SHOULD.
 func TestNPMHTTPAudit(t *testing.T) {
 	if os.Getenv("FRAISED_NPM_E2E") == "" {
 		t.Skip("set FRAISED_NPM_E2E=1 after `npm ci --prefix e2e/httpaudit` (make test does)")
@@ -43,7 +50,30 @@ func TestNPMHTTPAudit(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	cmd := exec.CommandContext(runCtx(t, 60*time.Second), "node", "httpaudit/audit.mjs", "http://"+ln.Addr().String()+"/graphql")
+	t.Run("httpgql", func(t *testing.T) { audit(t, "http://"+ln.Addr().String()+"/graphql") })
+	t.Run("binary", func(t *testing.T) { audit(t, "http://"+startBinary(t).listen+"/graphql") })
+	t.Run("Handler", func(t *testing.T) {
+		fs, err := fraised.New(fraised.Options{SchemaFile: "../examples/schema.graphql",
+			Server: server.Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer fs.Shutdown(context.Background())
+		mux := http.NewServeMux()
+		mux.Handle("/graphql", fs.Handler())
+		ts := httptest.NewServer(mux)
+		defer ts.Close()
+		audit(t, ts.URL+"/graphql")
+	})
+}
+
+// audit runs graphql-http's audits against url; every one must pass.
+func audit(t *testing.T, url string) {
+	t.Helper()
+	cmd := exec.CommandContext(runCtx(t, 60*time.Second), "node", "httpaudit/audit.mjs", url)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -63,5 +93,5 @@ func TestNPMHTTPAudit(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d audits ran:\n%s", n, out)
 	}
-	t.Logf("%d GraphQL-over-HTTP audits passed", n)
+	t.Logf("%s: %d GraphQL-over-HTTP audits passed", url, n)
 }

@@ -281,7 +281,7 @@ func (srv *Server) enforceBudget() {
 	if total <= limit {
 		return
 	}
-	scratch := srv.w.Snapshot(srv.budgetBuf[:0])
+	scratch := srv.appendNetOutboxes(srv.w.Snapshot(srv.budgetBuf[:0]))
 	defer func() { clear(scratch); srv.budgetBuf = scratch[:0] }()
 	held := make(map[*outbox.Outbox]int, len(scratch))
 	for _, o := range scratch {

@@ -1,5 +1,7 @@
 package server
 
+import "time"
+
 // Test hooks for the package's external tests.
 
 // RingFull reports whether every slot of s's event ring is taken.
@@ -20,3 +22,6 @@ func Publishers(s *Server) int { return s.pubs.count() }
 func SetMaxQueuedSubscribes(s *Server, n int) {
 	s.d.SetMaxQueuedAdds(n)
 }
+
+// SetHTTPQueryTimeout shortens the deadline of GraphQL-over-HTTP queries.
+func SetHTTPQueryTimeout(s *Server, d time.Duration) { s.routes.timeout.Store(int64(d)) }

@@ -90,6 +90,8 @@ func FuzzConnInput(f *testing.F) {
 	f.Add(false, []byte(upgradeRequest))
 	f.Add(false, []byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n{\"a\":1}"))
 	f.Add(false, []byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"))
+	f.Add(false, []byte("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\r\n{\"query\":\"{ __typename }\"}GET /healthz HTTP/1.1\r\n\r\n"))
+	f.Add(false, []byte("GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: x\r\nOrigin: http://evil\r\n\r\nGET /graphiql HTTP/1.1\r\nIf-None-Match: *\r\n\r\nHEAD / HTTP/1.1\r\nConnection: close\r\n\r\n"))
 	f.Add(true, maskedText(`{"type":"connection_init"}`))
 	f.Add(true, append(maskedText(`{"type":"connection_init"}`), maskedText(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"x\") { seq author { name } } }"}}`)...))
 	f.Add(true, append(maskedText(`{"type":"connection_init"}`), maskedText(`{"id":"1","type":"subscribe","payload":{"query":"{ __typename }"}}`)...))

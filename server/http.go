@@ -148,17 +148,27 @@ func (c *httpConn) route(req *http.Request, body []byte) bool {
 	case strings.HasPrefix(path, "/publish/"):
 		return c.routePublish(req, strings.TrimPrefix(path, "/publish/"), body)
 	case path == GraphQLPath:
-		return c.respond(http.StatusUpgradeRequired, "use a WebSocket with subprotocol "+proto.Subprotocol+"\n")
+		return c.routeGraphQL(req, body)
+	case c.srv.routes.servesPage(path):
+		return c.serveGraphiQL(req)
 	}
 	return c.respond(http.StatusNotFound, "not found\n")
 }
 
 // wantsBody reports whether req is a request whose body fraised reads: a
-// POST /publish/{topic} that carries the publish token. Every other
+// POST /publish/{topic} that carries the publish token, or a POST
+// /graphql that its head does not refuse (graphqlRefusal). Every other
 // request is answered from its head.
 func (c *httpConn) wantsBody(req *http.Request) bool {
+	if req.Method != http.MethodPost {
+		return false
+	}
+	if req.URL.Path == GraphQLPath {
+		status, _, _ := c.graphqlRefusal(req)
+		return status == 0
+	}
 	token := c.srv.opts.PublishToken
-	return token != "" && req.Method == http.MethodPost && strings.HasPrefix(req.URL.Path, "/publish/") &&
+	return token != "" && strings.HasPrefix(req.URL.Path, "/publish/") &&
 		bearerMatches(req.Header.Get("Authorization"), token)
 }
 
@@ -228,6 +238,9 @@ func (c *httpConn) finishHTTP() {
 	c.lingerJunk = true // HTTP input, not frames: discard all of it
 	c.httpEndAt.Store(time.Now().UnixNano())
 	c.startClosing()
+	if c.endAfterQuery() {
+		return // the running query ends the output after its answer
+	}
 	if c.pub == nil {
 		c.out.End()
 		return

@@ -15,6 +15,7 @@ type httpConn struct {
 	pub          *dispatch.Publisher // set when the connection POSTs events
 	upgradeToken string              // bearer token from the upgrade's header or cookie
 	ws           *wsConn             // the WebSocket this connection upgraded to, if it did
+	gql          httpQueries         // GraphQL over HTTP (graphqlhttp.go)
 }
 
 // newHTTPConn sets up a connection admitted by the HTTP listener as gnet's

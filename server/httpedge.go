@@ -148,10 +148,11 @@ func (srv *Server) logTimeout(c *conn) {
 }
 
 // responsesUnsent reports whether earlier responses still wait for the
-// socket (or too many publish replies are in flight): further requests
+// socket (or too many publish replies are in flight, or a GraphQL query
+// is running): further requests
 // then stay unread. Called on the connection's event loop.
 func (c *httpConn) responsesUnsent() bool {
-	if c.pub != nil && c.pub.Inflight() > maxHTTPInflight {
+	if c.queryRunning() || (c.pub != nil && c.pub.Inflight() > maxHTTPInflight) {
 		return true
 	}
 	return c.out.HasPending()

@@ -115,6 +115,12 @@ type Options struct {
 	// audit and the Origin allowlist. The zero value: auth off, no
 	// limits, no audit, same-origin browsers and non-browser clients.
 	Security Security
+	// DisableGraphiQL stops serving the embedded GraphiQL page at
+	// /graphiql (and /). The zero value serves it.
+	DisableGraphiQL bool
+	// DisableGraphiQLRoot serves GraphiQL at /graphiql only; / answers
+	// 404. The zero value serves the page at / too.
+	DisableGraphiQLRoot bool
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }

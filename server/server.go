@@ -58,6 +58,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	routes      *httpRoutes   // GraphQL over HTTP and GraphiQL (graphqlhttp.go)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
 	stopAsked   atomic.Bool           // Shutdown was called: an engine stop is expected
@@ -75,6 +76,8 @@ type Server struct {
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
+	sinkPubs      sinkPool        // Publish's publishers (sink.go)
+	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
 }
 
 type stats struct {
@@ -133,6 +136,10 @@ func New(opts Options) (*Server, error) {
 		gate:       edge.NewGate(opts.MaxConnections, opts.MaxConnectionsPerAddr),
 	}
 	s.httpConns = newHTTPSet()
+	s.netConns.init()
+	if s.routes, err = newHTTPRoutes(s); err != nil {
+		return nil, err
+	}
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
@@ -251,7 +258,7 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	_ = os.Remove(s.anchor) // nobody may connect to the engine's own listener
 	close(s.booted)
 	s.log.Info("fraised listening", "graphql", "ws://"+s.httpLn.Addr().String()+GraphQLPath,
-		"publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
+		"graphiql", s.routes.pageURL(s.httpLn.Addr().String()), "publish", s.opts.PublishListen, "publish_unix", s.opts.PublishUnix,
 		"max_connections", s.gate.Max(), "max_ip_connections", s.gate.MaxPerAddr())
 	return gnet.None
 }
@@ -351,10 +358,11 @@ func (s *Server) drain(ctx context.Context) error {
 		}
 		c.sendClose(proto.CloseGoingAway, "server shutting down")
 	}
+	behind += s.closeNetConns()
 	lingerCtx, cancelLinger := context.WithDeadline(ctx, deadline.Add(-drainStopMargin))
 	defer cancelLinger()
-	s.waitFor(lingerCtx, func() bool { return s.conns.len() == 0 })
-	if left := s.conns.len(); behind > 0 || left > 0 {
+	s.waitFor(lingerCtx, func() bool { return s.conns.len()+s.netConns.len() == 0 })
+	if left := s.conns.len() + s.netConns.len(); behind > 0 || left > 0 {
 		s.log.Warn("drain deadline: some subscribers did not take all their output",
 			"behind_at_close", behind, "still_open", left, "drain_timeout", s.opts.DrainTimeout,
 			"fix", "these clients read too slowly; raise --drain-timeout to give them longer")
@@ -383,7 +391,8 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // outboxesFlushed reports whether no WebSocket connection has output
 // waiting in its outbox.
 func (s *Server) outboxesFlushed() bool {
-	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 })
+	return !s.conns.any(func(c *wsConn) bool { return c.out.State().Pending > 0 }) &&
+		!s.netConns.any(func(c *netConn) bool { return c.out.State().Pending > 0 })
 }
 
 // waitFor polls cond until it holds or ctx ends.

@@ -71,6 +71,9 @@ type Outbox struct {
 	// owner is the connection this outbox belongs to: the outbox hangs
 	// it up when the peer is gone, the housekeeper cuts it when it stalls.
 	owner Owner
+	// nc is the connection-owned writer of an outbox on a net.Conn
+	// (InitConn, conn.go); nil on a descriptor.
+	nc *connWriter
 	// onDrain runs once when no output is pending any more (NotifyDrained).
 	onDrain func()
 }
@@ -146,7 +149,11 @@ func (o *Outbox) Flush() {
 // brings the global count of held bytes up to date. The caller holds o.mu.
 func (o *Outbox) flushLocked() {
 	if !o.closed && !o.blocked && len(o.pending) > 0 {
-		o.writeLocked()
+		if o.nc != nil {
+			o.kickLocked() // the connection's writer goroutine writes
+		} else {
+			o.writeLocked()
+		}
 	}
 	o.accountLocked()
 }
@@ -194,6 +201,10 @@ func (o *Outbox) shutLocked() {
 	if o.shut {
 		return
 	}
+	if o.nc != nil {
+		o.kickLocked() // the writer shuts the write side once it is idle
+		return
+	}
 	o.shut = true
 	o.shutAt = time.Now().UnixNano()
 	_ = unix.Shutdown(o.fd, unix.SHUT_WR)
@@ -209,6 +220,9 @@ func (o *Outbox) accountLocked() {
 	held := 0
 	if len(o.pending) > 0 {
 		held = cap(o.pending)
+	}
+	if o.nc != nil {
+		held += o.nc.writingCap
 	}
 	if held != o.held {
 		o.w.held.Add(int64(held - o.held))
@@ -260,6 +274,9 @@ func (o *Outbox) Close() {
 	if o.watched {
 		o.w.unwatch(o)
 	}
+	if o.nc != nil {
+		o.nc.signal() // the writer goroutine sees closed and returns
+	}
 	o.dropLocked()
 	o.blocked = false
 	o.accountLocked()
@@ -276,7 +293,7 @@ func (o *Outbox) Close() {
 func (o *Outbox) NotifyDrained(f func()) {
 	o.mu.Lock()
 	o.onDrain = f
-	if len(o.pending) == 0 {
+	if len(o.pending) == 0 && (o.nc == nil || o.nc.writingCap == 0) {
 		o.drainedLocked()
 	}
 	o.mu.Unlock()

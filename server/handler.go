@@ -1,0 +1,474 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/codec"
+	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/httpgql"
+	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/proto"
+	"github.com/fraised/fraised/session"
+)
+
+// The net/http path: Handler serves graphql-transport-ws on any net/http
+// server (TLS, HTTP/1.1 middleware, routers), through the same session
+// state machine, security checks, limits, audit and dispatcher as the
+// gnet listener. A connection here costs a read goroutine (reading frames
+// into the session) and a writer goroutine (the outbox's WriteLoop, woken
+// when output goes from idle to pending): the price of a net.Conn, which
+// may be a *tls.Conn the host terminates.
+
+// handlerTick is how often a handler connection's timer looks at its
+// deadlines (token expiry) and sends keep-alive pings; the gnet path's
+// housekeeper sweeps tokens once a second too.
+const handlerTick = time.Second
+
+// Handler returns an http.Handler serving fraised at the path it is
+// mounted on: a WebSocket upgrade (graphql-transport-ws) becomes a
+// subscription connection, and any other request is GraphQL over HTTP
+// (POST, or GET for queries), as on the gnet listener's /graphql. The
+// Origin allowlist, authentication (Authorization header or the auth
+// cookie), rate limits and caps are the server's. The server must be
+// running (Run) while the handler is used; Shutdown closes its WebSockets
+// with 1001 like the listener's. HTTP/1.1 only: an upgrade needs a
+// connection net/http can hand over (Hijack), which HTTP/2 has not.
+func (s *Server) Handler() http.Handler { return netHandler{s} }
+
+// netHandler is Handler's http.Handler.
+type netHandler struct{ srv *Server }
+
+func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.srv
+	if !isWebSocketUpgrade(r) {
+		s.serveNetHTTPQuery(w, r)
+		return
+	}
+	g := s.guard
+	switch {
+	case s.draining.Load():
+		w.Header().Set("Retry-After", strconv.Itoa(edge.RetryAfterSeconds))
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
+		origin := truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
+		s.refusals.note("origin", r.RemoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
+			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect")
+		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
+		return
+	case !g.Limits.ConnsPerIP.Unlimited() && !g.connsPerIP.Allow(hostOf(r.RemoteAddr), time.Now().UnixNano()):
+		g.refusedConns.Add(1)
+		g.rateTrips.Add(1)
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == proto.Subprotocol }}
+	nc, rw, hs, err := u.Upgrade(r, w)
+	if err != nil {
+		return // gobwas/ws answered the bad upgrade
+	}
+	c := newNetConn(s, nc, r, tokenOf(r, g.Cookie))
+	if hs.Protocol != proto.Subprotocol {
+		c.Close(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
+	}
+	c.serve(rw.Reader)
+}
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// tokenOf is the bearer token of r: its Authorization header, else the
+// cookie named cookie.
+func tokenOf(r *http.Request, cookie string) string {
+	if t, ok := auth.TokenFromHeader(r.Header.Get("Authorization")); ok {
+		return t
+	}
+	if cookie != "" {
+		if t, ok := auth.TokenFromCookie(r.Header.Get("Cookie"), cookie); ok {
+			return t
+		}
+	}
+	return ""
+}
+
+// hostOf is the host part of a net/http RemoteAddr.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// netConn is a graphql-transport-ws connection on a net.Conn: the
+// session's Conn and its outbox's Owner.
+type netConn struct {
+	srv  *Server
+	nc   net.Conn
+	out  outbox.Outbox
+	sess session.Session
+	peer session.Peer
+
+	frag     []byte // a fragmented message being reassembled (read goroutine)
+	fragging bool
+
+	closing   atomic.Bool  // a close frame is queued: input is read only to linger
+	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
+	initTimer *time.Timer  // the connection_init deadline
+	timer     *time.Timer  // keep-alive pings and token expiry
+	lastPing  time.Time    // timer-owned
+}
+
+var (
+	_ session.Conn = (*netConn)(nil)
+	_ outbox.Owner = (*netConn)(nil)
+)
+
+func newNetConn(s *Server, nc net.Conn, r *http.Request, token string) *netConn {
+	c := &netConn{srv: s, nc: nc, peer: session.Peer{ID: s.nextConnID.Add(1), Remote: r.RemoteAddr, Token: token}}
+	c.out.InitConn(nc, s.w, c, s.opts.WriteTimeout)
+	c.sess.Init(s.sess, c, c.peer)
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	c.lastPing = now
+	s.stats.connections.Add(1)
+	s.netConns.add(c)
+	s.audit(audit.EventConnAccepted, c.peer, audit.Record{})
+	return c
+}
+
+// serve runs the connection: its writer goroutine, its timer and, on the
+// calling goroutine, the read loop; it returns when the connection ended.
+func (c *netConn) serve(br *bufio.Reader) {
+	go c.out.WriteLoop()
+	c.initTimer = time.AfterFunc(c.srv.opts.InitTimeout, c.sess.ExpireInit)
+	c.timer = time.AfterFunc(handlerTick, c.onTimer)
+	c.readLoop(br)
+	c.initTimer.Stop()
+	c.timer.Stop()
+	c.out.Close()
+	c.sess.End()
+	_ = c.nc.Close()
+	c.srv.netConns.remove(c)
+	c.srv.stats.connections.Add(-1)
+}
+
+// onTimer closes an expired token's connection and pings when the
+// keep-alive interval has passed. It runs on the timer's goroutine and
+// re-arms itself until the connection closes.
+func (c *netConn) onTimer() {
+	if c.closing.Load() {
+		return
+	}
+	now := time.Now()
+	opts := &c.srv.opts
+	if c.srv.guard.Auth != auth.ModeOff {
+		c.sess.ExpireToken(now)
+	}
+	if opts.KeepAlive > 0 && now.Sub(c.lastPing) >= opts.KeepAlive {
+		c.lastPing = now
+		c.send(codec.FrameControlPing)
+	}
+	c.timer.Reset(handlerTick)
+}
+
+// readLoop reads frames until the connection ends: EOF, an error, the
+// idle deadline (two keep-alive intervals without a frame), or the end
+// of lingering after a close frame.
+func (c *netConn) readLoop(br *bufio.Reader) {
+	var buf []byte
+	for {
+		c.armReadDeadline()
+		h, err := ws.ReadHeader(br)
+		if err != nil {
+			return
+		}
+		if c.closing.Load() {
+			if !c.linger(br, h) {
+				return
+			}
+			continue
+		}
+		if err := ws.CheckHeader(h, ws.StateServerSide); err != nil {
+			c.Close(proto.CloseProtocolError, err.Error())
+			continue
+		}
+		if h.Length > int64(c.srv.opts.MaxMessage) {
+			c.Close(proto.CloseMessageTooBig, "message too big")
+			continue
+		}
+		if cap(buf) < int(h.Length) {
+			buf = make([]byte, h.Length)
+		}
+		payload := buf[:h.Length]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return
+		}
+		ws.Cipher(payload, h.Mask, 0)
+		c.lastRead.Store(time.Now().UnixNano())
+		c.onFrame(h, payload)
+	}
+}
+
+// armReadDeadline sets how long the next frame may take: the linger
+// timeout once closing, two keep-alive intervals otherwise (a live
+// client answers pings), none when keep-alive is off.
+func (c *netConn) armReadDeadline() {
+	switch ka := c.srv.opts.KeepAlive; {
+	case c.closing.Load():
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	case ka > 0:
+		_ = c.nc.SetReadDeadline(time.Now().Add(2 * ka))
+	default:
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// linger skips a frame read after our close frame, watching for the
+// peer's; it reports false when the connection should end now.
+func (c *netConn) linger(br *bufio.Reader, h ws.Header) bool {
+	if _, err := io.CopyN(io.Discard, br, min(h.Length, lingerMaxInput)); err != nil || h.Length > lingerMaxInput {
+		return false
+	}
+	if h.OpCode == ws.OpClose && c.out.PeerClose() {
+		return false // our close frame is written: done
+	}
+	return true
+}
+
+// onFrame handles one frame; payload is valid until it returns. The
+// rules are RFC 6455's, as on the gnet path (wsConn.onFrame).
+func (c *netConn) onFrame(h ws.Header, payload []byte) {
+	switch h.OpCode {
+	case ws.OpText:
+		if c.fragging {
+			c.Close(proto.CloseProtocolError, "new message inside a fragmented message")
+			return
+		}
+		if h.Fin {
+			c.onText(payload)
+			return
+		}
+		c.fragging = true
+		c.frag = append(c.frag[:0], payload...)
+	case ws.OpContinuation:
+		if !c.fragging {
+			c.Close(proto.CloseProtocolError, "continuation frame without a message")
+			return
+		}
+		if len(c.frag)+len(payload) > c.srv.opts.MaxMessage {
+			c.Close(proto.CloseMessageTooBig, "message too big")
+			return
+		}
+		c.frag = append(c.frag, payload...)
+		if h.Fin {
+			c.fragging = false
+			c.onText(c.frag)
+			c.frag = nil
+		}
+	case ws.OpBinary:
+		c.Close(proto.CloseUnsupportedData, "binary messages are not supported: graphql-transport-ws messages are text")
+	case ws.OpPing:
+		if !c.sess.ControlAllowed(c.lastRead.Load()) {
+			return // the session closed the connection (4429)
+		}
+		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
+	case ws.OpClose:
+		c.onClientClose(payload)
+	}
+}
+
+// onText hands a whole text message to the session.
+func (c *netConn) onText(b []byte) {
+	if !utf8.Valid(b) {
+		c.Close(proto.CloseInvalidPayload, reasonBadUTF8)
+		return
+	}
+	c.sess.OnMessage(b, c.lastRead.Load())
+}
+
+// onClientClose echoes the client's close code.
+func (c *netConn) onClientClose(payload []byte) {
+	c.out.PeerClose()
+	code := proto.CloseNormal
+	if len(payload) >= 2 {
+		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
+	}
+	switch {
+	case len(payload) > 2 && !utf8.Valid(payload[2:]):
+		c.Close(proto.CloseInvalidPayload, reasonBadUTF8Close)
+	case len(payload) == 1 || (len(payload) >= 2 && !validCloseCode(code)):
+		c.Close(proto.CloseProtocolError, "invalid close frame")
+	default:
+		c.Close(code, "")
+	}
+}
+
+// send queues raw frame bytes; past --max-outbound the client is cut as
+// a slow consumer. Safe for concurrent use.
+func (c *netConn) send(b []byte) {
+	if pending, ok := c.out.Queue(b); ok && pending > c.srv.opts.MaxOutbound {
+		c.CutSlow("outbound buffer cap exceeded (control frames)")
+	}
+}
+
+// Send frames msg as one text frame and queues it (session.Conn).
+func (c *netConn) Send(msg []byte) { c.send(codec.AppendFrame(nil, ws.OpText, msg)) }
+
+// Close queues a close frame as the last output (session.Conn); input is
+// then read only to linger. Safe for concurrent use.
+func (c *netConn) Close(code ws.StatusCode, reason string) {
+	if c.out.EndWithClose(code, reason, false) {
+		c.startClosing()
+	}
+}
+
+// startClosing switches the read loop to lingering, within lingerTimeout.
+func (c *netConn) startClosing() {
+	c.closing.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout + c.srv.opts.WriteTimeout))
+}
+
+// Output is the connection's outbox (session.Conn).
+func (c *netConn) Output() *outbox.Outbox { return &c.out }
+
+// Initialised stops the init deadline (session.Conn).
+func (c *netConn) Initialised() { c.initTimer.Stop() }
+
+// Hangup closes the connection (outbox.Owner): the read loop ends.
+func (c *netConn) Hangup() { _ = c.nc.Close() }
+
+// CutSlow cuts a slow consumer with 1013 (outbox.Owner).
+func (c *netConn) CutSlow(why string) {
+	if !c.out.EndWithClose(proto.CloseTryAgainLater, slowConsumerReason, true) {
+		return
+	}
+	c.startClosing()
+	c.srv.stats.slowConsumers.Add(1)
+	c.srv.audit(audit.EventSlowConsumer, c.peer, audit.Record{Reason: why})
+	c.srv.refusals.note("slow_consumer", c.peer.Remote, why,
+		"the client must read faster; raise --max-outbound or --write-timeout if its bursts are legitimate")
+}
+
+// audit writes a record about the connection of peer; it never blocks.
+func (s *Server) audit(event string, peer session.Peer, r audit.Record) {
+	if s.guard.Audit == nil {
+		return
+	}
+	r.Event, r.Remote, r.ConnID = event, peer.Remote, peer.ID
+	s.guard.Audit.Write(r)
+}
+
+// closeNetConns queues close 1001 on every Handler WebSocket (Shutdown)
+// and returns how many still had output waiting.
+func (s *Server) closeNetConns() int {
+	behind := 0
+	for _, c := range s.netConns.snapshot(nil) {
+		if c.out.State().Pending > 0 {
+			behind++
+		}
+		c.Close(proto.CloseGoingAway, "server shutting down")
+	}
+	return behind
+}
+
+// serveNetHTTPQuery answers a GraphQL-over-HTTP request to Handler with
+// the listener's rules: the drain, the Origin allowlist, the size cap,
+// the token and the per-identity operation rate (a net/http request has
+// no connection of fraised's to hold per-connection buckets).
+func (s *Server) serveNetHTTPQuery(w http.ResponseWriter, r *http.Request) {
+	h := httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: r.URL.Path})
+	req, err := httpgql.FromHTTP(r, s.opts.MaxMessage)
+	if err != nil {
+		http.Error(w, "cannot read the request body", http.StatusBadRequest)
+		return
+	}
+	req.TLS = r.TLS != nil
+	if status, code, msg := s.netQueryRefusal(r); status != 0 {
+		writeGQL(w, h.Refuse(req.Accept, status, code, msg))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.routes.timeout.Load()))
+	defer cancel()
+	env, refusal := s.netQueryEnv(ctx, h, req, tokenOf(r, s.guard.Cookie), r.RemoteAddr)
+	if refusal != nil {
+		writeGQL(w, *refusal)
+		return
+	}
+	writeGQL(w, h.Serve(ctx, req, env))
+}
+
+// netQueryRefusal checks a Handler query from its head, as
+// graphqlRefusal does on the listener.
+func (s *Server) netQueryRefusal(r *http.Request) (int, string, string) {
+	g := s.guard
+	switch {
+	case s.draining.Load():
+		return http.StatusServiceUnavailable, CodeDraining, "server is draining (shutting down): retry on another instance"
+	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
+		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " +
+			truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
+	case g.Auth == auth.ModeRequired && tokenOf(r, g.Cookie) == "":
+		return http.StatusUnauthorized, CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>"
+	}
+	return 0, "", ""
+}
+
+// netQueryEnv verifies token (if any) and applies the identity's
+// operation rate; it returns the compiler's environment, or the refusal.
+func (s *Server) netQueryEnv(ctx context.Context, h *httpgql.Handler, req *httpgql.Request, token, remote string) (gql.Env, *httpgql.Response) {
+	var env gql.Env
+	if token == "" || s.guard.Auth == auth.ModeOff {
+		return env, nil
+	}
+	id, err := s.guard.Verifier.Verify(ctx, token)
+	if err != nil {
+		s.sess.CountAuthFailure()
+		reason := auth.ReasonOf(err).String()
+		s.audit(audit.EventAuthFailed, session.Peer{Remote: remote}, audit.Record{Reason: "GraphQL over HTTP: " + reason})
+		r := h.Refuse(req.Accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
+		return env, &r
+	}
+	if !s.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
+		r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
+		return env, &r
+	}
+	env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
+	return env, nil
+}
+
+// writeGQL writes a GraphQL-over-HTTP response to w.
+func writeGQL(w http.ResponseWriter, r httpgql.Response) {
+	if r.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	r.Write(w)
+}
+
+// appendNetOutboxes appends the outboxes of the Handler's connections to
+// dst, for the outbound budget sweep: they hold output like blocked gnet
+// connections do, and are cut the same way when they hold the most.
+func (s *Server) appendNetOutboxes(dst []*outbox.Outbox) []*outbox.Outbox {
+	if s.netConns.len() == 0 {
+		return dst
+	}
+	for _, c := range s.netConns.snapshot(nil) {
+		dst = append(dst, &c.out)
+	}
+	return dst
+}
