@@ -118,6 +118,10 @@ func (d *Dispatcher) resume(s *Subscription) bool {
 		return false
 	}
 	rc := d.replayConn(s.Out)
+	// Forget the completed ones first: a client that completes and
+	// resubscribes while its socket does not drain keeps at most its
+	// active operations here (--max-subscriptions).
+	rc.replays = slices.DeleteFunc(rc.replays, func(rp *replay) bool { return rp.sub.Removed() })
 	rc.replays = append(rc.replays, &replay{sub: s, op: s.Op, st: st, epoch: st.Epoch(), next: from})
 	return true
 }

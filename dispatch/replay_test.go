@@ -110,3 +110,19 @@ func TestEndReplaysAbandonsReplays(t *testing.T) {
 		t.Fatalf("%d live (late %v), want the %d live before the drain", live, late.handle != nil, liveBefore)
 	}
 }
+
+// TestCompletedReplaysDoNotPileUp: a client that completes and resumes
+// again and again on a connection that does not drain keeps one replay
+// per active operation, not one per resume.
+func TestCompletedReplaysDoNotPileUp(t *testing.T) {
+	d, subs := resumeAll(t, 1, 1000)
+	out, op, pos := subs[0].Out, subs[0].Op, subs[0].Resume
+	for i := 0; i < 100; i++ {
+		if d.replayOf[out] != nil && len(d.replayOf[out].replays) > 1 {
+			t.Fatalf("after %d resumes of one operation, %d replays are kept", i, len(d.replayOf[out].replays))
+		}
+		subs[0].Remove() // complete, then the same subscribe again
+		subs[0] = &Subscription{Out: out, ID: []byte(`"0"`), Op: op, Resume: pos}
+		d.subscribe(subs[0])
+	}
+}
