@@ -98,6 +98,7 @@ fuzz:
 	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
 	$(GO) test ./session -run XXX -fuzz FuzzResumeInput -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzHistoryOf -fuzztime $(FUZZTIME)
+	$(GO) test ./source/postgres -run XXX -fuzz FuzzParseURL -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./server

@@ -139,6 +139,9 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 		return err
 	}
 	defer closeAudit(opts.Security.Audit, log)
+	if opts.Sources, err = cfg.src.build(opts.MaxPayload, log); err != nil {
+		return err
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err

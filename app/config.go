@@ -43,6 +43,7 @@ type config struct {
 	version        bool
 	sec            securityConfig
 	ui             uiConfig
+	src            sourceConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -75,6 +76,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
 	addUIFlags(fs, &cfg.ui)
+	addSourceFlags(fs, &cfg.src)
 	return fs
 }
 

@@ -111,7 +111,8 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.
 		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
 	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
-	default:
+	default: // no answer, but the event is no longer in flight
+		p.settle()
 		return
 	}
 	d.queueReply(p, d.reply)
@@ -126,11 +127,7 @@ func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
 	}
-	if p.inflight.Add(-1) == 0 {
-		if f := p.replied.Swap(nil); f != nil {
-			(*f)()
-		}
-	}
+	p.settle()
 }
 
 func (d *Dispatcher) flushDirty() {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fraised/fraised/internal/pgtest"
 )
 
 // bin is the fraised binary under test: $FRAISED_BIN, or built by TestMain.
@@ -33,10 +35,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		code := m.Run()
+		pgtest.StopShared()
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
 }
 
 func freePort(t *testing.T) string {

@@ -140,10 +140,14 @@ func (c *httpConn) serveRequest(b []byte) (int, bool) {
 func (c *httpConn) route(req *http.Request, body []byte) bool {
 	path := req.URL.Path
 	switch {
-	case path == "/healthz" || path == "/readyz":
+	case path == "/healthz":
 		if c.srv.draining.Load() {
 			return c.respond(http.StatusServiceUnavailable, "draining\n")
 		}
+		return c.respond(http.StatusOK, "ok\n")
+	case path == "/readyz":
+		return c.respondReady()
+	case path == "/livez":
 		return c.respond(http.StatusOK, "ok\n")
 	case strings.HasPrefix(path, "/publish/"):
 		return c.routePublish(req, strings.TrimPrefix(path, "/publish/"), body)

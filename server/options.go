@@ -8,6 +8,7 @@ import (
 
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/source"
 )
 
 // Options configures a Server. A zero field means the documented default.
@@ -24,6 +25,12 @@ type Options struct {
 	// PublishToken enables POST /publish/{topic} on Listen for callers that
 	// present it as a bearer token. Empty disables the endpoint.
 	PublishToken string
+	// Sources are event sources (source/postgres) run with the server:
+	// each starts with Run on its own goroutine, publishes through
+	// Server.Publish, is stopped first on Shutdown (it stores its
+	// position while the drain delivers what it pushed), and makes
+	// /readyz answer 503 while its Healthy reports an error.
+	Sources []source.Source
 	// InitTimeout is how long a WebSocket may stay open without
 	// connection_init before it is closed with 4408. Default 3s.
 	InitTimeout time.Duration

@@ -76,8 +76,10 @@ type Server struct {
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
-	sinkPubs      sinkPool        // Publish's publishers (sink.go)
 	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
+	sinkPubs      sinkPool        // Publish's publishers (sink.go)
+	ready         readiness       // /readyz checks (ready.go)
+	src           sources         // Options.Sources while they run (sources.go)
 }
 
 type stats struct {
@@ -188,6 +190,7 @@ func (s *Server) Run() error {
 	go s.d.Run()
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
+	s.startSources()
 	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
@@ -200,6 +203,7 @@ func (s *Server) Run() error {
 	ln.Close()
 	close(s.engStopped)
 	s.pubs.closeListeners()
+	s.src.stop() // a no-op after Shutdown's stopSources
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
@@ -340,6 +344,7 @@ func (s *Server) drain(ctx context.Context) error {
 	}
 	s.stopAsked.Store(true)
 	<-s.booted
+	s.src.stop() // first: no source event may meet the draining refusal
 	s.draining.Store(true)
 	s.d.EndReplays()     // a replaying client gets its close soon and resumes elsewhere
 	_ = s.httpLn.Close() // stop accepting
@@ -348,6 +353,7 @@ func (s *Server) drain(ctx context.Context) error {
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
+	s.stopSources(deliverCtx) // they store their positions; their events are in the ring
 	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
 	s.waitFor(deliverCtx, s.outboxesFlushed)

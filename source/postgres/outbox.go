@@ -25,11 +25,17 @@ const (
 	maxShards = 1024
 )
 
-// readSQL takes, for every shard, the rows above that shard's position, in id
-// order: one index range scan on (shard, id) per shard; each payload is
-// turned into text once (the LIMIT keeps the subquery from being flattened). $1 holds the
-// positions indexed by shard, $2 the batch size, $3 the payload limit (a
-// larger payload comes back NULL with its length, and is skipped unread).
+// readSQL takes, for every shard, the rows above that shard's position, in
+// id order: one range scan of the (shard, id) index per shard; each payload
+// is turned into text once (the LIMIT keeps the subquery from being
+// flattened). The range is written as row comparisons, which only that
+// index can serve: with "shard = n AND id > last" the planner may prefer
+// the primary key (its heap order is cheaper to read) with shard as a
+// filter, and each read then walks every row published since the position
+// of the shard idle longest, a cost that grows with the table. $1 holds
+// the positions indexed by shard, $2 the batch size, $3 the payload limit
+// (a larger payload comes back NULL with its length, and is skipped
+// unread).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
        CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
@@ -37,8 +43,9 @@ SELECT o.id, o.shard, o.topic,
 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
 CROSS JOIN LATERAL (
 	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
-	WHERE shard = p.n - 1 AND id > p.last_id
-	ORDER BY id LIMIT $2
+	WHERE (shard, id) > ((p.n - 1)::smallint, p.last_id)
+	  AND (shard, id) <= ((p.n - 1)::smallint, 9223372036854775807::bigint)
+	ORDER BY shard, id LIMIT $2
 ) o
 ORDER BY o.id LIMIT $2`
 
@@ -251,7 +258,12 @@ func (r *reader) flush(ctx context.Context) error {
 // read fills r.rows with the next batch (at most Batch rows, stopping early
 // past maxBatchBytes) and reports whether more rows may be waiting.
 func (r *reader) read(ctx context.Context) (more bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
+	// A stop does not cut the read short: pgx closes a connection whose
+	// query is interrupted, and the position could then not be stored
+	// at the end of the session (flush), so the next reader would send
+	// the last batch again. A read takes milliseconds; queryTimeout
+	// bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	r.dropBuffered()
@@ -387,7 +399,11 @@ func (r *reader) maybePrune(ctx context.Context) error {
 func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64, timeout time.Duration) (int64, error) {
 	var total int64
 	for range pruneCalls {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
+		if ctx.Err() != nil {
+			break // stopping: the next round prunes the rest
+		}
+		// Not cut by a stop either (see read): at most one call runs on.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		var n int64
 		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
 		cancel()

@@ -98,6 +98,10 @@ func New(cfg *Config, log *slog.Logger) *Source {
 	return s
 }
 
+// String names the source for logs: its URL without the password, and
+// its mode.
+func (s *Source) String() string { return s.cfg.String() + " (" + string(s.cfg.Mode) + ")" }
+
 // Healthy is nil while the source is connected and reading; otherwise it
 // says why not and since when. Safe from any goroutine.
 func (s *Source) Healthy() error {
@@ -182,8 +186,13 @@ func (s *Source) session(ctx context.Context, sink source.Sink) error {
 	return s.outbox(ctx, conn, sink)
 }
 
-func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
-	cc := s.cfg.Conn.Copy()
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) { return connectConfig(ctx, s.cfg) }
+
+// connectConfig opens a connection as cfg says, with fraised's defaults
+// (connect timeout, application_name, server keepalives) where the URL
+// sets none.
+func connectConfig(ctx context.Context, cfg *Config) (*pgx.Conn, error) {
+	cc := cfg.Conn.Copy()
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = connectTimeout
 	}
