@@ -46,8 +46,8 @@ func (st *Store) Lookup(topic []byte) *Stream {
 // Open returns the stream of topic, creating an empty one with a new
 // epoch (first 1, last 0) when there is none. A new stream counts
 // against the cap at once (a resume opens one for any topic a client
-// names), and may make room by dropping other streams that retain
-// nothing.
+// names), and may make room by dropping other streams that never had an
+// event (trim).
 func (st *Store) Open(topic string, spec Spec, now int64) *Stream {
 	if s := st.streams[topic]; s != nil {
 		return s
@@ -146,31 +146,30 @@ func (st *Store) remove(topic string, s *Stream) {
 
 // trim frees memory until the store holds at most 15/16 of its cap,
 // keeping the stream keep (the one just written or opened). Streams that
-// retain nothing go first: dropping one loses no event, only its epoch
-// (a resume to it then reports epoch_changed), so opening streams never
-// costs another stream's history. Then the oldest entries of the
-// largest streams go.
+// never had an event go first: only a resume opens those (for any topic
+// a client names), no client can hold a position in one, and so opening
+// streams never costs another stream's history. Then the oldest entries
+// of the largest streams go; streams that retain nothing go when nothing
+// else is left to trim.
 func (st *Store) trim(keep *Stream) {
 	target := st.maxBytes - st.maxBytes/trimSlack
 	for topic, s := range st.streams {
 		if st.bytes <= target {
 			return
 		}
-		if s.count == 0 && s != keep {
+		if s.last == 0 && s != keep {
 			st.remove(topic, s)
 		}
 	}
 	h := st.scratch[:0]
 	for _, s := range st.streams {
-		if s.count > 0 {
-			h = append(h, s)
-		}
+		h = append(h, s)
 	}
 	st.scratch = h
 	heap.Init(&st.scratch)
 	for st.bytes > target && len(st.scratch) > 0 {
 		s := st.scratch[0]
-		if s.count == 0 { // trimmed to nothing: no more to take from it
+		if s.count == 0 {
 			heap.Pop(&st.scratch)
 			if s != keep {
 				st.remove(s.topic, s)
