@@ -23,7 +23,7 @@ import (
 // append more only once the socket has taken everything
 // (Outbox.NotifyDrained, one notice per connection). So however many
 // replays a connection has, they hold at most replayChunk beside its
-// live output and never count against --max-outbound.
+// live output, far below --max-outbound.
 //
 // Fairness: one dispatcher turn reads at most replayTurnScan retained
 // events and appends at most replayTurnBytes for all replays, taking the
@@ -79,8 +79,9 @@ type replayState struct {
 // comes later: the server calls it when it starts draining, so that its
 // close (1001) follows the frames already queued instead of waiting
 // behind more replay, and a client that reads slowly still gets it. Each
-// client then resumes elsewhere from the last offset it got (nothing is
-// lost: its events are in the history). Safe for concurrent use.
+// client then resumes elsewhere from the last offset it got, and is
+// served or told explicitly (the resume error) that it cannot be. Safe
+// for concurrent use.
 func (d *Dispatcher) EndReplays() {
 	d.replayEnded.Store(true)
 	d.replayWake.Store(true)
