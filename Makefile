@@ -12,7 +12,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
 LDFLAGS  := $(if $(VERSION),-X github.com/fraised/fraised/app.version=$(VERSION))
 GOFILES  := $(shell find . -name '*.go' -not -path './perf/gqlgen/*' -not -path '*/node_modules/*')
 
-.PHONY: all build run test fmt-check vet unit e2e-npm e2e-browser graphiql-assets fuzz bench clean
+.PHONY: all build run cluster test fmt-check vet unit e2e-npm e2e-browser graphiql-assets fuzz bench clean
 
 all: build
 
@@ -29,6 +29,13 @@ run: build
 	@echo "  subscribe: npm ci --prefix e2e/npm && node e2e/npm/subscribe.mjs events.demo"
 	@echo "         or  any graphql-ws client: subscription { events(topic: \"events.demo\") { seq body } }"
 	$(BIN) --schema $(SCHEMA) --publish-unix $(SOCK)
+
+# Three fraised nodes on one real redis-server (Debian's redis-server)
+# behind a TCP round-robin proxy on 127.0.0.1:4000; prints how to publish
+# and subscribe. Ctrl-C stops it (README, "Scaling out").
+cluster: build
+	$(GO) build -o bin/rrproxy ./perf/cmd/rrproxy
+	BIN=$(BIN) PROXY=bin/rrproxy SCHEMA=$(SCHEMA) examples/cluster/cluster.sh
 
 test: fmt-check vet unit e2e-npm e2e-browser
 
@@ -96,6 +103,7 @@ fuzz:
 	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
+	$(GO) test ./broker/redis -run XXX -fuzz FuzzParseMessage -fuzztime $(FUZZTIME)
 	$(GO) test ./session -run XXX -fuzz FuzzResumeInput -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzHistoryOf -fuzztime $(FUZZTIME)
 	$(GO) test ./source/postgres -run XXX -fuzz FuzzParseURL -fuzztime $(FUZZTIME)

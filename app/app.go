@@ -142,6 +142,9 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 	if opts.Sources, err = cfg.src.build(opts.MaxPayload, log); err != nil {
 		return err
 	}
+	if err = cfg.cluster.apply(&opts, log); err != nil {
+		return err
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err

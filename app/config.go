@@ -42,6 +42,7 @@ type config struct {
 	pprofListen    string
 	version        bool
 	sec            securityConfig
+	cluster        clusterConfig
 	ui             uiConfig
 	src            sourceConfig
 }
@@ -75,6 +76,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
+	addClusterFlags(fs, &cfg.cluster)
 	addUIFlags(fs, &cfg.ui)
 	addSourceFlags(fs, &cfg.src)
 	return fs

@@ -91,6 +91,7 @@ type Dispatcher struct {
 	maxTotal   int64
 	overBudget func()
 
+	interest Interest // told of topics gaining or losing local subscribers; nil: nobody asks
 	historyState
 
 	batch        []*event
@@ -149,6 +150,10 @@ type Config struct {
 	// before anything more is appended. Zero: no budget.
 	MaxOutboundTotal int64
 	OverBudget       func()
+	// Interest, when set, is told on the dispatcher goroutine of every
+	// topic that gets its first subscriber or loses its last (a cluster
+	// broker subscribes to exactly those at its ordering authority).
+	Interest Interest
 	// History says which topics keep a history (@history); nil: none
 	// does, and the dispatcher keeps none.
 	History HistorySource
@@ -168,6 +173,7 @@ func New(cfg Config) *Dispatcher {
 		maxOutbound: cfg.MaxOutbound,
 		maxTotal:    cfg.MaxOutboundTotal,
 		overBudget:  cfg.OverBudget,
+		interest:    cfg.Interest,
 		maxCtlAdds:  maxQueuedAdds,
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
@@ -349,8 +355,7 @@ func (d *Dispatcher) applyControl() {
 		if c.add {
 			d.subscribe(c.sub)
 		} else if c.sub.handle != nil { // registered: remove
-			d.reg.Remove(c.sub.handle)
-			c.sub.handle = nil
+			d.remove(c.sub)
 		}
 		d.ctlWork[i] = control{}
 	}

@@ -30,6 +30,7 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 func (d *Dispatcher) register(s *Subscription) {
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
+	d.noteAdded(op.Topic)
 	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{out: s.Out, id: s.ID})
 	s.Op = nil // the group keeps the operation it needs
 }

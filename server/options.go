@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/fraised/fraised/broker"
 	"log/slog"
 	"runtime"
 	"time"
@@ -130,6 +131,17 @@ type Options struct {
 	DisableGraphiQLRoot bool
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, is the broker every publish goes through (the
+	// Redis broker of a cluster: see cluster.go); nil: single node, the
+	// dispatcher is the ordering authority and publishes go straight to it.
+	Cluster broker.Broker
+	// ReadyChecks are consulted by GET /readyz besides draining: each
+	// returns nil when its part is ready, or why not (see ready.go).
+	ReadyChecks []func() error
+	// LivenessStall is how long the dispatcher may hold events without
+	// finishing a batch before GET /livez answers 503. Default
+	// DefaultLivenessStall (30s).
+	LivenessStall time.Duration
 }
 
 // Defaults, each chosen for a production deployment on one host.
@@ -191,6 +203,7 @@ func (o *Options) setDefaults() error {
 	setDefault(&o.SendBuffer, DefaultSendBuffer)
 	setDefault(&o.HTTPReadTimeout, DefaultHTTPReadTimeout)
 	setDefault(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	setDefault(&o.LivenessStall, DefaultLivenessStall)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

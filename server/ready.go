@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,7 +12,8 @@ import (
 // functions (the event sources', and any part that adds one, such as a
 // cluster link), read lock-free by the event loops.
 //
-//	GET /livez   200 while the process serves HTTP at all (draining too):
+//	GET /livez   503 while draining or when the dispatcher has held the
+//	             same events for Options.LivenessStall (live.go), else 200:
 //	             restart it only when this fails.
 //	GET /readyz  503 while draining or while any check fails, else 200:
 //	             send it traffic only while this succeeds.
@@ -76,6 +78,14 @@ func (s *Server) notReady() []string {
 		if src.Healthy() != nil {
 			why = append(why, sourceName(i))
 		}
+	}
+	for i, check := range s.opts.ReadyChecks {
+		if check() != nil {
+			why = append(why, fmt.Sprintf("check %d", i+1))
+		}
+	}
+	if s.opts.Cluster != nil && s.opts.Cluster.Ready() != nil {
+		why = append(why, "cluster")
 	}
 	return s.ready.failing(why)
 }

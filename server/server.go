@@ -29,6 +29,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/internal/outbox"
@@ -58,6 +59,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	async       *broker.Async // cluster mode: HTTP publishes to the broker, off the event loops
 	routes      *httpRoutes   // GraphQL over HTTP and GraphiQL (graphqlhttp.go)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
@@ -73,6 +75,8 @@ type Server struct {
 	runErr        chan error
 	engStopped    chan struct{} // closed when gnet.Rotate returns
 	stopOnce      sync.Once
+	clusterStop   sync.Once
+	live          liveness
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
@@ -145,7 +149,7 @@ func New(opts Options) (*Server, error) {
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
-		History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
+		Interest: s.clusterInterest(), History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
 	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
@@ -188,6 +192,10 @@ func (s *Server) Run() error {
 	s.warnIfOverLimit()
 	go s.w.Run()
 	go s.d.Run()
+	if err := s.startCluster(); err != nil {
+		ln.Close()
+		return err
+	}
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
 	s.startSources()
@@ -209,6 +217,7 @@ func (s *Server) Run() error {
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
 	if !s.stopAsked.Load() {
+		s.stopCluster()
 		s.d.Stop()
 		s.w.Stop()
 		s.stopOnce.Do(func() { close(s.done) })
@@ -356,6 +365,8 @@ func (s *Server) drain(ctx context.Context) error {
 	s.stopSources(deliverCtx) // they store their positions; their events are in the ring
 	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
+	s.stopCluster()             // no more events in: the barrier below covers the last
+	s.waitFor(deliverCtx, s.d.Barrier())
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {
