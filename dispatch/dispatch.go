@@ -297,6 +297,9 @@ func (d *Dispatcher) Run() {
 		}
 		d.applyControl()
 		d.resolveTurn()
+		if d.hist != nil {
+			d.pumpReplays()
+		}
 		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
@@ -367,6 +370,11 @@ func (d *Dispatcher) applyControl() {
 		}
 		d.ctlWork[i] = control{}
 	}
+	d.countRegistry()
+}
+
+// countRegistry publishes the registry's sizes to Stats.
+func (d *Dispatcher) countRegistry() {
 	subs, groups, topics := d.reg.Len()
 	d.subs.Store(int64(subs))
 	d.groups.Store(int64(groups))

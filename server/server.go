@@ -355,6 +355,7 @@ func (s *Server) drain(ctx context.Context) error {
 	<-s.booted
 	s.src.stop() // first: no source event may meet the draining refusal
 	s.draining.Store(true)
+	s.d.EndReplays()     // a replaying client gets its close soon and resumes elsewhere
 	_ = s.httpLn.Close() // stop accepting
 	s.pubs.closeListeners()
 	deadline, _ := ctx.Deadline()
