@@ -52,7 +52,9 @@ type replay struct {
 	op    *gql.Operation
 	st    *history.Stream
 	epoch string
-	next  uint64 // the next offset to send
+	next  uint64         // the next offset to send
+	res   *replayResolve // a resolver field's calls (replayresolve.go)
+	ended bool           // over: answers still out are dropped
 }
 
 // replayConn is a connection with replays in progress: they share one
@@ -62,6 +64,7 @@ type replayConn struct {
 	replays []*replay // in the order they started
 	first   int       // the replay that goes first in the next chunk
 	ready   atomic.Bool
+	parked  bool   // its replays all wait for resolver calls: woken by an answer, not a drain
 	onDrain func() // built once: marks rc ready and wakes the dispatcher
 }
 
@@ -73,6 +76,7 @@ type replayState struct {
 	replayBuf   []byte                         // a payload spanning chunks
 	replayWake  atomic.Bool                    // a connection drained, or the last turn ran out of budget
 	replayEnded atomic.Bool                    // EndReplays was called
+	replayCalls replayCalls                    // resolver calls of replays (replayresolve.go)
 }
 
 // EndReplays abandons every replay in progress, and every resume that
@@ -185,6 +189,11 @@ func (d *Dispatcher) pumpReplays() {
 // dropReplays forgets every replay (EndReplays). A drain notice still
 // pending finds its connection forgotten and does nothing.
 func (d *Dispatcher) dropReplays() {
+	for _, rc := range d.replayConns {
+		for _, rp := range rc.replays {
+			rp.end()
+		}
+	}
 	clear(d.replayConns)
 	d.replayConns = d.replayConns[:0]
 	clear(d.replayOf)
@@ -225,13 +234,21 @@ func (d *Dispatcher) pumpConn(rc *replayConn, scan int) int {
 	if rc.first >= len(rc.replays) {
 		rc.first = 0
 	}
-	for i := rc.first; len(rc.replays) > 0 && scan > 0 && d.batchBytes-start < replayChunk; {
+	waiting := 0 // replays in a row that wait for their resolver calls
+	for i := rc.first; len(rc.replays) > 0 && scan > 0 && d.batchBytes-start < replayChunk && waiting < len(rc.replays); {
 		rp := rc.replays[i]
 		var over bool
 		scan, over = d.pumpOne(rp, replayChunk-(d.batchBytes-start), scan)
-		if over {
+		switch {
+		case over:
+			rp.end()
 			rc.replays = slices.Delete(rc.replays, i, i+1)
-		} else {
+			waiting = 0
+		case rp.waiting():
+			waiting++
+			i++
+		default:
+			waiting = 0
 			i++
 		}
 		if i >= len(rc.replays) {
@@ -239,6 +256,10 @@ func (d *Dispatcher) pumpConn(rc *replayConn, scan int) int {
 		}
 	}
 	if len(rc.replays) == 0 {
+		return scan
+	}
+	if d.batchBytes == start && waiting >= len(rc.replays) {
+		rc.parked = true // an answer wakes it (replayresolve.go)
 		return scan
 	}
 	rc.first++ // the next chunk starts with the next replay
@@ -263,6 +284,8 @@ func (d *Dispatcher) pumpOne(rp *replay, room, scan int) (int, bool) {
 	case rp.next < st.First():
 		d.failResume(s, history.Trimmed, requested, st)
 		return scan, true
+	case rp.op.ResolverKey() != "":
+		return d.pumpResolved(rp, room, scan)
 	}
 	start, delivered := d.batchBytes, 0
 	for ; rp.next <= st.Last() && d.batchBytes-start < room && scan > 0; scan-- {

@@ -150,12 +150,17 @@ func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, pe pendingEvent) {
 	q.busy = true
 	d.res.inflight.PushBack(c)
 	q.backend.Start(c)
-	for _, b := range d.res.touched {
-		if b == q.backend {
+	d.res.touch(q.backend)
+}
+
+// touch notes that b got a call in this batch (flushResolvers).
+func (r *resolving) touch(b resolve.Backend) {
+	for _, have := range r.touched {
+		if have == b {
 			return
 		}
 	}
-	d.res.touched = append(d.res.touched, q.backend)
+	r.touched = append(r.touched, b)
 }
 
 // resolveTurn delivers the answered calls and expires the overdue ones.
@@ -167,6 +172,10 @@ func (d *Dispatcher) resolveTurn() {
 	}
 	for c := r.done.Pop(); c != nil; c = r.done.Pop() {
 		r.inflight.Remove(c)
+		if rp, ok := c.Tag.(*replay); ok {
+			d.replayAnswered(rp, c, c.Payload) // replayresolve.go
+			continue
+		}
 		d.resolved(c, c.Payload)
 	}
 	if r.inflight.Len() == 0 {
@@ -177,6 +186,11 @@ func (d *Dispatcher) resolveTurn() {
 		next := c.Next()
 		if expired, running := c.Expire(); expired {
 			r.inflight.Remove(c)
+			if rp, ok := c.Tag.(*replay); ok {
+				d.replayExpired(rp, c, running)
+				c = next
+				continue
+			}
 			g := c.Tag.(*regGroup)
 			g.Data.rq.backend.Abandon(c, running)
 			d.resolved(c, g.Data.op.AppendResolved(d.scratch[:0], nil, errTimeout))
