@@ -121,7 +121,9 @@ func (d *Dispatcher) pumpResolved(rp *replay, room, scan int) (int, bool) {
 }
 
 // headReady reports whether the oldest call of rr's window has returned.
-func (rr *replayResolve) headReady() bool { return rr.head < len(rr.window) && rr.window[rr.head].ready }
+func (rr *replayResolve) headReady() bool {
+	return rr.head < len(rr.window) && rr.window[rr.head].ready
+}
 
 // starve lists rp, which no bound lets start a call and which has none
 // out, to be woken when any call returns.

@@ -50,6 +50,8 @@ type projector struct {
 	given    bool
 	givenRaw string
 	givenErr error
+
+	call ResolverCaller // runs a query's resolvers; nil: called directly
 }
 
 // AppendResult appends to dst the result of the subscription for event:
@@ -75,6 +77,23 @@ func (op *Operation) AppendQueryResult(ctx context.Context, dst []byte) []byte {
 	}
 	var p projector
 	p.plan = op.plan
+	return p.result(ctx, dst, nil)
+}
+
+// ResolverCaller calls a query field's resolver fn (key names it,
+// "Query.serverTime") with ctx and p and returns what it returned: a
+// caller may run it elsewhere and give up at ctx's deadline.
+type ResolverCaller func(ctx context.Context, key string, fn ResolverFunc, p ResolveParams) (any, error)
+
+// AppendQueryResultVia is AppendQueryResult with every resolver call made
+// through call (resolve.Queries bounds them with --resolver-timeout). It
+// is safe for concurrent use.
+func (op *Operation) AppendQueryResultVia(ctx context.Context, dst []byte, call ResolverCaller) []byte {
+	if op.plan.kind != KindQuery {
+		return appendRequestError(dst, "AppendQueryResultVia needs a query operation")
+	}
+	var p projector
+	p.plan, p.call = op.plan, call
 	return p.result(ctx, dst, nil)
 }
 

@@ -27,7 +27,13 @@ func (p *projector) resolve(ctx context.Context, f *field, event []byte) (raw st
 			raw, err = "", errInternal
 		}
 	}()
-	v, err := f.resolver(ctx, ResolveParams{Event: event, Args: f.args, InitPayload: p.plan.initPayload, Claims: p.plan.claims})
+	params := ResolveParams{Event: event, Args: f.args, InitPayload: p.plan.initPayload, Claims: p.plan.claims}
+	var v any
+	if p.call != nil {
+		v, err = p.call(ctx, f.rkey, f.resolver, params)
+	} else {
+		v, err = f.resolver(ctx, params)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -298,10 +298,11 @@ func (s *Session) env() gql.Env {
 }
 
 // runQuery executes a query operation off the input goroutine (resolvers
-// may block) and answers next then complete, unless it was completed or
-// the connection closed meanwhile. Called on its own goroutine.
+// may block, up to --resolver-timeout: Config.Queries) and answers next
+// then complete, unless it was completed or the connection closed
+// meanwhile. Called on its own goroutine.
 func (s *Session) runQuery(q *query, op *gql.Operation) {
-	result := op.AppendQueryResult(context.Background(), nil)
+	result := s.h.Queries.Append(context.Background(), nil, op)
 	if !q.state.CompareAndSwap(queryRunning, queryAnswered) {
 		return
 	}
