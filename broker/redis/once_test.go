@@ -1,0 +1,69 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/internal/redistest"
+)
+
+// TestPublishOnceDropsWhatWasPublished: fraised_publish_once publishes an
+// event (with the next offset of its topic, received like any publish)
+// unless its origin's seq is at or below the one recorded for its stream
+// and part; seqs compare as numbers (10 after 9, 99 after 100 is a
+// duplicate); parts and streams are independent.
+func TestPublishOnceDropsWhatWasPublished(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	n.TopicAdded("t")
+	waitReady(t, n)
+	subscribed(t, r, "t", 1)
+	ctx := context.Background()
+	steps := []struct {
+		stream, part string
+		seq          int64
+		dup          bool
+	}{
+		{"s1", "0", 5, false},
+		{"s1", "0", 5, true},
+		{"s1", "0", 3, true},
+		{"s1", "0", 9, false},
+		{"s1", "0", 10, false},
+		{"s1", "0", 100, false},
+		{"s1", "0", 99, true},
+		{"s1", "1", 7, false},
+		{"s2", "0", 1, false},
+		{"s1", "1", 7, true},
+	}
+	var offset uint64
+	for i, st := range steps {
+		rc, dup, err := n.PublishOnce(ctx, []byte("t"), []byte(`{"step":1}`), broker.Origin{Stream: st.stream, Part: st.part, Seq: st.seq})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if dup != st.dup {
+			t.Fatalf("step %d (%s/%s seq %d): duplicate %v, want %v", i, st.stream, st.part, st.seq, dup, st.dup)
+		}
+		if !dup {
+			offset++
+			if rc.Pos.Offset != offset || rc.Receivers != 1 {
+				t.Fatalf("step %d: receipt %+v, want offset %d received by 1 node", i, rc, offset)
+			}
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		if got := len(n.in.events("t")); uint64(got) != offset {
+			return fmt.Errorf("the node received %d events, want %d (duplicates must not be published)", got, offset)
+		}
+		return nil
+	})
+	if _, _, err := n.PublishOnce(ctx, []byte("t"), []byte(`{}`), broker.Origin{Stream: "s1", Part: "0", Seq: -1}); err == nil {
+		t.Fatal("a negative seq was accepted")
+	}
+	if got, err := newClient(t, r).HGet(ctx, markPrefix+"s1", "0").Result(); err != nil || got != "100" {
+		t.Fatalf("the mark of s1/0 is %q, want 100", got)
+	}
+}
