@@ -43,6 +43,26 @@ func (s *Server) publishCluster(ctx context.Context, topic, payload []byte) erro
 	return nil
 }
 
+// try publishes once: through the broker's PublishOnce when the event has
+// an origin and the broker can, else through publishCluster.
+func (c *clusterSink) try(ctx context.Context, topic, payload []byte, o *source.Origin) error {
+	op, ok := c.s.opts.Cluster.(broker.OncePublisher)
+	if o == nil || !ok {
+		return c.s.publishCluster(ctx, topic, payload)
+	}
+	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
+	defer cancel()
+	_, dup, err := op.PublishOnce(pctx, topic, payload, broker.Origin{Stream: o.Stream, Part: o.Part, Seq: o.Seq})
+	if err != nil {
+		return fmt.Errorf("cluster publish: %w", err)
+	}
+	if dup {
+		c.log.Debug("event already published by another forwarder; not published again", "topic", topic,
+			"stream", o.Stream, "part", o.Part, "seq", o.Seq)
+	}
+	return nil
+}
+
 // sourceSink returns the Sink Options.Sources[i] publishes to: the server
 // itself on one node; in cluster mode a clusterSink, which retries while
 // Redis is unavailable instead of failing the source's session.
@@ -72,6 +92,20 @@ type clusterSink struct {
 // A publish that timed out may have run at Redis; its retry then
 // publishes the event twice (at-least-once, as across a failover).
 func (c *clusterSink) Publish(ctx context.Context, topic string, payload []byte) error {
+	return c.publish(ctx, topic, payload, nil)
+}
+
+// PublishOnce is Publish for an event with an origin: when the broker
+// can (broker.OncePublisher, the Redis broker), the event is published at
+// most once per origin, its mark kept in Redis by the same call; a
+// duplicate returns nil without being published. Otherwise it is Publish.
+func (c *clusterSink) PublishOnce(ctx context.Context, topic string, payload []byte, o source.Origin) error {
+	return c.publish(ctx, topic, payload, &o)
+}
+
+var _ source.OnceSink = (*clusterSink)(nil)
+
+func (c *clusterSink) publish(ctx context.Context, topic string, payload []byte, o *source.Origin) error {
 	t := unsafe.Slice(unsafe.StringData(topic), len(topic)) // read only
 	if err := validatePublish(t, payload, c.s.opts.MaxPayload); err != nil {
 		return fmt.Errorf("%w: %w", source.ErrInvalid, err)
@@ -81,7 +115,7 @@ func (c *clusterSink) Publish(ctx context.Context, topic string, payload []byte)
 		if c.s.draining.Load() {
 			return ErrDraining
 		}
-		err := c.s.publishCluster(ctx, t, payload)
+		err := c.try(ctx, t, payload, o)
 		if err == nil {
 			if retries > 0 {
 				c.log.Info("cluster available again; the source goes on", "retries", retries, "waited", time.Since(since).Round(time.Millisecond))
