@@ -29,8 +29,13 @@ const forwarding = "forwarder election: this node forwards the source"
 // startPGCluster runs a cluster node on redis reading sourceURL.
 func startPGCluster(t *testing.T, redis *redistest.Server, sourceURL string) *proc {
 	t.Helper()
+	return startPGClusterSchema(t, redis, sourceURL, pgClusterSchema)
+}
+
+func startPGClusterSchema(t *testing.T, redis *redistest.Server, sourceURL, schema string) *proc {
+	t.Helper()
 	p := newProc(t)
-	p.run(t, exec.Command(bin, "--schema", pgClusterSchema, "--listen", p.listen, "--publish-listen", p.publish,
+	p.run(t, exec.Command(bin, "--schema", schema, "--listen", p.listen, "--publish-listen", p.publish,
 		"--log-level", "debug", "--cluster", redis.URL(), "--source", sourceURL))
 	p.waitServed(t)
 	return p
@@ -277,4 +282,60 @@ func streamSeqs(t *testing.T, rdb *goredis.Client, topic string) map[int]int {
 		counts[ev.Seq]++
 	}
 	return counts
+}
+
+// TestPostgresClusterRedisOutage: with Redis down the forwarder's source
+// waits and retries (logged), stores no position past the rows it could
+// not publish (PostgreSQL's fraised.position says so during the outage),
+// and once Redis is back every row committed meanwhile reaches the
+// subscriber once, in order.
+func TestPostgresClusterRedisOutage(t *testing.T) {
+	const before, during = 20, 30
+	redis := redistest.Start(t)
+	url := pgDB(t)
+	app := pgConn(t, url)
+	p := startPGClusterSchema(t, redis, url+"&poll=200ms", pgSchema)
+	p.waitReadyz(t, "200 ok")
+	forwarder(t, p)
+	s := subscribe(t, p, `subscription { events(topic: "out") { seq } }`)
+	probe(t, app, s, "out")
+	if err := <-insertRows(t, url, "out", 0, before, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, "the rows before the outage", func(m []string) bool { return slicesContain(seqs(m), before-1) })
+
+	redis.Kill()
+	p.waitReadyz(t, "503 not ready: cluster")
+	if err := <-insertRows(t, url, "out", before, before+during, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.log(), "cluster unavailable: the source waits and retries its event") {
+		if time.Now().After(deadline) {
+			t.Fatal("the source did not log that it waits for the cluster")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var stored, firstDuring int64
+	ctx := runCtx(t, 10*time.Second)
+	if err := app.QueryRow(ctx, "SELECT coalesce(max(last_id), 0) FROM fraised.position WHERE source = 'default'").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.QueryRow(ctx, "SELECT id FROM fraised.outbox WHERE (payload->>'seq')::int = $1", before).Scan(&firstDuring); err != nil {
+		t.Fatal(err)
+	}
+	if stored >= firstDuring {
+		t.Fatalf("during the outage the stored position is %d, at or past row %d (id %d) that Redis never took", stored, before, firstDuring)
+	}
+	if got := seqs(s.snapshot()); slicesContain(got, before) {
+		t.Fatalf("row %d was delivered while Redis was down: %v", before, got)
+	}
+
+	redis.Restart()
+	got := s.waitFor(t, "the rows of the outage", func(m []string) bool { return slicesContain(seqs(m), before+during-1) })
+	assertEachOnce(t, seqs(got), before+during)
+	if !strings.Contains(p.log(), "cluster available again; the source goes on") {
+		t.Fatal("the recovery was not logged")
+	}
+	p.waitReadyz(t, "200 ok")
 }

@@ -90,7 +90,8 @@ type clusterSink struct {
 // does not store the event's position, so it is read again later.
 //
 // A publish that timed out may have run at Redis; its retry then
-// publishes the event twice (at-least-once, as across a failover).
+// publishes the event twice (at-least-once), unless it comes through
+// PublishOnce, where Redis drops the retry.
 func (c *clusterSink) Publish(ctx context.Context, topic string, payload []byte) error {
 	return c.publish(ctx, topic, payload, nil)
 }
