@@ -157,18 +157,18 @@ func forwarder(t *testing.T, nodes ...*proc) *proc {
 // committed reach a subscriber on each node once each, with the same
 // offsets on both (every event was published once, through Redis: the
 // standby's subscriber gets them although its node reads nothing; Redis'
-// stream holds each once). Then the forwarder is killed with SIGKILL
-// while rows are committed: the other node takes over within seconds and
-// every row arrives once, in offset order with no offset twice. The rows
-// the killed node had published but not yet marked read in PostgreSQL
-// (up to one batch) are read again by the new forwarder, and Redis drops
-// them (fraised_publish_once keeps each shard's last published id).
+// stream holds each once). Then the forwarder publishes a burst whose
+// position it has not stored yet and is killed with SIGKILL; rows are
+// committed while the other node takes over: it reads the burst again,
+// Redis drops each row of it (fraised_publish_once keeps each shard's
+// last published id), and every row arrives once, in offset order with
+// no offset twice.
 func TestPostgresClusterOneForwarderFailover(t *testing.T) {
-	const batch, first, rows, killAt = 20, 200, 600, 300
+	const batch, first, burst, rows = 50, 200, 20, 600
 	redis := redistest.Start(t)
 	url := pgDB(t)
 	app := pgConn(t, url)
-	src := url + fmt.Sprintf("&batch=%d&poll=200ms", batch)
+	src := url + fmt.Sprintf("&batch=%d&poll=1m", batch)
 	a, b := startPGCluster(t, redis, src), startPGCluster(t, redis, src)
 	a.waitReadyz(t, "200 ok")
 	b.waitReadyz(t, "200 ok")
@@ -216,16 +216,18 @@ func TestPostgresClusterOneForwarderFailover(t *testing.T) {
 		}
 	}
 
-	var killed time.Time
-	done := insertRows(t, url, "cl", first, rows, func(i int) {
-		if i == killAt {
-			if err := holder.cmd.Process.Kill(); err != nil {
-				t.Errorf("kill -9 the forwarder: %v", err)
-			}
-			killed = time.Now()
-		}
-	})
-	if err := <-done; err != nil {
+	// A burst in one transaction is read on its one NOTIFY and published;
+	// with poll=1m no later read stores its position before the kill (the
+	// pause lets the first rows' last NOTIFYs wake the reader first), so
+	// the next forwarder reads the burst again.
+	time.Sleep(200 * time.Millisecond)
+	pgExec(t, app, `SELECT fraised.publish('cl', jsonb_build_object('seq', s)) FROM generate_series($1::int, $2::int) AS s`, first, first+burst-1)
+	ss.waitSeq(t, first+burst-1, 20*time.Second)
+	if err := holder.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill -9 the forwarder: %v", err)
+	}
+	killed := time.Now()
+	if err := <-insertRows(t, url, "cl", first+burst, rows, nil); err != nil { // while the standby takes over
 		t.Fatal(err)
 	}
 	pgExec(t, app, fmt.Sprintf(`SELECT fraised.publish('cl', '{"seq": %d}')`, rows)) // the end mark
@@ -240,8 +242,11 @@ func TestPostgresClusterOneForwarderFailover(t *testing.T) {
 			t.Fatalf("seq %d delivered %d times across the failover, want once", seq, n)
 		}
 	}
-	t.Logf("the new forwarder re-read %d rows the killed one had published; Redis dropped them as already published",
-		strings.Count(standby.log(), "event already published by another forwarder"))
+	dropped := strings.Count(standby.log(), "event already published by another forwarder")
+	if dropped == 0 {
+		t.Fatal("the new forwarder re-read none of the burst: the test did not cross the unstored batch")
+	}
+	t.Logf("the new forwarder re-read %d rows the killed one had published; Redis dropped them as already published", dropped)
 	inRedis = streamSeqs(t, rdb, "cl")
 	for seq := range rows + 1 {
 		if inRedis[seq] != counts[seq] {
