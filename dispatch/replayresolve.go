@@ -153,8 +153,8 @@ func (d *Dispatcher) startReplayCall(rp *replay, payload []byte) bool {
 
 // replayAnswered records payload, the result of c (a call of rp), in
 // rp's window, and wakes rp's connection when it was parked waiting for
-// it (a completed subscription's replay then ends in pumpOne). A call of
-// a replay that is over is dropped.
+// the head of the window (a completed subscription's replay then ends in
+// pumpOne). A call of a replay that is over is dropped.
 func (d *Dispatcher) replayAnswered(rp *replay, c *resolve.Call, payload []byte) {
 	d.res.release(len(c.Event))
 	d.replayCalls.n--
@@ -169,7 +169,9 @@ func (d *Dispatcher) replayAnswered(rp *replay, c *resolve.Call, payload []byte)
 			break
 		}
 	}
-	d.wakeReplay(rp)
+	if rr.headReady() || rp.sub.Removed() {
+		d.wakeReplay(rp) // an answer behind the head changes nothing yet
+	}
 }
 
 // replayExpired answers c, a call of rp past its deadline, with
