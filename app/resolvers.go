@@ -23,7 +23,7 @@ type resolverConfig struct {
 
 func addResolverFlags(fs *flag.FlagSet, r *resolverConfig) {
 	fs.IntVar(&r.workers, "resolver-workers", resolve.DefaultWorkers, "goroutines running Go resolvers (compiled in or from plugins); a resolver call never runs on the dispatcher")
-	fs.DurationVar(&r.timeout, "resolver-timeout", resolve.DefaultTimeout, "deadline of one resolver call; past it the event's next carries an error with extensions.code RESOLVER_TIMEOUT")
+	fs.DurationVar(&r.timeout, "resolver-timeout", resolve.DefaultTimeout, "deadline of one resolver call (subscriptions, their replays and queries); past it the event's next, or the query's field, carries an error with extensions.code RESOLVER_TIMEOUT")
 	fs.Var(&r.procs, "resolver", "`spec` Type.field[+identity]=exec:COMMAND ARGS (fraised starts and supervises the process) or Type.field[+identity]=unix:/path (a process listening there): resolve the field over the socket protocol; repeatable (in the environment, one per line); +identity also sends the init payload and claims")
 	fs.Var(&r.plugins, "plugin", "Go plugin `file` (.so) registering resolvers, loaded at start (needs fraised-dyn: make build-dyn); repeatable (in the environment, one per line)")
 }
