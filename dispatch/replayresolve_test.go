@@ -229,3 +229,27 @@ func TestReplayCallsExpire(t *testing.T) {
 		t.Fatal("state left after the replay")
 	}
 }
+
+// TestStarvedReplayWaitsForRoom: a replay that no bound lets start a
+// call (here the pending cap, full of live calls) sends nothing, parks,
+// and starts once room is made: when a call returns, it is woken.
+func TestStarvedReplayWaitsForRoom(t *testing.T) {
+	rr := newResolverReplay(t, 3, time.Minute, func(_ context.Context, p gql.ResolveParams) (any, error) {
+		return map[string]any{"seq": gjson.GetBytes(p.Event, "seq").Int()}, nil
+	})
+	d := rr.d
+	d.res.pending = resolve.MaxPending // as if live groups held every slot
+	rc := d.replayOf[rr.sub.Out]
+	rr.until(t, "the starved replay parks", func() bool { return rc.parked })
+	if d.replayCalls.n != 0 || len(d.replayCalls.starved) != 1 {
+		t.Fatalf("%d calls started, %d starved, want 0 and 1", d.replayCalls.n, len(d.replayCalls.starved))
+	}
+	d.res.pending = 0 // the live calls returned: the last one wakes it
+	d.wakeStarved()
+	rr.until(t, "the subscription is live", func() bool { return rr.sub.handle != nil })
+	for i := 1; i <= 3; i++ {
+		if m := <-rr.frames; gjson.Get(m, "payload.data.hist.seq").Int() != int64(i) {
+			t.Fatalf("next %d: %s", i, m)
+		}
+	}
+}

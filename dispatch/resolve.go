@@ -204,6 +204,7 @@ func (d *Dispatcher) resolveTurn() {
 func (d *Dispatcher) resolved(c *resolve.Call, payload []byte) {
 	g := c.Tag.(*regGroup)
 	d.res.release(len(c.Event))
+	d.wakeStarved() // a replay may wait for room (replayresolve.go)
 	d.deliverGroup(g, withExt(payload, c.Ext))
 	q := g.Data.rq
 	q.busy = false
