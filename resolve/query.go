@@ -80,25 +80,31 @@ func (q *Queries) call(ctx context.Context, key string, fn gql.ResolverFunc, p g
 	}
 	done := make(chan answer, 1) // the goroutine never blocks on a caller that gave up
 	go func() {
-		defer q.running.Add(-1)
-		defer func() {
-			if r := recover(); r != nil {
-				q.log.Error("resolve: query resolver panicked", "field", key, "panic", r, "stack", string(debug.Stack()))
-				done <- answer{err: errQueryInternal}
-			}
-		}()
-		v, err := fn(ctx, p)
-		done <- answer{v, err}
+		a := q.run(ctx, key, fn, p)
+		q.running.Add(-1) // before the answer: its query may count again at once
+		done <- a
 	}()
 	select {
 	case a := <-done:
-		if a.err != nil && errors.Is(a.err, context.DeadlineExceeded) {
-			return nil, errQueryTimeout // it gave up at the deadline, as asked
+		if a.err != nil && errors.Is(a.err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return nil, q.ended(ctx) // it gave up at the deadline, as asked
 		}
 		return a.v, a.err
 	case <-ctx.Done():
 		return nil, q.ended(ctx)
 	}
+}
+
+// run calls fn, recovering (and logging) a panic as INTERNAL_SERVER_ERROR.
+func (q *Queries) run(ctx context.Context, key string, fn gql.ResolverFunc, p gql.ResolveParams) (a answer) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("resolve: query resolver panicked", "field", key, "panic", r, "stack", string(debug.Stack()))
+			a = answer{err: errQueryInternal}
+		}
+	}()
+	v, err := fn(ctx, p)
+	return answer{v, err}
 }
 
 // ended is the error of a call whose context ended: RESOLVER_TIMEOUT at

@@ -2,6 +2,8 @@ package resolve
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,13 @@ func TestQueryCallAnswers(t *testing.T) {
 	cancel()
 	if got := q.Append(ctx, nil, wait); code(got) == gql.CodeResolverTimeout || !gjson.GetBytes(got, "errors").Exists() {
 		t.Fatalf("cancelled: %s", got)
+	}
+	own := queryOp(t, func(context.Context, gql.ResolveParams) (any, error) {
+		return nil, fmt.Errorf("the user service timed out: %w", context.DeadlineExceeded)
+	})
+	if got := q.Append(context.Background(), nil, own); code(got) == gql.CodeResolverTimeout ||
+		!strings.Contains(gjson.GetBytes(got, "errors.0.message").String(), "user service") {
+		t.Fatalf("the resolver's own deadline error, before ours: %s", got)
 	}
 	if q.Running() != 0 {
 		t.Fatalf("%d calls counted", q.Running())
