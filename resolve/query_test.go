@@ -87,3 +87,31 @@ func TestQueryCallAnswers(t *testing.T) {
 		t.Fatalf("%d calls counted", q.Running())
 	}
 }
+
+// BenchmarkQueryCall: a query's compiled-in resolver through Queries (its
+// own goroutine, the deadline) against a direct call.
+func BenchmarkQueryCall(b *testing.B) {
+	schema, err := gql.LoadSchema("q.graphql", testSchema, gql.Options{FieldResolvers: map[string]gql.Resolver{
+		"Query.x": {Func: func(context.Context, gql.ResolveParams) (any, error) { return "yes", nil }}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	op, errs := schema.Compile(gql.Request{Query: `{ x }`}, gql.Env{})
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	q := NewQueries(time.Minute, nil)
+	buf := make([]byte, 0, 256)
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = op.AppendQueryResult(context.Background(), buf[:0])
+		}
+	})
+	b.Run("queries", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = q.Append(context.Background(), buf[:0], op)
+		}
+	})
+}
