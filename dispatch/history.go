@@ -82,6 +82,7 @@ type historyState struct {
 	replayBuf  []byte      // a payload spanning chunks
 	replayWake atomic.Bool // a replay's connection drained
 	sweepDue   atomic.Bool // the sweep ticker fired
+	fillState
 }
 
 // initHistory sets up history from cfg.
@@ -91,6 +92,9 @@ func (d *Dispatcher) initHistory(cfg Config) {
 	}
 	d.hist = history.New(cfg.HistoryMaxBytes)
 	d.histOf = cfg.History
+	if cfg.Interest != nil {
+		d.filler = cfg.Filler
+	}
 }
 
 // historyTurn runs at the start of every dispatcher turn: the clock, the
@@ -99,6 +103,7 @@ func (d *Dispatcher) historyTurn() {
 	d.now = time.Now().UnixNano()
 	if d.sweepDue.Swap(false) {
 		d.hist.Expire(d.now)
+		d.expireFills()
 	}
 	if d.replayWake.Swap(false) {
 		d.pumpReplays()
@@ -132,7 +137,9 @@ func (d *Dispatcher) sweepTicker() {
 func (d *Dispatcher) record(ev *event) (st *history.Stream, pos history.Position) {
 	if d.hist.Lookup(ev.topic) == nil {
 		spec, ok := d.histOf.HistoryOf(ev.topic)
-		if !ok {
+		if !ok || !d.listening(ev.topic) {
+			// In a cluster an event in flight after the node stopped
+			// listening must not start a stream: it would go stale.
 			return nil, pos
 		}
 		d.hist.Open(string(ev.topic), spec, d.now)
@@ -155,32 +162,51 @@ func appendExt(payload, ext []byte) []byte {
 
 // resume handles a subscribe with a resume position; it reports false
 // when the subscription has nothing to catch up and is registered now.
+//
+// In a cluster (a HistoryFiller), a position this node's stream cannot
+// serve is first filled from the authority (fill.go), once: the answer
+// after the fill is final.
 func (d *Dispatcher) resume(s *Subscription) bool {
 	topic := []byte(s.Op.Topic)
-	var st *history.Stream
+	var spec history.Spec
+	isHist := false
 	if d.hist != nil {
-		if st = d.hist.Lookup(topic); st == nil {
-			if spec, ok := d.histOf.HistoryOf(topic); ok {
-				st = d.hist.Open(s.Op.Topic, spec, d.now)
-			}
-		}
+		spec, isHist = d.histOf.HistoryOf(topic)
 	}
-	if st == nil {
+	if !isHist {
 		d.failResume(s, history.EpochChanged, *s.Resume, nil)
 		return true
 	}
-	d.hist.ExpireStream(st, d.now)
-	from, why := st.ResumeFrom(*s.Resume)
+	st := d.hist.Lookup(topic)
+	if st == nil && d.filler == nil {
+		st = d.hist.Open(s.Op.Topic, spec, d.now)
+	}
+	why := history.EpochChanged
+	var from uint64
+	if st != nil {
+		d.hist.ExpireStream(st, d.now)
+		from, why = st.ResumeFrom(*s.Resume)
+	}
 	if why != "" {
-		d.failResume(s, why, *s.Resume, st)
+		switch {
+		case d.filler != nil && !s.filled:
+			if !d.startFill(s, spec) {
+				d.failResume(s, history.Unavailable, *s.Resume, st)
+			}
+		default:
+			d.failResume(s, why, *s.Resume, st)
+		}
 		return true
 	}
 	if from > st.Last() {
 		return false
 	}
 	rp := &replay{sub: s, op: s.Op, st: st, epoch: st.Epoch(), next: from}
+	d.hold(st.Topic()) // a cluster node listens to the topic until the replay ends
 	if d.pumpOne(rp) { // the first chunk in this very turn; more to come
 		d.replays = append(d.replays, rp)
+	} else {
+		d.release(st.Topic())
 	}
 	return true
 }
@@ -191,10 +217,13 @@ func (d *Dispatcher) pumpReplays() {
 	for _, rp := range d.replays {
 		if !rp.ready.Load() || d.pumpOne(rp) {
 			keep = append(keep, rp)
+		} else {
+			d.release(rp.st.Topic())
 		}
 	}
 	clear(d.replays[len(keep):])
 	d.replays = keep
+	d.registryStats()
 }
 
 // pumpOne sends the next chunk of rp; it reports false when rp is over

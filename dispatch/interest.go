@@ -24,15 +24,15 @@ type Interest interface {
 // registers a subscription, so the hook sees a topic before its events
 // can matter.
 func (d *Dispatcher) noteAdded(topic string) {
-	if d.interest != nil && !d.reg.Has(topic) {
+	if d.interest != nil && !d.reg.Has(topic) && d.held[topic] == 0 {
 		d.interest.TopicAdded(topic)
 	}
 }
 
 // remove takes s out of the registry, telling the interest hook when its
-// topic lost its last subscriber; then this node stops receiving the
-// topic, so its history stream (which would go stale) is dropped. Called
-// by the dispatcher goroutine.
+// topic lost its last subscriber (and no fill or replay holds it, fill.go);
+// then this node stops receiving the topic, so its history stream (which
+// would go stale) is dropped. Called by the dispatcher goroutine.
 func (d *Dispatcher) remove(s *Subscription) {
 	h := s.handle
 	s.handle = nil
@@ -41,10 +41,18 @@ func (d *Dispatcher) remove(s *Subscription) {
 		return
 	}
 	topic := h.Group().Topic()
-	if d.reg.Remove(h) {
-		d.interest.TopicRemoved(topic)
-		if d.hist != nil {
-			d.hist.Drop(topic)
-		}
+	if d.reg.Remove(h) && d.held[topic] == 0 {
+		d.stopListening(topic)
+	}
+}
+
+// stopListening tells the interest hook that the node no longer listens
+// to topic and drops its history stream, which would go stale. Called by
+// the dispatcher goroutine.
+func (d *Dispatcher) stopListening(topic string) {
+	d.interest.TopicRemoved(topic)
+	if d.hist != nil {
+		d.hist.Drop(topic)
+		d.hist.DropStage(topic)
 	}
 }
