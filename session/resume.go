@@ -43,8 +43,8 @@ func (s *Session) initResume(payload []byte) bool {
 	return true
 }
 
-// setResume gives sub the resume position of its subscribe, and the
-// callback that ends it with the resume error. On a malformed position
+// setResume gives sub the resume position of its subscribe, if any, and
+// the callback that ends it with the resume error. On a malformed position
 // it refuses the subscribe with an error message and reports false.
 func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 	pos, err := parseSubscribeResume(m.Extensions)
@@ -60,10 +60,10 @@ func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 			pos = &p
 		}
 	}
-	if pos == nil {
-		return true
-	}
 	sub.Resume = pos
+	// Every subscription can be ended by the dispatcher: a resume
+	// position it cannot serve, or (in a cluster) events of its history
+	// topic lost on their way to this node.
 	sub.Fail = func(errs []byte) {
 		// On the dispatcher goroutine: mark it failed before the client
 		// can read the error, so the id is free when it comes back.

@@ -109,8 +109,11 @@ func (b *Broker) applyInterest() {
 			if err := b.sendInterest(ps, subs, unsubs); err != nil {
 				b.cfg.Log.Warn("cluster: cannot change pub/sub subscriptions; reconnecting", "err", err)
 				_ = ps.Close() // the receiver reconnects and resubscribes everything
-
+				continue
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+			b.pingForFills(ctx, ps)
+			cancel()
 		}
 	}
 }
