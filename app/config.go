@@ -45,6 +45,7 @@ type config struct {
 	cluster        clusterConfig
 	ui             uiConfig
 	src            sourceConfig
+	res            resolverConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -79,6 +80,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	addClusterFlags(fs, &cfg.cluster)
 	addUIFlags(fs, &cfg.ui)
 	addSourceFlags(fs, &cfg.src)
+	addResolverFlags(fs, &cfg.res)
 	return fs
 }
 

@@ -242,7 +242,7 @@ func (d *Dispatcher) fillEvent(ev *event) {
 		d.lost(ev)
 	}
 	if ev.kind != evStage {
-		d.registryStats()
+		d.countRegistry()
 	}
 	if ev.from != nil {
 		ev.from.settle()

@@ -29,7 +29,10 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bin = filepath.Join(dir, "fraised")
-		out, err := exec.Command("go", "build", "-o", bin, "../cmd/fraised").CombinedOutput()
+		// Static, like `make build`: the release binary (it refuses --plugin).
+		build := exec.Command("go", "build", "-o", bin, "../cmd/fraised")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cannot build fraised: %v\n%s", err, out)
 			os.Exit(1)

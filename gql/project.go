@@ -44,6 +44,12 @@ type projector struct {
 	path  [pathStack]pathSeg
 	extra []pathSeg
 	intro int // bytes of introspection answers so far (introspect.go)
+
+	// given: the resolver already answered (AppendResolved): givenRaw,
+	// or givenErr, stands for its call.
+	given    bool
+	givenRaw string
+	givenErr error
 }
 
 // AppendResult appends to dst the result of the subscription for event:
@@ -123,7 +129,7 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		}
 		raw = v
 	case f.resolver != nil:
-		v, err := p.resolve(ctx, f, event)
+		v, err := p.givenOr(ctx, f, event)
 		if err != nil {
 			p.failResolver(f, err)
 			return p.thrown(dst, f.typ)
@@ -136,6 +142,15 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		return p.thrown(dst, f.typ)
 	}
 	return p.complete(dst, f, raw)
+}
+
+// givenOr returns the resolver's answer given to AppendResolved, or calls
+// the resolver.
+func (p *projector) givenOr(ctx context.Context, f *field, event []byte) (string, error) {
+	if p.given {
+		return p.givenRaw, p.givenErr
+	}
+	return p.resolve(ctx, f, event)
 }
 
 // thrown finishes a position whose value threw: null if t is nullable,

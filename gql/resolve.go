@@ -3,7 +3,6 @@ package gql
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"runtime/debug"
 
 	"github.com/bytedance/sonic"
@@ -15,8 +14,9 @@ import (
 var resultJSON = sonic.Config{SortMapKeys: true, ValidateString: true}.Froze()
 
 // errInternal is what a client sees when a resolver panics or returns a
-// value that cannot be encoded; the cause is logged.
-var errInternal = errors.New("internal error")
+// value that cannot be encoded (extensions.code INTERNAL_SERVER_ERROR);
+// the cause is logged.
+var errInternal = ResolverError(CodeInternal, "internal error")
 
 // resolve runs the resolver of root field f and returns its value as raw
 // JSON. A panic is recovered and logged.

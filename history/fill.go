@@ -138,7 +138,7 @@ func (st *Store) prepend(s, stage *Stream, now int64) {
 	st.bytes += merged.bytes - s.bytes
 	*s = *merged
 	if st.bytes > st.maxBytes {
-		st.trim()
+		st.trim(s)
 	}
 }
 

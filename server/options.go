@@ -9,6 +9,7 @@ import (
 
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/resolve"
 	"github.com/fraised/fraised/source"
 )
 
@@ -117,6 +118,10 @@ type Options struct {
 	// ProxyProtocol makes connections from TrustedProxies start with a
 	// PROXY protocol (v1 or v2) header, which names the client.
 	ProxyProtocol bool
+	// Resolvers routes subscription resolver calls to their backends (a
+	// pool of Go workers, resolver processes) with their deadline. Nil: a
+	// resolve.Router with the defaults. The server does not close it.
+	Resolvers *resolve.Router
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
 	// Security configures authentication, authorization, rate limits,

@@ -23,8 +23,9 @@ import (
 	"github.com/fraised/fraised/server"
 )
 
-// gatedSchema has a subscription whose resolver blocks the dispatcher
-// until the test opens the gate: the way to keep the ring full.
+// gatedSchema has a subscription whose resolver, run inline on the
+// dispatcher (stallingResolvers), blocks it until the test opens the gate:
+// the way to keep the ring full.
 const gatedSchema = `
 type Event { seq: Int }
 type Query { x: String }
@@ -71,6 +72,7 @@ func startGated(t *testing.T, tweak func(*server.Options)) (*testServer, *gate) 
 	}
 	s := startServer(t, func(o *server.Options) {
 		o.Schema = schema
+		o.Resolvers = stallingResolvers("Subscription.held")
 		if tweak != nil {
 			tweak(o)
 		}

@@ -149,7 +149,7 @@ func New(opts Options) (*Server, error) {
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
-		Interest: s.clusterInterest(), Filler: s.clusterFiller(), History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
+		Interest: s.clusterInterest(), Filler: s.clusterFiller(), Resolvers: opts.Resolvers, History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
 	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
@@ -355,6 +355,7 @@ func (s *Server) drain(ctx context.Context) error {
 	<-s.booted
 	s.src.stop() // first: no source event may meet the draining refusal
 	s.draining.Store(true)
+	s.d.EndReplays()     // a replaying client gets its close soon and resumes elsewhere
 	_ = s.httpLn.Close() // stop accepting
 	s.pubs.closeListeners()
 	deadline, _ := ctx.Deadline()

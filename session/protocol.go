@@ -238,6 +238,7 @@ func (s *Session) addSubscription(m proto.Message, op *gql.Operation) {
 		s.refuse(m, audit.EventSubscribeRefused, reasonBusy, nil)
 		return
 	}
+	s.spendResume(sub.key)
 	s.subs = append(s.subs, sub)
 	s.auditAccepted(op)
 }
