@@ -59,11 +59,13 @@ type Broker struct {
 	ps        *goredis.PubSub // current pub/sub connection, nil while reconnecting
 	stats     stats
 
-	// Fill requests (fill.go) from the dispatcher to the receiver.
-	fillMu   sync.Mutex
-	fillQ    []dispatch.FillRequest
-	fillN    atomic.Int32 // len(fillQ)
-	fillPing atomic.Bool  // the interest goroutine should wake the receiver
+	// Fill requests (fill.go): from the dispatcher (fillQ) through the
+	// interest goroutine (once their topics are in wanted) to the
+	// receiver (fillReady).
+	fillMu    sync.Mutex
+	fillQ     []dispatch.FillRequest
+	fillReady []dispatch.FillRequest
+	fillN     atomic.Int32 // len(fillReady)
 }
 
 type stats struct {

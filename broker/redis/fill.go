@@ -13,7 +13,8 @@ import (
 // Fills (dispatch.HistoryFiller): a resume this node's history cannot
 // serve is filled from the topic's Redis stream. The dispatcher holds the
 // topic first (so this node subscribes to it), then asks; the receiver
-// serves the request once the topic's subscription is confirmed on its
+// serves the request (handed over by the interest goroutine once the topic
+// is wanted) when the topic's subscription is confirmed on its
 // connection, between two pub/sub messages: it reads the range after the
 // client's position up to the topic's last offset it delivered (first
 // delivering, as a repair, what the client has and this node has not
@@ -35,44 +36,64 @@ var _ dispatch.HistoryFiller = (*Broker)(nil)
 // errStopping ends the receiver when the node shuts down mid-delivery.
 var errStopping = errors.New("stopping")
 
-// FillHistory queues req for the receiver and wakes it. Called by the
-// dispatcher goroutine; never blocks; false when the queue is full.
+// FillHistory queues req and wakes the interest goroutine, which hands
+// it to the receiver once the topic is wanted. Called by the dispatcher
+// goroutine (after it added the topic); never blocks; false when the
+// queue is full.
 func (b *Broker) FillHistory(req dispatch.FillRequest) bool {
 	b.fillMu.Lock()
-	if len(b.fillQ) >= maxQueuedFills {
+	if len(b.fillQ)+len(b.fillReady) >= maxQueuedFills {
 		b.fillMu.Unlock()
 		return false
 	}
 	b.fillQ = append(b.fillQ, req)
-	b.fillN.Store(int32(len(b.fillQ)))
 	b.fillMu.Unlock()
-	b.fillPing.Store(true)
 	b.interest.wakeUp()
 	return true
 }
 
-// pingForFills wakes the receiver when fills wait: the PING's answer is a
-// pub/sub message. Called by the interest goroutine after it sent its
-// subscriptions (so the confirmations come first).
+// takeFills returns the queued requests. Called by the interest
+// goroutine before it takes the interest changes: a request taken was
+// queued after its topic's TopicAdded, which is then among the changes.
+func (b *Broker) takeFills() int {
+	b.fillMu.Lock()
+	defer b.fillMu.Unlock()
+	return len(b.fillQ)
+}
+
+// handFills moves the first n queued requests to the receiver, after the
+// interest goroutine put their topics in wanted.
+func (b *Broker) handFills(n int) {
+	b.fillMu.Lock()
+	b.fillReady = append(b.fillReady, b.fillQ[:n]...)
+	m := copy(b.fillQ, b.fillQ[n:])
+	clear(b.fillQ[m:])
+	b.fillQ = b.fillQ[:m]
+	b.fillN.Store(int32(len(b.fillReady)))
+	b.fillMu.Unlock()
+}
+
+// pingForFills wakes the receiver for the fills just handed to it: the
+// PING's answer is a pub/sub message. Called by the interest goroutine
+// after it sent its subscriptions (so their confirmations come first).
 func (b *Broker) pingForFills(ctx context.Context, ps interface {
 	Ping(context.Context, ...string) error
 }) {
-	if b.fillPing.Swap(false) {
-		_ = ps.Ping(ctx, "fill") // a broken connection is the receiver's to notice
-	}
+	_ = ps.Ping(ctx, "fill") // a broken connection is the receiver's to notice
 }
 
 // serveFills serves the fill requests whose topic is confirmed on this
 // connection, drops those whose topic is no longer wanted (the dispatcher
-// gave up on them) and keeps the others. On an error the unserved ones
+// gave up on them: a request reaches the receiver only after its topic
+// was wanted) and keeps the others. On an error the unserved ones
 // stay for the next connection. Called by the receiver.
 func (r *receiver) serveFills() error {
 	b := r.b
 	if b.fillN.Load() > 0 {
 		b.fillMu.Lock()
-		r.fills = append(r.fills, b.fillQ...)
-		clear(b.fillQ)
-		b.fillQ = b.fillQ[:0]
+		r.fills = append(r.fills, b.fillReady...)
+		clear(b.fillReady)
+		b.fillReady = b.fillReady[:0]
 		b.fillN.Store(0)
 		b.fillMu.Unlock()
 	}
