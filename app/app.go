@@ -156,7 +156,7 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 		return err
 	}
 	defer closeAudit(opts.Security.Audit, log)
-	if opts.Sources, err = cfg.src.build(opts.MaxPayload, log); err != nil {
+	if opts.Sources, err = cfg.src.build(opts.MaxPayload, cfg.cluster.url != "", log); err != nil {
 		return err
 	}
 	if err = cfg.cluster.apply(&opts, log); err != nil {

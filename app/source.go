@@ -28,8 +28,12 @@ func addSourceFlags(fs *flag.FlagSet, c *sourceConfig) {
 }
 
 // build parses every --source into a source, its payload limit the
-// server's --max-payload. Errors name the source and hide its password.
-func (c *sourceConfig) build(maxPayload int, log *slog.Logger) ([]source.Source, error) {
+// server's --max-payload. With clustered (--cluster) each source is
+// wrapped in a forwarder election (postgres.NewExclusive, keyed by
+// Config.ElectionKey), so exactly one node of the cluster reads it and
+// publishes its events through Redis. Errors name the source and hide its
+// password.
+func (c *sourceConfig) build(maxPayload int, clustered bool, log *slog.Logger) ([]source.Source, error) {
 	if len(c.urls) > maxSources {
 		return nil, fmt.Errorf("%d --source values, the limit is %d: run more fraised nodes", len(c.urls), maxSources)
 	}
@@ -40,7 +44,11 @@ func (c *sourceConfig) build(maxPayload int, log *slog.Logger) ([]source.Source,
 			return nil, fmt.Errorf("--source %d: %w", i+1, err)
 		}
 		cfg.MaxPayload = maxPayload
-		out = append(out, postgres.New(cfg, log))
+		var src source.Source = postgres.New(cfg, log)
+		if clustered {
+			src = postgres.NewExclusive(cfg, cfg.ElectionKey(), src, log)
+		}
+		out = append(out, src)
 	}
 	return out, nil
 }

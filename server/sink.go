@@ -32,7 +32,9 @@ var _ source.Sink = (*Server)(nil)
 // an error wrapping source.ErrInvalid when the event itself is refused
 // (sending it again would be refused again), ctx.Err() when ctx ends
 // first (the event is dropped), and an error wrapping ErrDraining once
-// Shutdown has begun.
+// Shutdown has begun. In cluster mode (Options.Cluster) the event goes to
+// the broker instead, once (nil: Redis took it), and an unavailable
+// broker's error wraps broker.ErrUnavailable.
 //
 // Safe for concurrent use from any goroutine (not from a gnet event loop:
 // it blocks while the ring is full). topic and payload are copied; the
@@ -48,6 +50,9 @@ func (s *Server) Publish(ctx context.Context, topic string, payload []byte) erro
 	}
 	if s.draining.Load() {
 		return ErrDraining
+	}
+	if s.opts.Cluster != nil {
+		return s.publishCluster(ctx, t, payload)
 	}
 	p := s.sinkPubs.get(s.d)
 	_, ok := p.PublishWait(t, payload, dispatch.ReplyNone, p.woken, ctx.Done())

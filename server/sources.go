@@ -9,7 +9,7 @@ import (
 
 // This file starts and stops the event sources of Options.Sources with
 // the server: each runs on its own goroutine and publishes through
-// Server.Publish.
+// Server.Publish, or in cluster mode through the broker (sourcesink.go).
 
 // Source stop bounds: on Shutdown the sources stop reading, and each stores
 // its position (source/postgres: one UPDATE) before the drain goes on.
@@ -43,7 +43,7 @@ func (s *Server) startSources() {
 		wg.Go(func() {
 			log := s.log.With("source", sourceName(i))
 			log.Info("event source starting", "what", describe(src))
-			if err := src.Run(ctx, s); err != nil {
+			if err := src.Run(ctx, s.sourceSink(log)); err != nil {
 				log.Error("event source stopped for good: fix what the error says and restart fraised; /readyz answers 503 until then", "err", err)
 			}
 		})

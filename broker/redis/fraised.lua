@@ -103,6 +103,30 @@ local function rotate(keys, args)
   return epoch
 end
 
+-- fraised_publish_once KEYS: meta stream marks; ARGV: as fraised_publish,
+-- then part seq
+-- Publishes like fraised_publish unless the hash marks (one per event
+-- source: fraised:src:<lineage>:<name>) already holds, for part (an outbox
+-- shard), a seq at or above this one: the event was published before (a
+-- source's new forwarder re-reading rows the old one had published but not
+-- yet marked read in its database). The mark is written in the same call,
+-- so an event is numbered at most once. seq is a decimal string without
+-- leading zeros (compared by length, then bytes: no float rounding).
+-- Returns {receivers, offset, epoch, 1} when published, {0, 0, '', 0}
+-- for a duplicate.
+local function publish_once(keys, args)
+  local marks, part, seq = keys[3], args[6], args[7]
+  local last = redis.call('HGET', marks, part)
+  if last and (#last > #seq or (#last == #seq and last >= seq)) then
+    return {0, 0, '', 0}
+  end
+  redis.call('HSET', marks, part, seq)
+  local r = publish(keys, args)
+  r[4] = 1
+  return r
+end
+
 redis.register_function('fraised_publish', publish)
+redis.register_function('fraised_publish_once', publish_once)
 redis.register_function{function_name = 'fraised_read', callback = read, flags = {'no-writes'}}
 redis.register_function('fraised_rotate', rotate)

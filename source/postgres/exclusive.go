@@ -212,3 +212,24 @@ func (e *Exclusive) lead(ctx context.Context, conn *pgx.Conn, sink source.Sink) 
 		}
 	}
 }
+
+// ElectionKey is the forwarder-election key of cfg's source (NewExclusive's
+// key): the same on every node that reads the same source, different for
+// two sources of one database. An outbox source is its name= (its stored
+// position: nodes forwarding under one name share it, two names are two
+// sources); a listen source its channel→topic mapping. The host is left
+// out on purpose: nodes may reach one database under different addresses,
+// and advisory locks are scoped to the database already.
+func (c *Config) ElectionKey() string {
+	if c.Mode == ModeListen {
+		k := "listen"
+		for _, ch := range c.Channels {
+			k += " " + ch.Name + ":" + ch.Topic
+		}
+		return k
+	}
+	return "outbox " + c.Name
+}
+
+// Key is the election key this Exclusive was made with.
+func (e *Exclusive) Key() string { return e.key }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,12 +83,32 @@ type reader struct {
 	rows      []row
 	arena     []byte
 	lastPrune time.Time
+	// origin is set when the sink publishes at most once by origin
+	// (cluster mode): Stream names this outbox and source name (lineage),
+	// parts[shard] is the shard's Part. Nil: plain publishes.
+	origin *source.Origin
+	parts  []string
 }
+
+// lineageSQL names the outbox a source reads, the same on every node and
+// new whenever its ids may start over: the cluster's system identifier
+// (another server, or a new initdb), the database's oid (a database
+// dropped and created again) and the outbox table's (the schema dropped
+// and installed again).
+const lineageSQL = `
+SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' ||
+       (SELECT oid FROM pg_database WHERE datname = current_database())::text || ':' ||
+       'fraised.outbox'::regclass::oid::text`
 
 func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
 	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
 	if err := r.setup(ctx); err != nil {
 		return err
+	}
+	if _, ok := sink.(source.OnceSink); ok {
+		if err := r.setOrigin(ctx); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err := r.flush(ctx); err != nil {
@@ -237,12 +258,40 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 	for _, ev := range r.rows {
 		if ev.payload == nil {
 			r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
-		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); err != nil {
+		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, r.originOf(ev), "id", ev.id); err != nil {
 			return false, err
 		}
 		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
 	}
 	return more, nil
+}
+
+// setOrigin reads the outbox's lineage, so that every event goes out with
+// its origin (lineage and name, shard, id): a forwarder that re-reads rows
+// another node published before it died publishes none of them again.
+func (r *reader) setOrigin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	var lineage string
+	if err := r.conn.QueryRow(ctx, lineageSQL).Scan(&lineage); err != nil {
+		return fmt.Errorf("reading the outbox's identity (pg_control_system, pg_database): %w", err)
+	}
+	r.origin = &source.Origin{Stream: lineage + ":" + r.s.cfg.Name}
+	r.parts = make([]string, len(r.positions))
+	for i := range r.parts {
+		r.parts[i] = strconv.Itoa(i)
+	}
+	return nil
+}
+
+// originOf is ev's origin, or nil when the sink takes none. It reuses
+// one Origin: the sink copies it.
+func (r *reader) originOf(ev row) *source.Origin {
+	if r.origin == nil {
+		return nil
+	}
+	r.origin.Part, r.origin.Seq = r.parts[ev.shard], ev.id
+	return r.origin
 }
 
 // flush stores the positions not stored yet. It runs even when ctx has

@@ -217,10 +217,17 @@ func (s *Source) connected(attrs ...any) {
 	s.log.Info("postgres source connected", attrs...)
 }
 
-// publish hands one event to sink. It reports skip for an event the server
-// refuses as invalid (logged), and an error when the session must end.
-func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, payload []byte, attrs ...any) error {
-	err := sink.Publish(ctx, topic, payload)
+// publish hands one event to sink: with an origin through PublishOnce
+// when sink is a source.OnceSink (o non-nil only then). An event the
+// server refuses as invalid is logged and skipped (nil); an error means
+// the session must end.
+func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, payload []byte, o *source.Origin, attrs ...any) error {
+	var err error
+	if o != nil {
+		err = sink.(source.OnceSink).PublishOnce(ctx, topic, payload, *o)
+	} else {
+		err = sink.Publish(ctx, topic, payload)
+	}
 	switch {
 	case err == nil:
 		return nil
