@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -320,8 +319,30 @@ func TestLossEndsTheTopicsSubscriptions(t *testing.T) {
 	c.expectSeqs(t, 5, 6)
 	r.feed.Lost([]byte("h.t"), history.Trimmed, history.Position{Offset: 10, Epoch: "E"}, r.stop)
 	c.expectFail(t, "trimmed")
-	if strings.Contains(fmt.Sprint(r.d.Stats()), "-") {
-		t.Fatal("negative stats")
+}
+
+// TestLossOfATopicWithoutHistory: a topic without @history promised no
+// positions: a loss reported for it ends nothing.
+func TestLossOfATopicWithoutHistory(t *testing.T) {
+	r := newFillRig(t)
+	op, errs := r.schema.Compile(gql.Request{Query: `subscription { plain(topic: "t") { seq } }`}, gql.Env{})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	failed := make(chan []byte, 1)
+	s := &Subscription{Out: newOut(-1, r.w, true), ID: []byte(`"p"`), Op: op, Fail: func(e []byte) { failed <- e }}
+	r.d.QueueAdd(s)
+	waitFor(t, func() bool { return r.d.Stats().Subscriptions == 1 })
+	r.feed.Lost([]byte("p.t"), history.Trimmed, history.Position{Offset: 10, Epoch: "E"}, r.stop)
+	r.live(1, 1) // behind the loss: once it is dispatched, so was the loss
+	waitFor(t, func() bool { return r.d.Stats().Published >= 1 })
+	select {
+	case e := <-failed:
+		t.Fatalf("a subscription of a topic without history ended: %s", e)
+	default:
+	}
+	if r.d.Stats().Subscriptions != 1 {
+		t.Fatal("the subscription was removed")
 	}
 }
 

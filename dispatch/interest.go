@@ -9,9 +9,11 @@ package dispatch
 // registry's string, immutable and safe to keep.
 //
 // A dispatcher with an Interest hook receives only the events of topics
-// it has subscribers for, so when a topic loses its last subscriber its
-// history stream is dropped (a later resume to it reports epoch_changed
-// instead of missing what was published meanwhile).
+// it listens to (a subscriber, or a fill or replay holding the topic:
+// fill.go), so when a topic loses its last one its history stream is
+// dropped (a later resume to it is filled from the authority, or
+// refused, instead of missing what was published meanwhile), and an
+// event still in flight does not start a new one.
 type Interest interface {
 	// TopicAdded is called when topic gets its first local subscriber.
 	TopicAdded(topic string)

@@ -141,3 +141,26 @@ func TestLossReachesTheInlet(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFillCatchesUpANodeBehindTheClient: the client has seen offsets this
+// node has not received (here: written to the stream without a PUBLISH,
+// as events still on their way): the node delivers them first, as a
+// repair, and answers at the client's position, staging nothing.
+func TestFillCatchesUpANodeBehindTheClient(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	n.TopicAdded("t")
+	waitReady(t, n)
+	subscribed(t, r, "t", 1)
+	publishN(t, n, "t", 0, 3)
+	epoch := waitEvents(t, n, "t", 3)[0].pos.Epoch
+	r.Do("XADD", "fraised:s:t", "4-1", "p", `{"i":3}`)
+	r.Do("XADD", "fraised:s:t", "5-1", "p", `{"i":4}`)
+	r.Do("HSET", "fraised:m:t", "o", "5")
+	n.FillHistory(dispatch.FillRequest{ID: 3, Topic: "t", After: history.Position{Offset: 5, Epoch: epoch}, Max: 1000})
+	waitFilled(t, n, "t", 3)
+	want := []string{"live t 1", "live t 2", "live t 3", "live t 4", "live t 5", "filled t #3 5"}
+	if got := n.in.logOf("t"); !slices.Equal(got, want) {
+		t.Fatalf("inlet calls %v, want %v", got, want)
+	}
+}
