@@ -188,6 +188,9 @@ func (d *Dispatcher) lost(ev *event) {
 		victims[i] = nil
 	}
 	d.victims = victims[:0]
+	if d.log == nil {
+		return
+	}
 	d.log.Warn("cluster: events of a history topic were lost on their way to this node; its subscriptions end with "+ResumeUnavailableCode,
 		"topic", string(ev.topic), "reason", string(why), "subscriptions", len(victims),
 		"after", had.Offset, "epoch", had.Epoch, "next", ev.pos.Offset, "next_epoch", ev.pos.Epoch)
