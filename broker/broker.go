@@ -56,6 +56,20 @@ type Inlet interface {
 	Deliver(topic, payload []byte, pos Position, stop <-chan struct{}) bool
 }
 
+// HistoryInlet is an Inlet that also takes what a broker reads for a
+// fill of this node's history (dispatch.HistoryFiller: the events of the
+// range, then the topic's position at that point) and the broker's loss
+// reports (events of a topic that could not be delivered in order: its
+// history subscriptions end with the resume error). Same rules as
+// Deliver: the receiving goroutine only, in the authority's order, so a
+// fill's end and a loss fall at their exact place among the events.
+type HistoryInlet interface {
+	Inlet
+	Stage(topic, payload []byte, pos Position, stop <-chan struct{}) bool
+	Filled(id uint64, topic []byte, live Position, stop <-chan struct{}) bool
+	Lost(topic []byte, why history.Reason, next Position, stop <-chan struct{}) bool
+}
+
 // Event is one event of a batch.
 type Event struct {
 	Topic, Payload []byte

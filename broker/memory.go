@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/history"
 )
 
 // Memory is the single-node broker: this node's dispatcher is the
@@ -77,4 +78,21 @@ var _ Inlet = FeedInlet{}
 // Deliver pushes the event, waiting while the ring is full, until stop.
 func (f FeedInlet) Deliver(topic, payload []byte, pos Position, stop <-chan struct{}) bool {
 	return f.Feed.Push(topic, payload, pos, stop)
+}
+
+var _ HistoryInlet = FeedInlet{}
+
+// Stage pushes an event read for a fill (dispatch.Feed.Stage).
+func (f FeedInlet) Stage(topic, payload []byte, pos Position, stop <-chan struct{}) bool {
+	return f.Feed.Stage(topic, payload, pos, stop)
+}
+
+// Filled ends a fill (dispatch.Feed.Filled).
+func (f FeedInlet) Filled(id uint64, topic []byte, live Position, stop <-chan struct{}) bool {
+	return f.Feed.Filled(id, topic, live, stop)
+}
+
+// Lost reports a loss (dispatch.Feed.Lost).
+func (f FeedInlet) Lost(topic []byte, why history.Reason, next Position, stop <-chan struct{}) bool {
+	return f.Feed.Lost(topic, why, next, stop)
 }

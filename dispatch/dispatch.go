@@ -34,7 +34,8 @@ type group struct {
 // other transports.
 type member struct {
 	out *outbox.Outbox
-	id  []byte // JSON string literal
+	id  []byte        // JSON string literal
+	sub *Subscription // to end it (a loss, fill.go); not used per delivery
 }
 
 type subRegistry = registry.Registry[group, member]
@@ -167,6 +168,10 @@ type Config struct {
 	// HistoryMaxBytes caps the history of all topics (--history-max-bytes;
 	// zero: history.DefaultMaxBytes).
 	HistoryMaxBytes int64
+	// Filler, when set with History and Interest (a cluster), fills this
+	// node's history of a topic from the ordering authority before a
+	// resume it cannot serve is answered (fill.go).
+	Filler HistoryFiller
 }
 
 // New returns a dispatcher; Run serves it.

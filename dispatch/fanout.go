@@ -31,7 +31,7 @@ func (d *Dispatcher) register(s *Subscription) {
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
 	d.noteAdded(op.Topic)
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return d.newGroupData(op) }, member{out: s.Out, id: s.ID})
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return d.newGroupData(op) }, member{out: s.Out, id: s.ID, sub: s})
 	s.Op = nil // the group keeps the operation it needs
 }
 
@@ -53,6 +53,8 @@ func (d *Dispatcher) dispatch(ev *event) {
 		}
 	case evReply:
 		d.queueReply(ev.from, ev.data)
+	case evStage, evFilled, evLost:
+		d.fillEvent(ev)
 	}
 	ev.release()
 }

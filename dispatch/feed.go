@@ -62,3 +62,40 @@ func (f *Feed) Push(topic, payload []byte, pos history.Position, cancel <-chan s
 // Inflight returns how many pushed events the dispatcher has not
 // dispatched yet. Safe for concurrent use.
 func (f *Feed) Inflight() int64 { return f.p.Inflight() }
+
+// Stage pushes an older event of topic at pos, read from the ordering
+// authority for a fill (HistoryFiller): the dispatcher stages it in its
+// history and delivers it to nobody. Same rules as Push.
+func (f *Feed) Stage(topic, payload []byte, pos history.Position, cancel <-chan struct{}) bool {
+	ev := newPublishEvent(topic, payload, &f.p, ReplyNone)
+	ev.kind, ev.pos = evStage, pos
+	return f.pushEvent(ev, cancel)
+}
+
+// Filled ends fill id of topic: live is the authority's position of topic
+// after every event pushed before (HistoryFiller). Same rules as Push.
+func (f *Feed) Filled(id uint64, topic []byte, live history.Position, cancel <-chan struct{}) bool {
+	ev := newPublishEvent(topic, nil, &f.p, ReplyNone)
+	ev.kind, ev.pos, ev.fillID = evFilled, live, id
+	return f.pushEvent(ev, cancel)
+}
+
+// Lost reports that topic's events before next were lost on their way
+// here (why: history.Trimmed or history.EpochChanged): the topic's history
+// subscriptions end with the resume error after the events pushed before.
+// Same rules as Push.
+func (f *Feed) Lost(topic []byte, why history.Reason, next history.Position, cancel <-chan struct{}) bool {
+	ev := newPublishEvent(topic, []byte(why), &f.p, ReplyNone)
+	ev.kind, ev.pos = evLost, next
+	return f.pushEvent(ev, cancel)
+}
+
+func (f *Feed) pushEvent(ev *event, cancel <-chan struct{}) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.p.pushWait(ev, f.woken, cancel)
+	if ok {
+		f.p.d.Notify()
+	}
+	return ok
+}

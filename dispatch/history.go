@@ -53,6 +53,7 @@ type historyState struct {
 	ext      []byte           // its extensions
 	sweepDue atomic.Bool      // the sweep ticker fired
 	replayState
+	fillState
 }
 
 // initHistory sets up history from cfg.
@@ -62,6 +63,9 @@ func (d *Dispatcher) initHistory(cfg Config) {
 	}
 	d.hist = history.New(cfg.HistoryMaxBytes)
 	d.histOf = cfg.History
+	if cfg.Interest != nil {
+		d.filler = cfg.Filler
+	}
 }
 
 // historyTurn runs at the start of every dispatcher turn, before the
@@ -71,6 +75,7 @@ func (d *Dispatcher) historyTurn() {
 	d.now = time.Now().UnixNano()
 	if d.sweepDue.Swap(false) {
 		d.hist.Expire(d.now)
+		d.expireFills()
 	}
 }
 
@@ -101,7 +106,9 @@ func (d *Dispatcher) sweepTicker() {
 func (d *Dispatcher) record(ev *event) (st *history.Stream, pos history.Position) {
 	if d.hist.Lookup(ev.topic) == nil {
 		spec, ok := d.histOf.HistoryOf(ev.topic)
-		if !ok {
+		if !ok || !d.listening(ev.topic) {
+			// In a cluster an event in flight after the node stopped
+			// listening must not start a stream: it would go stale.
 			return nil, pos
 		}
 		d.hist.Open(string(ev.topic), spec, d.now)

@@ -96,27 +96,44 @@ func (d *Dispatcher) EndReplays() {
 // position and queues the replay (pumpReplays sends it); it reports
 // false when the subscription has nothing to catch up and must be
 // registered now.
+//
+// In a cluster (a HistoryFiller), a position this node's stream cannot
+// serve is first filled from the authority (fill.go), once: the answer
+// after the fill is final. A cluster node keeps listening to the topic
+// of a replay until it ends (hold).
 func (d *Dispatcher) resume(s *Subscription) bool {
 	if d.replayEnded.Load() {
 		return true // draining: the connection's close follows
 	}
 	topic := []byte(s.Op.Topic)
-	var st *history.Stream
+	var spec history.Spec
+	isHist := false
 	if d.hist != nil {
-		if st = d.hist.Lookup(topic); st == nil {
-			if spec, ok := d.histOf.HistoryOf(topic); ok {
-				st = d.hist.Open(s.Op.Topic, spec, d.now)
-			}
-		}
+		spec, isHist = d.histOf.HistoryOf(topic)
 	}
-	if st == nil {
+	if !isHist {
 		d.failResume(s, history.EpochChanged, *s.Resume, nil)
 		return true
 	}
-	d.hist.ExpireStream(st, d.now)
-	from, why := st.ResumeFrom(*s.Resume)
+	st := d.hist.Lookup(topic)
+	if st == nil && d.filler == nil {
+		st = d.hist.Open(s.Op.Topic, spec, d.now)
+	}
+	why := history.EpochChanged
+	var from uint64
+	if st != nil {
+		d.hist.ExpireStream(st, d.now)
+		from, why = st.ResumeFrom(*s.Resume)
+	}
 	if why != "" {
-		d.failResume(s, why, *s.Resume, st)
+		switch {
+		case d.filler != nil && !s.filled:
+			if !d.startFill(s, spec) {
+				d.failResume(s, history.Unavailable, *s.Resume, st)
+			}
+		default:
+			d.failResume(s, why, *s.Resume, st)
+		}
 		return true
 	}
 	if from > st.Last() {
@@ -126,7 +143,15 @@ func (d *Dispatcher) resume(s *Subscription) bool {
 	// Forget the completed ones first: a client that completes and
 	// resubscribes while its socket does not drain keeps at most its
 	// active operations here (--max-subscriptions).
-	rc.replays = slices.DeleteFunc(rc.replays, func(rp *replay) bool { return rp.sub.Removed() })
+	rc.replays = slices.DeleteFunc(rc.replays, func(rp *replay) bool {
+		if rp.sub.Removed() {
+			rp.end()
+			d.release(rp.st.Topic())
+			return true
+		}
+		return false
+	})
+	d.hold(st.Topic())
 	rc.replays = append(rc.replays, &replay{sub: s, op: s.Op, st: st, epoch: st.Epoch(), next: from})
 	return true
 }
@@ -192,6 +217,7 @@ func (d *Dispatcher) dropReplays() {
 	for _, rc := range d.replayConns {
 		for _, rp := range rc.replays {
 			rp.end()
+			d.release(rp.st.Topic())
 		}
 	}
 	clear(d.replayConns)
@@ -242,6 +268,7 @@ func (d *Dispatcher) pumpConn(rc *replayConn, scan int) int {
 		switch {
 		case over:
 			rp.end()
+			d.release(rp.st.Topic())
 			rc.replays = slices.Delete(rc.replays, i, i+1)
 			waiting = 0
 		case rp.waiting():

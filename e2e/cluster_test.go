@@ -733,9 +733,9 @@ func (s *posSubscriber) wait(t *testing.T, n int) []posEvent {
 // TestClusterHistoryPositionsAndResumeAcrossNodes: on a history topic
 // every node shows Redis' positions (one epoch, offsets 1..n, the ones
 // FPUBLISH answers) in every next; a client that drops off one node and
-// resumes on another gets exactly the events it missed, then live ones.
-// (The node it resumes on has had a subscriber to the topic all along:
-// its history holds the range.)
+// resumes on another gets exactly the events it missed, then live ones,
+// from that node's history when it listened to the topic all along, from
+// the Redis stream when it did not; what Redis no longer holds is refused.
 func TestClusterHistoryPositionsAndResumeAcrossNodes(t *testing.T) {
 	redis := redistest.Start(t)
 	nodes := startNodes(t, redis, 2, "--schema", "../examples/resume/schema.graphql")
@@ -785,17 +785,39 @@ func TestClusterHistoryPositionsAndResumeAcrossNodes(t *testing.T) {
 		t.Fatalf("resumed on node 1: %d events, want 15", len(got))
 	}
 	// Node 0 lost its last subscriber to the topic, unsubscribed and
-	// dropped its history of it: a resume there is refused, not served
-	// from a stale stream that missed 21-35.
+	// dropped its history of it. A resume there is filled from the Redis
+	// stream first (register, record the live events, read the range,
+	// merge by offset): 21-35 from Redis, then 36 live, each once.
 	waitNumSub(t, rdb, "fraised:c:feed.r", 1)
-	stale := subscribeFeed(t, nodes[0], "r", &posEvent{Offset: 20, Epoch: epoch})
-	select {
-	case <-stale.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("resume on the node without the topic: no error after 10 s (served from a stale stream), %d events", len(stale.got))
+	filled := subscribeFeed(t, nodes[0], "r", &posEvent{Offset: 20, Epoch: epoch})
+	filled.wait(t, 15)
+	waitNumSub(t, rdb, "fraised:c:feed.r", 2) // node 0 listens again
+	publish(36, 36, 2)
+	got = filled.wait(t, 16)
+	for i, e := range got {
+		if e.Seq != 21+i || e.Offset != uint64(21+i) || e.Epoch != epoch {
+			t.Fatalf("resumed on the node without the topic: event %d = %+v, want seq and offset %d", i, e, 21+i)
+		}
 	}
-	if stale.err == nil || !strings.Contains(stale.err.Error(), "FRAISED_RESUME_UNAVAILABLE") ||
-		!strings.Contains(stale.err.Error(), "epoch_changed") || len(stale.got) != 0 {
-		t.Fatalf("resume on the node without the topic: %d events, %v; want only FRAISED_RESUME_UNAVAILABLE epoch_changed", len(stale.got), stale.err)
+	if len(got) != 16 {
+		t.Fatalf("resumed on the node without the topic: %d events, want 16", len(got))
+	}
+	// What Redis no longer holds is refused (here trimmed by hand before
+	// offset 30), with no event before the error.
+	filled.c.conn.Close()
+	<-filled.done
+	waitNumSub(t, rdb, "fraised:c:feed.r", 1)
+	if err := rdb.XTrimMinID(ctx, "fraised:s:feed.r", "30").Err(); err != nil {
+		t.Fatal(err)
+	}
+	gone := subscribeFeed(t, nodes[0], "r", &posEvent{Offset: 20, Epoch: epoch})
+	select {
+	case <-gone.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("resume past Redis' stream: no error after 15 s, %d events", len(gone.got))
+	}
+	if gone.err == nil || !strings.Contains(gone.err.Error(), "FRAISED_RESUME_UNAVAILABLE") ||
+		!strings.Contains(gone.err.Error(), `"reason":"trimmed"`) || len(gone.got) != 0 {
+		t.Fatalf("resume past Redis' stream: %d events, %v; want only FRAISED_RESUME_UNAVAILABLE trimmed", len(gone.got), gone.err)
 	}
 }

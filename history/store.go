@@ -26,6 +26,12 @@ type Store struct {
 	trimmed  uint64 // entries dropped by the byte cap
 	scratch  streamHeap
 	newEpoch func() string
+
+	// Fills in progress (fill.go): events read elsewhere, by topic, not
+	// yet merged; their bytes; topics whose stage overflowed.
+	staged      map[string]*Stream
+	stagedBytes int64
+	stagedOver  map[string]bool
 }
 
 // New returns an empty store holding at most maxBytes (payloads,

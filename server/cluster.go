@@ -33,6 +33,15 @@ func (s *Server) clusterInterest() dispatch.Interest {
 	return s.opts.Cluster
 }
 
+// clusterFiller returns the dispatcher's history filler: the cluster
+// broker when it can read a topic's history (the Redis broker), so a
+// resume this node cannot serve is filled from the authority; nil on one
+// node.
+func (s *Server) clusterFiller() dispatch.HistoryFiller {
+	f, _ := s.opts.Cluster.(dispatch.HistoryFiller)
+	return f
+}
+
 // startCluster starts the broker's receiver into the dispatcher and the
 // HTTP publish workers, before the listeners serve.
 func (s *Server) startCluster() error {

@@ -149,7 +149,7 @@ func New(opts Options) (*Server, error) {
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
-		Interest: s.clusterInterest(), Resolvers: opts.Resolvers, History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
+		Interest: s.clusterInterest(), Filler: s.clusterFiller(), Resolvers: opts.Resolvers, History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
 	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals, s.routes.queries))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {

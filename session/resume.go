@@ -43,9 +43,9 @@ func (s *Session) initResume(payload []byte) bool {
 	return true
 }
 
-// setResume gives sub the resume position of its subscribe (its own, or
-// its id's connection_init entry, which spendResume uses up once the
-// subscription is queued), and the callback that ends it with the resume
+// setResume gives sub the resume position of its subscribe, if any (its
+// own, or its id's connection_init entry, which spendResume uses up once
+// the subscription is queued), and the callback that ends it with the resume
 // error. On a malformed position it refuses the subscribe with an error
 // message and reports false.
 func (s *Session) setResume(sub *subscription, m proto.Message) bool {
@@ -59,10 +59,10 @@ func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 	if p, ok := s.resumes[m.IDString]; ok && pos == nil {
 		pos = &p
 	}
-	if pos == nil {
-		return true
-	}
 	sub.Resume = pos
+	// Every subscription can be ended by the dispatcher: a resume
+	// position it cannot serve, or (in a cluster) events of its history
+	// topic lost on their way to this node.
 	sub.Fail = func(errs []byte) {
 		// On the dispatcher goroutine: mark it failed before the client
 		// can read the error, so the id is free when it comes back.

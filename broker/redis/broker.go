@@ -28,6 +28,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/dispatch"
 )
 
 //go:embed fraised.lua
@@ -57,6 +58,14 @@ type Broker struct {
 	baselines map[string]position
 	ps        *goredis.PubSub // current pub/sub connection, nil while reconnecting
 	stats     stats
+
+	// Fill requests (fill.go): from the dispatcher (fillQ) through the
+	// interest goroutine (once their topics are in wanted) to the
+	// receiver (fillReady).
+	fillMu    sync.Mutex
+	fillQ     []dispatch.FillRequest
+	fillReady []dispatch.FillRequest
+	fillN     atomic.Int32 // len(fillReady)
 }
 
 type stats struct {
@@ -67,11 +76,14 @@ type stats struct {
 	probesFail  atomic.Uint64
 	foreign     atomic.Uint64 // messages without a fraised header
 	resubscribe atomic.Int64  // topics still to be confirmed after a (re)connect
+	fills       atomic.Uint64 // fill requests answered (fill.go)
 }
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {
 	Repaired, Lost, Duplicates, Reconnects, ProbeFailures, Foreign uint64
+	// Fills is the resumes whose range was read from Redis (fill.go).
+	Fills uint64
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -110,7 +122,8 @@ func (p slogPrinter) Printf(_ context.Context, format string, v ...any) {
 func (b *Broker) Stats() Stats {
 	s := &b.stats
 	return Stats{Repaired: s.repaired.Load(), Lost: s.lost.Load(), Duplicates: s.duplicates.Load(),
-		Reconnects: s.reconnects.Load(), ProbeFailures: s.probesFail.Load(), Foreign: s.foreign.Load()}
+		Reconnects: s.reconnects.Load(), ProbeFailures: s.probesFail.Load(), Foreign: s.foreign.Load(),
+		Fills: s.fills.Load()}
 }
 
 // Node returns this node's name (its probe channel is fraised:probe:NAME).

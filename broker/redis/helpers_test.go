@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/history"
 	"github.com/fraised/fraised/internal/redistest"
 )
 
@@ -19,19 +21,72 @@ type got struct {
 	payload string
 }
 
-// recInlet records what a node receives, per topic.
+// recInlet records what a node receives, per topic, and (as a
+// broker.HistoryInlet) every call in order in log.
 type recInlet struct {
 	mu     sync.Mutex
 	topics map[string][]got
+	log    []string
 }
 
 func newRecInlet() *recInlet { return &recInlet{topics: map[string][]got{}} }
 
+var _ broker.HistoryInlet = (*recInlet)(nil)
+
 func (r *recInlet) Deliver(topic, payload []byte, pos broker.Position, _ <-chan struct{}) bool {
 	r.mu.Lock()
 	r.topics[string(topic)] = append(r.topics[string(topic)], got{pos, string(payload)})
+	r.log = append(r.log, fmt.Sprintf("live %s %d", topic, pos.Offset))
 	r.mu.Unlock()
 	return true
+}
+
+func (r *recInlet) Stage(topic, payload []byte, pos broker.Position, _ <-chan struct{}) bool {
+	r.record(fmt.Sprintf("stage %s %d %s", topic, pos.Offset, payload))
+	return true
+}
+
+func (r *recInlet) Filled(id uint64, topic []byte, live broker.Position, _ <-chan struct{}) bool {
+	r.record(fmt.Sprintf("filled %s #%d %d", topic, id, live.Offset))
+	return true
+}
+
+func (r *recInlet) Lost(topic []byte, why history.Reason, next broker.Position, _ <-chan struct{}) bool {
+	r.record(fmt.Sprintf("lost %s %s %d", topic, why, next.Offset))
+	return true
+}
+
+func (r *recInlet) record(s string) {
+	r.mu.Lock()
+	r.log = append(r.log, s)
+	r.mu.Unlock()
+}
+
+// calls returns the calls of kind (live, stage, filled, lost) on topic,
+// in order, each without its kind and topic.
+func (r *recInlet) calls(kind, topic string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.log {
+		if rest, ok := strings.CutPrefix(l, kind+" "+topic+" "); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// logOf returns every call on topic, in order.
+func (r *recInlet) logOf(topic string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.log {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == topic {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (r *recInlet) events(topic string) []got {

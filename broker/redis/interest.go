@@ -87,6 +87,7 @@ func (b *Broker) applyInterest() {
 			return
 		case <-b.interest.wake:
 		}
+		fills := b.takeFills() // first: their topics' changes are then in changes
 		changes := b.interest.take()
 		subs, unsubs = subs[:0], unsubs[:0]
 		b.mu.Lock()
@@ -104,12 +105,20 @@ func (b *Broker) applyInterest() {
 		ps := b.ps
 		b.mu.Unlock()
 		b.interest.done(changes)
+		if fills > 0 {
+			b.handFills(fills)
+		}
 		if ps != nil {
 			b.readBaselines(subs)
 			if err := b.sendInterest(ps, subs, unsubs); err != nil {
 				b.cfg.Log.Warn("cluster: cannot change pub/sub subscriptions; reconnecting", "err", err)
 				_ = ps.Close() // the receiver reconnects and resubscribes everything
-
+				continue
+			}
+			if fills > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+				b.pingForFills(ctx, ps)
+				cancel()
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/dispatch"
 )
 
 // Receiver timing.
@@ -59,6 +60,7 @@ type receiver struct {
 	sessions int       // connections that got subscribed
 	// repairedBefore is the repaired count when this connection began.
 	repairedBefore uint64
+	fills          []dispatch.FillRequest // taken from the queue, not served yet (fill.go)
 }
 
 // receive is the receiver goroutine: it keeps a pub/sub connection,
@@ -148,12 +150,18 @@ func (r *receiver) session() (ready bool, err error) {
 				if err := r.checkProbe(); err != nil {
 					return true, err
 				}
+				if err := r.serveFills(); err != nil {
+					return true, err
+				}
 				continue
 			}
 			return true, err
 		}
 		r.heardAt = time.Now()
 		if err := r.handle(msg); err != nil {
+			return true, err
+		}
+		if err := r.serveFills(); err != nil {
 			return true, err
 		}
 	}
@@ -424,13 +432,14 @@ func (r *receiver) lost(topic string, p *position, reason, newEpoch string, upTo
 	if b.cfg.OnLoss != nil {
 		b.cfg.OnLoss(l)
 	}
+	r.reportLoss(l)
 }
 
 // deliver hands one event to the dispatcher, waiting while its ring is
 // full.
 func (r *receiver) deliver(topic, payload string, off uint64, epoch string) error {
 	if !r.b.in.Deliver(bytesOf(topic), bytesOf(payload), broker.Position{Offset: off, Epoch: epoch}, r.b.stop) {
-		return errors.New("stopping")
+		return errStopping
 	}
 	return nil
 }
