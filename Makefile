@@ -12,7 +12,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
 LDFLAGS  := $(if $(VERSION),-X github.com/fraised/fraised/app.version=$(VERSION))
 GOFILES  := $(shell find . -name '*.go' -not -path './perf/gqlgen/*' -not -path '*/node_modules/*')
 
-.PHONY: all build run test fmt-check vet unit e2e-npm e2e-browser graphiql-assets fuzz bench clean
+.PHONY: all build build-dyn plugin-example run cluster test fmt-check vet unit e2e-npm e2e-browser e2e-plugin graphiql-assets fuzz bench clean
 
 all: build
 
@@ -20,6 +20,24 @@ build: $(BIN)
 
 $(BIN): $(GOFILES) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fraised
+
+# fraised-dyn: the same command dynamically linked with cgo, so it can
+# load Go plugins (--plugin); the static bin/fraised refuses them. A
+# plugin must be built by the same toolchain with the same flags:
+# plugin-example builds examples/plugin exactly as build-dyn builds the host.
+DYN_BIN    := bin/fraised-dyn
+PLUGIN_SO  := bin/plugins/example.so
+DYN_FLAGS  := -trimpath
+
+build-dyn: $(DYN_BIN)
+
+$(DYN_BIN): $(GOFILES) go.mod go.sum
+	CGO_ENABLED=1 $(GO) build $(DYN_FLAGS) -ldflags '$(LDFLAGS)' -o $(DYN_BIN) ./cmd/fraised
+
+plugin-example: $(PLUGIN_SO)
+
+$(PLUGIN_SO): $(GOFILES) go.mod go.sum
+	CGO_ENABLED=1 $(GO) build $(DYN_FLAGS) -buildmode=plugin -o $(PLUGIN_SO) ./examples/plugin
 
 run: build
 	@echo "fraised: ws://127.0.0.1:4000/graphql (graphql-transport-ws), publish on 127.0.0.1:4001 and $(SOCK)"
@@ -30,7 +48,14 @@ run: build
 	@echo "         or  any graphql-ws client: subscription { events(topic: \"events.demo\") { seq body } }"
 	$(BIN) --schema $(SCHEMA) --publish-unix $(SOCK)
 
-test: fmt-check vet unit e2e-npm e2e-browser
+# Three fraised nodes on one real redis-server (Debian's redis-server)
+# behind a TCP round-robin proxy on 127.0.0.1:4000; prints how to publish
+# and subscribe. Ctrl-C stops it (README, "Scaling out").
+cluster: build
+	$(GO) build -o bin/rrproxy ./perf/cmd/rrproxy
+	BIN=$(BIN) PROXY=bin/rrproxy SCHEMA=$(SCHEMA) examples/cluster/cluster.sh
+
+test: fmt-check vet unit e2e-npm e2e-browser e2e-plugin
 
 fmt-check:
 	@out="$$(gofmt -l $$(find . -name '*.go' -not -path '*/node_modules/*'))"; \
@@ -59,6 +84,14 @@ e2e-npm: build
 	set -e; cd e2e/npm && npm ci --no-audit --no-fund --loglevel=error && cd ../.. && \
 	npm ci --prefix e2e/httpaudit --no-audit --no-fund --loglevel=error && \
 	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_NPM_E2E=1 $(GO) test -count=1 -run 'NPM|IORedis' ./e2e/
+
+# Go plugins on fraised-dyn: the example plugin loads and resolves; a
+# plugin built differently (another Go version, another resolver API) and
+# the static binary with --plugin each exit 2 naming both sides. Needs gcc
+# (cgo); .ci/run installs it.
+e2e-plugin: build build-dyn plugin-example
+	FRAISED_BIN=$(CURDIR)/$(BIN) FRAISED_DYN_BIN=$(CURDIR)/$(DYN_BIN) FRAISED_PLUGIN=$(CURDIR)/$(PLUGIN_SO) \
+		$(GO) test -count=1 -run Plugin ./e2e/
 
 # The embedded GraphiQL page in headless chromium (Debian's package, driven
 # by the pinned playwright-core; no browser is downloaded). Skipped with a
@@ -96,11 +129,14 @@ fuzz:
 	$(GO) test ./proxyproto -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run XXX -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run XXX -fuzz FuzzPublisherInput -fuzztime $(FUZZTIME)
+	$(GO) test ./broker/redis -run XXX -fuzz FuzzParseMessage -fuzztime $(FUZZTIME)
+	$(GO) test ./resolve -run XXX -fuzz FuzzReadResults -fuzztime $(FUZZTIME)
 	$(GO) test ./session -run XXX -fuzz FuzzResumeInput -fuzztime $(FUZZTIME)
 	$(GO) test ./gql -run XXX -fuzz FuzzHistoryOf -fuzztime $(FUZZTIME)
+	$(GO) test ./source/postgres -run XXX -fuzz FuzzParseURL -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./server
+	$(GO) test -run XXX -bench . -benchmem ./codec ./registry ./ring ./resp ./gql ./httpgql ./dispatch ./resolve ./server
 
 clean:
 	rm -rf bin

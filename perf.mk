@@ -28,7 +28,7 @@ PERF_BENCH   := $(PERF_TASKSET) $(PERF_BIN)/fraised-bench
 PERF_SUITE    = $(PERF_BENCH) suite --bin-dir $(PERF_BIN) --server-cpu $(PERF_SERVER_CPU) \
                 --timeout $(PERF_TIMEOUT) --log-dir $(PERF_RESULTS)/logs $(PERF_FLAGS)
 
-.PHONY: perf perf-compare perf-floors perf-build perf-build-fraised perf-build-tools flamegraphs perf-smoke
+.PHONY: perf-cluster perf perf-compare perf-floors perf-build perf-build-fraised perf-build-tools flamegraphs perf-smoke
 
 perf-build-tools:
 	go build -o $(PERF_BIN)/fraised-bench ./perf/cmd/fraised-bench
@@ -59,6 +59,18 @@ perf-floors: perf-build-tools
 	rm -f $(PERF_RESULTS)/floors.jsonl
 	$(PERF_SUITE) --targets gnet-floor,net-floor --scenarios $(PERF_SCENARIOS) \
 		--out $(PERF_RESULTS)/floors.jsonl --md $(PERF_RESULTS)/floors.md
+
+# S3 against one node and against one node of a cluster on a real
+# redis-server (every event through Redis and back), same run: the p99
+# that Redis adds (issue 10's target: at most 1 ms). PERF_CLUSTER_DURATION
+# shortens the publishing phase (empty: the scenario's); PERF_CLUSTER_SCENARIO
+# picks another scenario (S4: 10,000 events/s, the throughput side).
+PERF_CLUSTER_DURATION ?=
+PERF_CLUSTER_SCENARIO ?= S3
+perf-cluster: perf-build-tools perf-build-fraised
+	PERF_BIN=$(PERF_BIN) DURATION=$(PERF_CLUSTER_DURATION) SCENARIO=$(PERF_CLUSTER_SCENARIO) OUT=$(PERF_RESULTS)/cluster.jsonl \
+		MD=$(PERF_RESULTS)/cluster.md PERF_SERVER_CPU=$(PERF_SERVER_CPU) PERF_HARNESS_CPU=$(PERF_HARNESS_CPU) \
+		perf/cluster-p99.sh
 
 # The smoke scenario (also run by `go test ./perf/...`).
 perf-smoke:

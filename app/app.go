@@ -24,12 +24,14 @@ import (
 	_ "net/http/pprof" // served only with --pprof-listen
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/resolve"
 	"github.com/fraised/fraised/server"
 )
 
@@ -42,7 +44,12 @@ func Main(args []string, resolvers map[string]gql.ResolverFunc) int {
 // Hooks are the compiled-in extensions of the fraised command.
 type Hooks struct {
 	// Resolvers are the field resolvers, keyed "Subscription.orderUpdated".
+	// Each is taken to read the connection's identity (gql.Resolver); list
+	// those that do not in FieldResolvers instead, so subscribers with
+	// different identities share one call per event.
 	Resolvers map[string]gql.ResolverFunc
+	// FieldResolvers are field resolvers that declare what they read.
+	FieldResolvers map[string]gql.Resolver
 	// Verifier, when set, replaces the JWT verifier for --auth optional and
 	// required (the --jwt-* key flags are then not needed). It must be safe
 	// for concurrent use; if it also has a Reload() error method, SIGHUP
@@ -86,6 +93,10 @@ func Run(args []string, hooks Hooks) int {
 		return 2
 	}
 	if err := serve(&cfg, hooks, log); err != nil {
+		if errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "fraised:", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+			return 2
+		}
 		if errors.Is(err, gql.ErrSchema) {
 			// One schema error per line, as a compiler prints them: a
 			// log attribute would escape the newlines into one line.
@@ -127,18 +138,30 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 	if cfg.schema == "" {
 		return errors.New("--schema is required (try --schema examples/schema.graphql)")
 	}
-	schema, err := gql.LoadSchemaFile(cfg.schema, cfg.ui.schemaOptions(gql.Options{Resolvers: hooks.Resolvers, Logger: log, Limits: cfg.sec.gqlLimits()}))
+	fields, router, err := cfg.res.resolvers(hooks, log)
+	if err != nil {
+		return err
+	}
+	defer closeResolvers(router, cfg.drainTimeout)
+	schema, err := gql.LoadSchemaFile(cfg.schema, cfg.ui.schemaOptions(gql.Options{Resolvers: hooks.Resolvers, FieldResolvers: fields, Logger: log, Limits: cfg.sec.gqlLimits()}))
 	if err != nil {
 		return err
 	}
 	opts := cfg.serverOptions()
 	opts.Schema = schema
+	opts.Resolvers = router
 	opts.Logger = log
 	cfg.ui.apply(&opts)
 	if opts.Security, err = cfg.sec.security(hooks.Verifier, log); err != nil {
 		return err
 	}
 	defer closeAudit(opts.Security.Audit, log)
+	if opts.Sources, err = cfg.src.build(opts.MaxPayload, cfg.cluster.url != "", log); err != nil {
+		return err
+	}
+	if err = cfg.cluster.apply(&opts, log); err != nil {
+		return err
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
@@ -184,6 +207,21 @@ func serve(cfg *config, hooks Hooks, log *slog.Logger) error {
 // Shutdown returned, so a stuck engine cannot keep the process past its
 // drain deadline by more than this.
 const exitGrace = 500 * time.Millisecond
+
+// closeResolvers drains the resolver processes (their calls in flight
+// answer, within limit) and stops them, after the server stopped.
+func closeResolvers(r *resolve.Router, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	r.Close(ctx)
+}
+
+// closedContext returns a context that is already done.
+func closedContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
 
 // closeAudit flushes and closes the audit log, reporting lost records.
 func closeAudit(l *audit.Log, log *slog.Logger) {

@@ -42,7 +42,10 @@ type config struct {
 	pprofListen    string
 	version        bool
 	sec            securityConfig
+	cluster        clusterConfig
 	ui             uiConfig
+	src            sourceConfig
+	res            resolverConfig
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -74,7 +77,10 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.version, "version", false, "print the fraised version, the Go version and the platform, and exit")
 	addSecurityFlags(fs, &cfg.sec)
 	addEdgeFlags(fs, &cfg.edge)
+	addClusterFlags(fs, &cfg.cluster)
 	addUIFlags(fs, &cfg.ui)
+	addSourceFlags(fs, &cfg.src)
+	addResolverFlags(fs, &cfg.res)
 	return fs
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fraised/fraised/source/postgres"
@@ -41,6 +42,10 @@ func pgMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if *src == "" {
 		fmt.Fprintln(stderr, "fraised pg install: --source is required (for example --source postgres://app@127.0.0.1/appdb)")
+		return 2
+	}
+	if n := len(strings.Fields(*src)); n > 1 {
+		fmt.Fprintf(stderr, "fraised pg install: %d URLs given (FRAISED_SOURCE may hold several): give the database to install into with one --source URL\n", n)
 		return 2
 	}
 	cfg, err := postgres.ParseURL(*src)

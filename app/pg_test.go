@@ -25,4 +25,11 @@ func TestPGInstallUsage(t *testing.T) {
 			t.Errorf("pg %q: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut.String(), c.code, c.want)
 		}
 	}
+	// The server's FRAISED_SOURCE may list several databases: install
+	// needs the one.
+	t.Setenv("FRAISED_SOURCE", "postgres://u@h1/db postgres://u@h2/db")
+	var out, errOut bytes.Buffer
+	if code := pgMain([]string{"install"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "2 URLs given") {
+		t.Errorf("pg install with two URLs in FRAISED_SOURCE: exit %d, stderr %q", code, errOut.String())
+	}
 }

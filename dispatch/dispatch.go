@@ -15,6 +15,7 @@ import (
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/registry"
+	"github.com/fraised/fraised/resolve"
 	"github.com/fraised/fraised/ring"
 )
 
@@ -24,6 +25,7 @@ import (
 // GroupKey only finds candidates, since keys can collide.
 type group struct {
 	op *gql.Operation
+	rq *groupQueue // the events waiting for the resolver; nil without one (resolve.go)
 }
 
 // member is a subscriber's entry in a group: the connection's output and
@@ -32,7 +34,8 @@ type group struct {
 // other transports.
 type member struct {
 	out *outbox.Outbox
-	id  []byte // JSON string literal
+	id  []byte        // JSON string literal
+	sub *Subscription // to end it (a loss, fill.go); not used per delivery
 }
 
 type subRegistry = registry.Registry[group, member]
@@ -45,7 +48,8 @@ type control struct {
 }
 
 // Dispatcher owns the registry and fans events out. It runs on its own
-// goroutine, never on an event loop; resolvers run here too.
+// goroutine, never on an event loop; resolvers never run here (they run on
+// their backends, resolve.go).
 //
 // Publishers push events into the ring; connections queue registry
 // changes on the control queue. The dispatcher pops a batch of events,
@@ -91,6 +95,7 @@ type Dispatcher struct {
 	maxTotal   int64
 	overBudget func()
 
+	interest Interest // told of topics gaining or losing local subscribers; nil: nobody asks
 	historyState
 
 	batch        []*event
@@ -101,6 +106,7 @@ type Dispatcher struct {
 	scratch      []byte
 	reply        []byte
 	wokenScratch []*Publisher
+	res          *resolving // resolver calls (resolve.go)
 
 	// Drain barrier: events pushed into the ring (one atomic add per
 	// publish) and events dispatched and flushed (one per batch).
@@ -149,12 +155,23 @@ type Config struct {
 	// before anything more is appended. Zero: no budget.
 	MaxOutboundTotal int64
 	OverBudget       func()
+	// Interest, when set, is told on the dispatcher goroutine of every
+	// topic that gets its first subscriber or loses its last (a cluster
+	// broker subscribes to exactly those at its ordering authority).
+	Interest Interest
+	// Resolvers routes resolver calls to their backends; nil: a Router
+	// with the defaults (a pool of Go workers).
+	Resolvers *resolve.Router
 	// History says which topics keep a history (@history); nil: none
 	// does, and the dispatcher keeps none.
 	History HistorySource
 	// HistoryMaxBytes caps the history of all topics (--history-max-bytes;
 	// zero: history.DefaultMaxBytes).
 	HistoryMaxBytes int64
+	// Filler, when set with History and Interest (a cluster), fills this
+	// node's history of a topic from the ordering authority before a
+	// resume it cannot serve is answered (fill.go).
+	Filler HistoryFiller
 }
 
 // New returns a dispatcher; Run serves it.
@@ -168,12 +185,14 @@ func New(cfg Config) *Dispatcher {
 		maxOutbound: cfg.MaxOutbound,
 		maxTotal:    cfg.MaxOutboundTotal,
 		overBudget:  cfg.OverBudget,
+		interest:    cfg.Interest,
 		maxCtlAdds:  maxQueuedAdds,
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		batch:       make([]*event, dispatchBatch),
 		scratch:     make([]byte, 0, 4096),
 	}
+	d.res = newResolving(cfg.Resolvers, d.Notify)
 	d.initHistory(cfg)
 	return d
 }
@@ -272,6 +291,7 @@ func (d *Dispatcher) HandOff() {
 // Stop once the ring is empty.
 func (d *Dispatcher) Run() {
 	defer close(d.stopped)
+	defer d.res.stop()
 	if d.hist != nil {
 		go d.sweepTicker()
 	}
@@ -281,6 +301,10 @@ func (d *Dispatcher) Run() {
 			d.historyTurn()
 		}
 		d.applyControl()
+		d.resolveTurn()
+		if d.hist != nil {
+			d.pumpReplays()
+		}
 		size := batchSize(d.batch[:n])
 		for _, ev := range d.batch[:n] {
 			d.dispatch(ev)
@@ -289,6 +313,7 @@ func (d *Dispatcher) Run() {
 			}
 		}
 		clear(d.batch[:n])
+		d.flushResolvers()
 		d.flushDirty()
 		if n > 0 {
 			d.flushed.Add(uint64(n))
@@ -312,13 +337,13 @@ func (d *Dispatcher) idle() bool {
 		runtime.Gosched()
 		return false
 	}
-	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.historyWork() {
+	if d.ctlN.Load() > 0 || d.pausedN.Load() > 0 || d.resolveReady() || d.historyWork() {
 		return false
 	}
-	if d.stopping.Load() {
+	if d.stopping.Load() && !d.resolvePending() {
 		return true
 	}
-	<-d.wake
+	d.waitWake()
 	return false
 }
 
@@ -346,11 +371,15 @@ func (d *Dispatcher) applyControl() {
 		if c.add {
 			d.subscribe(c.sub)
 		} else if c.sub.handle != nil { // registered: remove
-			d.reg.Remove(c.sub.handle)
-			c.sub.handle = nil
+			d.remove(c.sub)
 		}
 		d.ctlWork[i] = control{}
 	}
+	d.countRegistry()
+}
+
+// countRegistry publishes the registry's sizes to Stats.
+func (d *Dispatcher) countRegistry() {
 	subs, groups, topics := d.reg.Len()
 	d.subs.Store(int64(subs))
 	d.groups.Store(int64(groups))
@@ -358,13 +387,13 @@ func (d *Dispatcher) applyControl() {
 }
 
 // Barrier returns a function reporting whether every event pushed before
-// the call has been dispatched and its batch flushed (the drain's
-// barrier). Events are popped in push order, so once the dispatcher has
+// the call has been dispatched and its batch flushed, and no event waits
+// for a resolver (the drain's barrier). Events are popped in push order, so once the dispatcher has
 // flushed as many events as had been pushed, it has flushed all of those.
 // Safe for concurrent use.
 func (d *Dispatcher) Barrier() func() bool {
 	target := d.pushed.Load()
-	return func() bool { return d.flushed.Load() >= target }
+	return func() bool { return d.flushed.Load() >= target && d.res.pendingN.Load() == 0 }
 }
 
 // Stats is a snapshot of the dispatcher's counters.

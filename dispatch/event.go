@@ -16,6 +16,16 @@ const (
 	// evReply only writes reply bytes to the publisher, keeping replies in
 	// command order behind publishes still in flight.
 	evReply
+	// evStage is an older event of topic read from the ordering authority
+	// for a fill (fill.go): staged in history, delivered to nobody.
+	evStage
+	// evFilled ends fill fillID of topic: pos is the authority's position
+	// of topic at this point of the event order (fill.go).
+	evFilled
+	// evLost reports that events of topic before pos are lost (payload:
+	// the reason, a history.Reason): its history subscriptions end with
+	// the resume error (fill.go).
+	evLost
 )
 
 // ReplyKind is how a publish's delivery count is answered.
@@ -40,6 +50,7 @@ type event struct {
 	from      *Publisher
 	pos       history.Position // assigned elsewhere (PublishAt), when hasPos
 	hasPos    bool
+	fillID    uint64 // evFilled
 }
 
 var eventPool = sync.Pool{New: func() any { return new(event) }}
@@ -84,7 +95,7 @@ func (ev *event) size() int64 {
 // release puts ev back in the pool; nothing may use it afterwards.
 func (ev *event) release() {
 	ev.topic, ev.payload, ev.from = nil, nil, nil
-	ev.pos, ev.hasPos = history.Position{}, false
+	ev.pos, ev.hasPos, ev.fillID = history.Position{}, false, 0
 	if cap(ev.data) > maxPooledEvent {
 		ev.data = nil
 	}

@@ -30,7 +30,8 @@ func (d *Dispatcher) subscribe(s *Subscription) {
 func (d *Dispatcher) register(s *Subscription) {
 	op := s.Op
 	same := func(g group) bool { return g.op.SameGroup(op) }
-	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return group{op: op} }, member{out: s.Out, id: s.ID})
+	d.noteAdded(op.Topic)
+	s.handle = d.reg.Add(op.Topic, op.GroupKey, same, func() group { return d.newGroupData(op) }, member{out: s.Out, id: s.ID, sub: s})
 	s.Op = nil // the group keeps the operation it needs
 }
 
@@ -52,6 +53,8 @@ func (d *Dispatcher) dispatch(ev *event) {
 		}
 	case evReply:
 		d.queueReply(ev.from, ev.data)
+	case evStage, evFilled, evLost:
+		d.fillEvent(ev)
 	}
 	ev.release()
 }
@@ -64,10 +67,14 @@ func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 	if t == nil {
 		return 0
 	}
-	count := 0
+	count, later := 0, 0
 	for _, g := range t.Groups() {
 		op := g.Data.op
 		if !op.Match(payload) {
+			continue
+		}
+		if g.Data.rq != nil {
+			later += d.resolveLater(g, payload, ext) // counted as delivered when resolved
 			continue
 		}
 		d.scratch = op.AppendResult(d.scratch[:0], payload)
@@ -81,7 +88,7 @@ func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 		}
 	}
 	d.delivered.Add(uint64(count))
-	return count
+	return count + later
 }
 
 // deliver appends one next frame to o.
@@ -111,7 +118,8 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.
 		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
 	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
-	default:
+	default: // no answer, but the event is no longer in flight
+		p.settle()
 		return
 	}
 	d.queueReply(p, d.reply)
@@ -126,11 +134,7 @@ func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
 	}
-	if p.inflight.Add(-1) == 0 {
-		if f := p.replied.Swap(nil); f != nil {
-			(*f)()
-		}
-	}
+	p.settle()
 }
 
 func (d *Dispatcher) flushDirty() {
@@ -163,10 +167,14 @@ func (d *Dispatcher) flushDirty() {
 // free (at least one), each with a turn of publishQuantum events; the
 // rest stay at the head of the queue for the next batch.
 func (d *Dispatcher) resumePaused() {
-	if d.pausedN.Load() == 0 {
+	free := d.ring.Cap() - d.ring.Len()
+	if d.pausedN.Load() == 0 || free == 0 {
+		// A publisher woken into a full ring would fail its push and
+		// queue again at the tail, losing its turn: wait for the next
+		// batch to make room.
 		return
 	}
-	wake := max(1, (d.ring.Cap()-d.ring.Len())/publishQuantum)
+	wake := max(1, free/publishQuantum)
 	d.pausedMu.Lock()
 	wake = min(wake, len(d.paused))
 	woken := append(d.wokenScratch[:0], d.paused[:wake]...)

@@ -18,14 +18,7 @@ import (
 // dispatcher, which owns both the streams and the registry, so no event
 // is missed or sent twice between the replay and the live events.
 //
-// Replay is paced by the connection's output: the dispatcher appends up
-// to replayChunk bytes, flushes, and appends more only once the socket
-// has taken everything (Outbox.NotifyDrained), so a long catch-up never
-// counts against --max-outbound. The subscription joins its group only
-// when the replay reaches the stream's latest event; events published
-// meanwhile are recorded in the stream and reach it through the replay.
-// A replay overtaken by trimming ends with the resume error (never a
-// silent gap).
+// Replay, its pacing and its fairness are in replay.go.
 //
 // For a clustered source (positions assigned elsewhere), Publisher.
 // PublishAt hands an event over with its position: history records it
@@ -47,41 +40,20 @@ const (
 	resumeMessage         = "resume position not available"
 )
 
-const (
-	// replayChunk is what one replay appends to its connection per
-	// dispatcher turn before waiting for the socket to take it: the
-	// flush size (flushAt), far below --max-outbound, so a catch-up of any
-	// length never looks like a slow consumer.
-	replayChunk = flushAt
-	// replayScan bounds the events one replay turn reads (filters may
-	// drop most of them), so a replay never holds up the batches.
-	replayScan = 4096
-	// sweepEvery is how often the streams' TTLs are applied to topics
-	// nobody publishes to (a resume applies its stream's TTL itself).
-	sweepEvery = time.Second
-)
-
-// replay is a resume in progress.
-type replay struct {
-	sub   *Subscription
-	op    *gql.Operation
-	st    *history.Stream
-	epoch string
-	next  uint64      // the next offset to send
-	ready atomic.Bool // the connection drained: send more
-}
+// sweepEvery is how often the streams' TTLs are applied to topics
+// nobody publishes to (a resume applies its stream's TTL itself).
+const sweepEvery = time.Second
 
 // historyState is the dispatcher's part of history, owned by Run.
 type historyState struct {
-	hist       *history.Store // nil: no topic keeps history
-	histOf     HistorySource
-	now        int64            // unix nanoseconds, once per turn
-	pos        history.Position // of the event being dispatched
-	ext        []byte           // its extensions
-	replays    []*replay
-	replayBuf  []byte      // a payload spanning chunks
-	replayWake atomic.Bool // a replay's connection drained
-	sweepDue   atomic.Bool // the sweep ticker fired
+	hist     *history.Store // nil: no topic keeps history
+	histOf   HistorySource
+	now      int64            // unix nanoseconds, once per turn
+	pos      history.Position // of the event being dispatched
+	ext      []byte           // its extensions
+	sweepDue atomic.Bool      // the sweep ticker fired
+	replayState
+	fillState
 }
 
 // initHistory sets up history from cfg.
@@ -91,17 +63,19 @@ func (d *Dispatcher) initHistory(cfg Config) {
 	}
 	d.hist = history.New(cfg.HistoryMaxBytes)
 	d.histOf = cfg.History
+	if cfg.Interest != nil {
+		d.filler = cfg.Filler
+	}
 }
 
-// historyTurn runs at the start of every dispatcher turn: the clock, the
-// TTL sweep when due, and the replays whose connections drained.
+// historyTurn runs at the start of every dispatcher turn, before the
+// queued subscribes: the clock and the TTL sweep when due. (The replays
+// run after the subscribes: pumpReplays.)
 func (d *Dispatcher) historyTurn() {
 	d.now = time.Now().UnixNano()
 	if d.sweepDue.Swap(false) {
 		d.hist.Expire(d.now)
-	}
-	if d.replayWake.Swap(false) {
-		d.pumpReplays()
+		d.expireFills()
 	}
 }
 
@@ -132,7 +106,9 @@ func (d *Dispatcher) sweepTicker() {
 func (d *Dispatcher) record(ev *event) (st *history.Stream, pos history.Position) {
 	if d.hist.Lookup(ev.topic) == nil {
 		spec, ok := d.histOf.HistoryOf(ev.topic)
-		if !ok {
+		if !ok || !d.listening(ev.topic) {
+			// In a cluster an event in flight after the node stopped
+			// listening must not start a stream: it would go stale.
 			return nil, pos
 		}
 		d.hist.Open(string(ev.topic), spec, d.now)
@@ -151,105 +127,6 @@ func (d *Dispatcher) record(ev *event) (st *history.Stream, pos history.Position
 // extensions.
 func appendExt(payload, ext []byte) []byte {
 	return append(payload[:len(payload)-1], ext...)
-}
-
-// resume handles a subscribe with a resume position; it reports false
-// when the subscription has nothing to catch up and is registered now.
-func (d *Dispatcher) resume(s *Subscription) bool {
-	topic := []byte(s.Op.Topic)
-	var st *history.Stream
-	if d.hist != nil {
-		if st = d.hist.Lookup(topic); st == nil {
-			if spec, ok := d.histOf.HistoryOf(topic); ok {
-				st = d.hist.Open(s.Op.Topic, spec, d.now)
-			}
-		}
-	}
-	if st == nil {
-		d.failResume(s, history.EpochChanged, *s.Resume, nil)
-		return true
-	}
-	d.hist.ExpireStream(st, d.now)
-	from, why := st.ResumeFrom(*s.Resume)
-	if why != "" {
-		d.failResume(s, why, *s.Resume, st)
-		return true
-	}
-	if from > st.Last() {
-		return false
-	}
-	rp := &replay{sub: s, op: s.Op, st: st, epoch: st.Epoch(), next: from}
-	if d.pumpOne(rp) { // the first chunk in this very turn; more to come
-		d.replays = append(d.replays, rp)
-	}
-	return true
-}
-
-// pumpReplays continues every replay whose connection drained.
-func (d *Dispatcher) pumpReplays() {
-	keep := d.replays[:0]
-	for _, rp := range d.replays {
-		if !rp.ready.Load() || d.pumpOne(rp) {
-			keep = append(keep, rp)
-		}
-	}
-	clear(d.replays[len(keep):])
-	d.replays = keep
-}
-
-// pumpOne sends the next chunk of rp; it reports false when rp is over
-// (caught up and registered, failed, completed or disconnected).
-func (d *Dispatcher) pumpOne(rp *replay) bool {
-	rp.ready.Store(false)
-	s, st := rp.sub, rp.st
-	if s.removed.Load() {
-		return false
-	}
-	requested := history.Position{Offset: rp.next - 1, Epoch: rp.epoch}
-	switch {
-	case st.Removed() || st.Epoch() != rp.epoch:
-		d.failResume(s, history.EpochChanged, requested, d.hist.Lookup([]byte(st.Topic())))
-		return false
-	case rp.next < st.First():
-		d.failResume(s, history.Trimmed, requested, st)
-		return false
-	}
-	start, delivered := d.batchBytes, 0
-	for scanned := 0; rp.next <= st.Last() && d.batchBytes-start < replayChunk && scanned < replayScan; scanned++ {
-		payload, _ := st.Read(rp.next, &d.replayBuf)
-		if rp.op.Match(payload) {
-			d.scratch = appendExt(rp.op.AppendResult(d.scratch[:0], payload), st.AppendExt(d.ext[:0], rp.next))
-			if !d.deliver(s.Out, s.ID, d.scratch) {
-				return false // the connection's output ended
-			}
-			delivered++
-		}
-		rp.next++
-	}
-	d.delivered.Add(uint64(delivered))
-	if rp.next > st.Last() {
-		s.Op = rp.op
-		d.register(s)
-		return false
-	}
-	s.Out.NotifyDrained(func() {
-		rp.ready.Store(true)
-		d.replayWake.Store(true)
-		d.Notify()
-	})
-	return true
-}
-
-// failResume ends s with the resume error: the session drops it and
-// sends the error message (Subscription.Fail). st is the topic's stream
-// now, if any.
-func (d *Dispatcher) failResume(s *Subscription, why history.Reason, requested history.Position, st *history.Stream) {
-	errs := appendResumeError(nil, why, requested, st)
-	if s.Fail != nil {
-		s.Fail(errs)
-		return
-	}
-	s.Out.Send(codec.AppendError(nil, s.ID, errs))
 }
 
 // appendResumeError appends the errors array of an unavailable resume

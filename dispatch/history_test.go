@@ -187,7 +187,8 @@ func TestShortReplayLeavesNoReplay(t *testing.T) {
 	defer null.Close()
 	sub := &Subscription{Out: newOut(int(null.Fd()), d.w, true), ID: []byte(`"r"`), Op: op, Resume: &history.Position{Offset: 1, Epoch: st.Epoch()}}
 	d.subscribe(sub)
-	if len(d.replays) != 0 || sub.handle == nil {
-		t.Fatalf("%d replays kept, registered %v", len(d.replays), sub.handle != nil)
+	d.pumpReplays()
+	if len(d.replayConns) != 0 || len(d.replayOf) != 0 || sub.handle == nil {
+		t.Fatalf("%d replaying connections kept, registered %v", len(d.replayConns), sub.handle != nil)
 	}
 }

@@ -174,6 +174,17 @@ func (p *Publisher) tryPush(ev *event) bool {
 	return false
 }
 
+// settle counts one of p's events as answered (or, for ReplyNone, as
+// dispatched) and runs the WhenReplied function once none is left in
+// flight. Called by the dispatcher.
+func (p *Publisher) settle() {
+	if p.inflight.Add(-1) == 0 {
+		if f := p.replied.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
+}
+
 // resume grants the publisher a turn of quantum events and wakes it to
 // retry its held-back command. Called by the dispatcher.
 func (p *Publisher) resume(quantum int32) {

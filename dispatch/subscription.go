@@ -24,11 +24,15 @@ type Subscription struct {
 	Resume *history.Position
 	// Fail, when set, ends the subscription with the error message errs
 	// (a JSON array): the session drops it, then sends the message. It
-	// is called on the dispatcher goroutine and must not block. Without
-	// it the dispatcher sends the message itself.
+	// is called on the dispatcher goroutine and must not block: for a
+	// resume position that cannot be served, and for a registered
+	// subscription of a history topic whose events were lost on their way
+	// to this node (cluster, fill.go). Without it the dispatcher sends the
+	// message itself.
 	Fail func(errs []byte)
 
 	handle  *registry.Sub[group, member] // dispatcher-owned
+	filled  bool                         // dispatcher-owned: its resume had its fill (fill.go)
 	removed atomic.Bool
 }
 

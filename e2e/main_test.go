@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fraised/fraised/internal/pgtest"
 )
 
 // bin is the fraised binary under test: $FRAISED_BIN, or built by TestMain.
@@ -27,16 +29,22 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bin = filepath.Join(dir, "fraised")
-		out, err := exec.Command("go", "build", "-o", bin, "../cmd/fraised").CombinedOutput()
+		// Static, like `make build`: the release binary (it refuses --plugin).
+		build := exec.Command("go", "build", "-o", bin, "../cmd/fraised")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cannot build fraised: %v\n%s", err, out)
 			os.Exit(1)
 		}
 		code := m.Run()
+		pgtest.StopShared()
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
 }
 
 func freePort(t *testing.T) string {

@@ -21,8 +21,9 @@ type Request struct {
 }
 
 // Env is what the server knows about the connection that sent a request.
-// Compile keeps InitPayload and Claims for the resolvers of the operation,
-// so they must not be modified afterwards. A claim used by @filter must be
+// Compile keeps InitPayload and Claims for the resolvers of the operation
+// that read them (Resolver.Identity), so they must not be modified
+// afterwards. A claim used by @filter must be
 // a string, number or boolean; any other value (or none) matches nothing.
 type Env struct {
 	InitPayload   []byte         // raw connection_init payload JSON, or nil
@@ -76,7 +77,7 @@ type Operation struct {
 // GraphQL errors with locations where the document has them; the returned
 // list must not be modified. Compile is safe for concurrent use; it keeps
 // neither req.Variables nor env past the call except, when the root field
-// has a resolver, env.InitPayload and env.Claims.
+// has a resolver that reads the identity, env.InitPayload and env.Claims.
 func (s *Schema) Compile(req Request, env Env) (*Operation, gqlerror.List) {
 	if lim := s.limits.MaxDocumentBytes; lim >= 0 && len(req.Query) > lim {
 		return nil, gqlerror.List{gqlerror.Errorf("document is %d bytes, more than the limit of %d", len(req.Query), lim)}

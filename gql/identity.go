@@ -17,8 +17,11 @@ import (
 // matches and the bytes it produces for them: the schema, the kind, the
 // topic, the document text, the operation name, the coerced variables,
 // every @filter with its path, its source (argument or claim, by name) and
-// value, and with a resolver the init payload and claims the resolver
-// sees. Operations with equal identities are interchangeable; GroupKey is
+// value, and with a resolver that declares it reads them
+// (Resolver.Identity) the init payload and claims the resolver sees. A
+// resolver that does not declare it gets neither (they are nil in its
+// ResolveParams), so its output depends only on the event and the
+// arguments, which the identity already covers: one call serves the group. Operations with equal identities are interchangeable; GroupKey is
 // only its hash, and SameGroup compares the identities themselves.
 //
 // Env.Roles and Env.Scopes are not part of the identity, by design: they
@@ -70,8 +73,8 @@ func (c *compiler) identityPrefix(r *request) []byte {
 // appendEnvIdentity appends the part of the identity that the Env
 // decides, with p the plan built for env: every filter of r, the argument
 // or claim it reads, its path and its value (claim values from env; a
-// missing one as such), and with a resolver the init payload and claims
-// the resolver gets.
+// missing one as such), and with a resolver that reads the identity the
+// init payload and claims the resolver gets.
 func (r *request) appendEnvIdentity(b []byte, env *Env, p *plan) []byte {
 	b = appendCanonBool(b, p.never)
 	b = appendCanonInt(b, int64(len(r.filters)))
@@ -91,7 +94,7 @@ func (r *request) appendEnvIdentity(b []byte, env *Env, p *plan) []byte {
 			b = appendFilterValue(b, &f)
 		}
 	}
-	if p.hasResolver {
+	if p.resolverIdentity {
 		b = appendCanonBool(b, p.initPayload == nil)
 		b = appendCanonString(append(b, 's'), jsonx.View(p.initPayload))
 		b = appendCanonBool(b, p.claims == nil)

@@ -63,6 +63,7 @@ func (c *compiler) subscriptionRoot(sh *shape, root *ast.Definition) {
 	}
 	f.rkey, f.resolver = info.key, info.resolver
 	sh.main, sh.info, sh.hasResolver = main, info, info.resolver != nil
+	sh.resolverIdentity = info.resolver != nil && info.identity
 }
 
 // queryRoots finds the resolvers of the root fields.
@@ -79,6 +80,7 @@ func (c *compiler) queryRoots(sh *shape, root *ast.Definition) {
 		if info := c.s.roots[f.rkey]; info != nil && info.resolver != nil {
 			f.resolver = info.resolver
 			sh.hasResolver = true
+			sh.resolverIdentity = sh.resolverIdentity || info.identity
 		}
 	}
 }

@@ -111,9 +111,12 @@ type plan struct {
 	match       *matchNode // the filter paths as a tree; nil: test each filter alone
 	never       bool       // a claim filter without its claim: nothing matches
 	hasResolver bool
-	initPayload []byte         // for the resolvers; only set with one
-	claims      map[string]any // for the resolvers; only set with one
-	logger      *slog.Logger
+	// resolverIdentity: a resolver reads the identity (Resolver.Identity);
+	// initPayload and claims are set only then.
+	resolverIdentity bool
+	initPayload      []byte         // for the resolvers that read the identity
+	claims           map[string]any // for the resolvers that read the identity
+	logger           *slog.Logger
 }
 
 // compiler builds a shape, or binds a request to one. It is used by one

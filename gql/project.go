@@ -44,6 +44,14 @@ type projector struct {
 	path  [pathStack]pathSeg
 	extra []pathSeg
 	intro int // bytes of introspection answers so far (introspect.go)
+
+	// given: the resolver already answered (AppendResolved): givenRaw,
+	// or givenErr, stands for its call.
+	given    bool
+	givenRaw string
+	givenErr error
+
+	call ResolverCaller // runs a query's resolvers; nil: called directly
 }
 
 // AppendResult appends to dst the result of the subscription for event:
@@ -69,6 +77,23 @@ func (op *Operation) AppendQueryResult(ctx context.Context, dst []byte) []byte {
 	}
 	var p projector
 	p.plan = op.plan
+	return p.result(ctx, dst, nil)
+}
+
+// ResolverCaller calls a query field's resolver fn (key names it,
+// "Query.serverTime") with ctx and p and returns what it returned: a
+// caller may run it elsewhere and give up at ctx's deadline.
+type ResolverCaller func(ctx context.Context, key string, fn ResolverFunc, p ResolveParams) (any, error)
+
+// AppendQueryResultVia is AppendQueryResult with every resolver call made
+// through call (resolve.Queries bounds them with --resolver-timeout). It
+// is safe for concurrent use.
+func (op *Operation) AppendQueryResultVia(ctx context.Context, dst []byte, call ResolverCaller) []byte {
+	if op.plan.kind != KindQuery {
+		return appendRequestError(dst, "AppendQueryResultVia needs a query operation")
+	}
+	var p projector
+	p.plan, p.call = op.plan, call
 	return p.result(ctx, dst, nil)
 }
 
@@ -123,7 +148,7 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		}
 		raw = v
 	case f.resolver != nil:
-		v, err := p.resolve(ctx, f, event)
+		v, err := p.givenOr(ctx, f, event)
 		if err != nil {
 			p.failResolver(f, err)
 			return p.thrown(dst, f.typ)
@@ -136,6 +161,15 @@ func (p *projector) root(ctx context.Context, dst []byte, f *field, event []byte
 		return p.thrown(dst, f.typ)
 	}
 	return p.complete(dst, f, raw)
+}
+
+// givenOr returns the resolver's answer given to AppendResolved, or calls
+// the resolver.
+func (p *projector) givenOr(ctx context.Context, f *field, event []byte) (string, error) {
+	if p.given {
+		return p.givenRaw, p.givenErr
+	}
+	return p.resolve(ctx, f, event)
 }
 
 // thrown finishes a position whose value threw: null if t is nullable,

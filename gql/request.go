@@ -83,9 +83,12 @@ type shape struct {
 	main        int       // subscriptions: the index of the root field in fields
 	info        *rootInfo // subscriptions: the root field's directives
 	hasResolver bool
-	checks      []authCheck
-	errs        gqlerror.List // returned for every request
-	post        gqlerror.List // returned after the @auth refusals
+	// resolverIdentity: a resolver of the operation reads the init
+	// payload and claims (Resolver.Identity), so they join its identity.
+	resolverIdentity bool
+	checks           []authCheck
+	errs             gqlerror.List // returned for every request
+	post             gqlerror.List // returned after the @auth refusals
 }
 
 // authCheck is an @auth rule the selection reaches: what needs every
@@ -414,8 +417,8 @@ func (s *Schema) opHash(r *request, fp []byte) uint64 {
 }
 
 // fingerprint appends to b what of env the operation of r depends on: the
-// claims its claim filters read, and the init payload and claims when the
-// root field has a resolver. Equal fingerprints of one request give equal
+// claims its claim filters read, and the init payload and claims when a
+// root field's resolver reads them (Resolver.Identity). Equal fingerprints of one request give equal
 // operations (equal identities).
 func (r *request) fingerprint(b []byte, env *Env) []byte {
 	if r.claimFilters {
@@ -426,7 +429,7 @@ func (r *request) fingerprint(b []byte, env *Env) []byte {
 			}
 		}
 	}
-	if r.shape.hasResolver {
+	if r.shape.resolverIdentity {
 		b = appendCanonBool(b, env.InitPayload == nil)
 		b = appendCanonString(append(b, 's'), jsonx.View(env.InitPayload))
 		b = appendCanonBool(b, env.Claims == nil)
@@ -447,8 +450,9 @@ func appendFingerprintValue(b []byte, v any) []byte {
 // newOperation builds the operation of r for env (not interned).
 func (s *Schema) newOperation(r *request, env *Env) *Operation {
 	sh := r.shape
-	p := &plan{kind: r.kind, fields: r.fields, rootJSON: sh.rootJSON, logger: s.logger, hasResolver: sh.hasResolver}
-	if p.hasResolver {
+	p := &plan{kind: r.kind, fields: r.fields, rootJSON: sh.rootJSON, logger: s.logger,
+		hasResolver: sh.hasResolver, resolverIdentity: sh.resolverIdentity}
+	if p.resolverIdentity {
 		p.initPayload, p.claims = env.InitPayload, env.Claims
 	}
 	p.filters, p.match = r.argFilters, r.match

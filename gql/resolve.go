@@ -3,7 +3,6 @@ package gql
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"runtime/debug"
 
 	"github.com/bytedance/sonic"
@@ -15,8 +14,9 @@ import (
 var resultJSON = sonic.Config{SortMapKeys: true, ValidateString: true}.Froze()
 
 // errInternal is what a client sees when a resolver panics or returns a
-// value that cannot be encoded; the cause is logged.
-var errInternal = errors.New("internal error")
+// value that cannot be encoded (extensions.code INTERNAL_SERVER_ERROR);
+// the cause is logged.
+var errInternal = ResolverError(CodeInternal, "internal error")
 
 // resolve runs the resolver of root field f and returns its value as raw
 // JSON. A panic is recovered and logged.
@@ -27,7 +27,13 @@ func (p *projector) resolve(ctx context.Context, f *field, event []byte) (raw st
 			raw, err = "", errInternal
 		}
 	}()
-	v, err := f.resolver(ctx, ResolveParams{Event: event, Args: f.args, InitPayload: p.plan.initPayload, Claims: p.plan.claims})
+	params := ResolveParams{Event: event, Args: f.args, InitPayload: p.plan.initPayload, Claims: p.plan.claims}
+	var v any
+	if p.call != nil {
+		v, err = p.call(ctx, f.rkey, f.resolver, params)
+	} else {
+		v, err = f.resolver(ctx, params)
+	}
 	if err != nil {
 		return "", err
 	}

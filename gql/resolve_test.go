@@ -71,7 +71,7 @@ func TestQueryResolvers(t *testing.T) {
 		{"resolver error with path, nullable field", `{ serverTime failing }`,
 			`{"data":{"serverTime":"12:00","failing":null},"errors":[{"message":"backend down","locations":[{"line":1,"column":14}],"path":["failing"]}]}`},
 		{"panic: internal error, non-null propagates", `{ serverTime panicking }`,
-			`{"data":null,"errors":[{"message":"internal error","locations":[{"line":1,"column":14}],"path":["panicking"]}]}`},
+			`{"data":null,"errors":[{"message":"internal error","locations":[{"line":1,"column":14}],"path":["panicking"],"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`},
 		{"introspection next to resolvers", `{ me { id } x: __schema { description } }`,
 			`{"data":{"me":{"id":"1"},"x":{"description":null}}}`},
 		{"GraphQL error from a resolver keeps its extensions", `{ nothing }`,
@@ -104,7 +104,7 @@ func TestSubscriptionResolver(t *testing.T) {
 	}{
 		{"resolver output is projected", `41`, `{"data":{"custom":{"seq":41,"text":"tok"}}}`},
 		{"resolver error", `"fail"`, `{"data":{"custom":null},"errors":[{"message":"cannot enrich","locations":[{"line":1,"column":25}],"path":["custom"]}]}`},
-		{"resolver panic", `"panic"`, `{"data":{"custom":null},"errors":[{"message":"internal error","locations":[{"line":1,"column":25}],"path":["custom"]}]}`},
+		{"resolver panic", `"panic"`, `{"data":{"custom":null},"errors":[{"message":"internal error","locations":[{"line":1,"column":25}],"path":["custom"],"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

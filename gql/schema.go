@@ -56,11 +56,27 @@ type ResolveParams struct {
 // scalars the decoded JSON (json.Number for numbers).
 type ResolverFunc func(ctx context.Context, p ResolveParams) (any, error)
 
+// Resolver declares a root field's resolver and what of the subscriber it
+// reads. Subscribers whose operations have equal identities share one group
+// and one resolver call per event (identity.go); a resolver that reads the
+// connection's identity makes it part of the group identity, so it runs
+// once per distinct identity instead of once per group.
+type Resolver struct {
+	Func ResolverFunc
+	// Identity says the resolver reads ResolveParams.InitPayload and
+	// Claims. When false they are nil in its params, and subscribers with
+	// different init payloads or tokens share a group (and one call).
+	Identity bool
+}
+
 // Options configures LoadSchema. The zero value is valid.
 type Options struct {
-	Resolvers map[string]ResolverFunc // keys "Subscription.orderUpdated", "Query.serverTime"; unknown key = load error
-	Limits    Limits
-	Logger    *slog.Logger // resolver panics are logged here (nil = slog.Default())
+	Resolvers map[string]ResolverFunc // keys "Subscription.orderUpdated", "Query.serverTime"; unknown key = load error; each reads the identity (Resolver.Identity)
+	// FieldResolvers are resolvers that declare what they read (Resolver);
+	// a key may not be in both maps.
+	FieldResolvers map[string]Resolver
+	Limits         Limits
+	Logger         *slog.Logger // resolver panics are logged here (nil = slog.Default())
 
 	// DisableIntrospection refuses queries that select __schema or
 	// __type: each gets an error with extensions.code
@@ -151,6 +167,7 @@ type rootInfo struct {
 	filters  []filterSpec
 	history  *history.Spec // @history, or nil
 	resolver ResolverFunc
+	identity bool // the resolver reads InitPayload and Claims
 }
 
 // LoadSchemaFile reads and loads the SDL file at path; errors name the path
@@ -194,7 +211,11 @@ func LoadSchema(name, src string, opts Options) (*Schema, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	if err := s.init(opts.Resolvers); err != nil {
+	resolvers, err := mergeResolvers(opts)
+	if err != nil {
+		return nil, schemaError(err)
+	}
+	if err := s.init(resolvers); err != nil {
 		return nil, schemaError(err)
 	}
 	return s, nil
@@ -206,7 +227,7 @@ func schemaError(err error) error {
 }
 
 // init checks the schema against fraised's rules and indexes directives.
-func (s *Schema) init(resolvers map[string]ResolverFunc) error {
+func (s *Schema) init(resolvers map[string]Resolver) error {
 	if err := s.ensureQuery(); err != nil {
 		return err
 	}
@@ -328,7 +349,7 @@ func (s *Schema) rootKey(k string) string {
 }
 
 // bindResolvers attaches resolvers to root fields.
-func (s *Schema) bindResolvers(resolvers map[string]ResolverFunc) error {
+func (s *Schema) bindResolvers(resolvers map[string]Resolver) error {
 	keys := make([]string, 0, len(resolvers))
 	for k := range resolvers {
 		keys = append(keys, k)
@@ -339,10 +360,26 @@ func (s *Schema) bindResolvers(resolvers map[string]ResolverFunc) error {
 		if info == nil {
 			return fmt.Errorf("cannot bind resolver %q: no such root field (want \"Query.field\" or \"Subscription.field\")", k)
 		}
-		if resolvers[k] == nil {
+		if resolvers[k].Func == nil {
 			return fmt.Errorf("cannot bind resolver %q: the function is nil", k)
 		}
-		info.resolver = resolvers[k]
+		info.resolver, info.identity = resolvers[k].Func, resolvers[k].Identity
 	}
 	return nil
+}
+
+// mergeResolvers joins Options.Resolvers (which read the identity) and
+// Options.FieldResolvers.
+func mergeResolvers(opts Options) (map[string]Resolver, error) {
+	all := make(map[string]Resolver, len(opts.Resolvers)+len(opts.FieldResolvers))
+	for k, f := range opts.Resolvers {
+		all[k] = Resolver{Func: f, Identity: true}
+	}
+	for k, r := range opts.FieldResolvers {
+		if _, dup := all[k]; dup {
+			return nil, fmt.Errorf("cannot bind resolver %q: it is in both Options.Resolvers and Options.FieldResolvers", k)
+		}
+		all[k] = r
+	}
+	return all, nil
 }

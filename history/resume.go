@@ -13,6 +13,9 @@ const (
 	EpochChanged Reason = "epoch_changed"
 	// Ahead: the position is past the latest event.
 	Ahead Reason = "ahead"
+	// Unavailable: the history could not be read in time (a cluster node
+	// whose ordering authority does not answer).
+	Unavailable Reason = "unavailable"
 )
 
 // ResumeFrom returns the first offset to send a client whose last event

@@ -26,6 +26,12 @@ type Store struct {
 	trimmed  uint64 // entries dropped by the byte cap
 	scratch  streamHeap
 	newEpoch func() string
+
+	// Fills in progress (fill.go): events read elsewhere, by topic, not
+	// yet merged; their bytes; topics whose stage overflowed.
+	staged      map[string]*Stream
+	stagedBytes int64
+	stagedOver  map[string]bool
 }
 
 // New returns an empty store holding at most maxBytes (payloads,
@@ -44,14 +50,24 @@ func (st *Store) Lookup(topic []byte) *Stream {
 }
 
 // Open returns the stream of topic, creating an empty one with a new
-// epoch (first 1, last 0) when there is none.
+// epoch (first 1, last 0) when there is none. A new stream counts
+// against the cap at once (a resume opens one for any topic a client
+// names), and may make room by dropping other streams that never had an
+// event (trim).
 func (st *Store) Open(topic string, spec Spec, now int64) *Stream {
 	if s := st.streams[topic]; s != nil {
 		return s
 	}
-	s := newStream(topic, spec, st.newEpoch(), now)
-	st.streams[topic] = s
+	return st.add(newStream(topic, spec, st.newEpoch(), now))
+}
+
+// add records the new stream s, then applies the byte cap (s stays).
+func (st *Store) add(s *Stream) *Stream {
+	st.streams[s.topic] = s
 	st.bytes += s.bytes
+	if st.bytes > st.maxBytes {
+		st.trim(s)
+	}
 	return s
 }
 
@@ -75,9 +91,7 @@ func (st *Store) Append(topic []byte, spec Spec, payload []byte, now int64) (*St
 func (st *Store) AppendAt(topic []byte, spec Spec, payload []byte, pos Position, now int64) (s *Stream, ok bool) {
 	s = st.Lookup(topic)
 	if s == nil {
-		s = newStream(string(topic), spec, pos.Epoch, now)
-		st.streams[s.topic] = s
-		st.bytes += s.bytes
+		s = st.add(newStream(string(topic), spec, pos.Epoch, now))
 	}
 	switch {
 	case s.epoch != pos.Epoch || pos.Offset > s.last+1:
@@ -97,7 +111,7 @@ func (st *Store) record(s *Stream, payload []byte, now int64) {
 	s.push(payload, now)
 	st.bytes += s.bytes - before
 	if st.bytes > st.maxBytes {
-		st.trim()
+		st.trim(s)
 	}
 }
 
@@ -136,11 +150,23 @@ func (st *Store) remove(topic string, s *Stream) {
 	s.removed = true
 }
 
-// trim frees memory until the store holds at most 15/16 of its cap: the
-// oldest entries of the largest streams go first; streams that retain
-// nothing go when nothing else is left to trim.
-func (st *Store) trim() {
+// trim frees memory until the store holds at most 15/16 of its cap,
+// keeping the stream keep (the one just written or opened). Streams that
+// never had an event go first: only a resume opens those (for any topic
+// a client names), no client can hold a position in one, and so opening
+// streams never costs another stream's history. Then the oldest entries
+// of the largest streams go; streams that retain nothing go when nothing
+// else is left to trim.
+func (st *Store) trim(keep *Stream) {
 	target := st.maxBytes - st.maxBytes/trimSlack
+	for topic, s := range st.streams {
+		if st.bytes <= target {
+			return
+		}
+		if s.last == 0 && s != keep {
+			st.remove(topic, s)
+		}
+	}
 	h := st.scratch[:0]
 	for _, s := range st.streams {
 		h = append(h, s)
@@ -151,7 +177,9 @@ func (st *Store) trim() {
 		s := st.scratch[0]
 		if s.count == 0 {
 			heap.Pop(&st.scratch)
-			st.remove(s.topic, s)
+			if s != keep {
+				st.remove(s.topic, s)
+			}
 			continue
 		}
 		before := s.bytes
@@ -179,12 +207,10 @@ func (st *Store) Stats() Stats {
 // streamHeap orders streams by bytes, largest first.
 type streamHeap []*Stream
 
-func (h streamHeap) Len() int { return len(h) }
-func (h streamHeap) Less(i, j int) bool {
-	return h[i].bytes-int64(streamOverhead) > h[j].bytes-int64(streamOverhead)
-}
-func (h streamHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *streamHeap) Push(x any)   { *h = append(*h, x.(*Stream)) }
+func (h streamHeap) Len() int           { return len(h) }
+func (h streamHeap) Less(i, j int) bool { return h[i].bytes > h[j].bytes }
+func (h streamHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *streamHeap) Push(x any)        { *h = append(*h, x.(*Stream)) }
 func (h *streamHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]

@@ -81,19 +81,27 @@ type Response struct {
 type Options struct {
 	MaxBodyBytes int    // 0 = DefaultMaxBodyBytes; the server should pass --max-message
 	Path         string // endpoint path for the WebSocket URL in errors; "" = DefaultPath
+	// Execute runs a query and appends its result (the server passes
+	// resolve.Queries.Append: --resolver-timeout for its resolvers);
+	// nil: gql.Operation.AppendQueryResult, resolvers bounded by ctx only.
+	Execute func(ctx context.Context, dst []byte, op *gql.Operation) []byte
 }
 
 // Handler answers GraphQL-over-HTTP requests against one schema. It is
 // immutable and safe for concurrent use.
 type Handler struct {
-	schema *gql.Schema
-	max    int
-	path   string
+	schema  *gql.Schema
+	max     int
+	path    string
+	execute func(ctx context.Context, dst []byte, op *gql.Operation) []byte
 }
 
 // New returns a handler for schema.
 func New(schema *gql.Schema, opts Options) *Handler {
-	h := &Handler{schema: schema, max: opts.MaxBodyBytes, path: opts.Path}
+	h := &Handler{schema: schema, max: opts.MaxBodyBytes, path: opts.Path, execute: opts.Execute}
+	if h.execute == nil {
+		h.execute = func(ctx context.Context, dst []byte, op *gql.Operation) []byte { return op.AppendQueryResult(ctx, dst) }
+	}
 	if h.max <= 0 {
 		h.max = DefaultMaxBodyBytes
 	}
@@ -105,8 +113,8 @@ func New(schema *gql.Schema, opts Options) *Handler {
 
 // Serve answers req for a client with env (its verified identity; the
 // server authenticates the Authorization header first). Query resolvers
-// run on the calling goroutine with ctx, so the caller must not be a
-// network event loop. It is safe for concurrent use.
+// run with ctx through Options.Execute and the call blocks until they
+// answer or time out, so the caller must not be a network event loop. It is safe for concurrent use.
 func (h *Handler) Serve(ctx context.Context, req *Request, env gql.Env) Response {
 	media, ok := negotiate(req.Accept)
 	if !ok {
@@ -134,7 +142,7 @@ func (h *Handler) Serve(ctx context.Context, req *Request, env gql.Env) Response
 		return h.fail(media, requestErrorStatus(media, http.StatusBadRequest), CodeSubscriptionOverWS,
 			"subscriptions are not served over HTTP: subscribe over WebSocket at "+h.wsURL(req)+" with the "+WebSocketProtocol+" protocol")
 	}
-	body := op.AppendQueryResult(ctx, make([]byte, 0, 512))
+	body := h.execute(ctx, make([]byte, 0, 512), op)
 	return h.response(media, http.StatusOK, body)
 }
 

@@ -92,12 +92,13 @@ func (r *Registry[G, S]) Add(topic string, key uint64, same func(G) bool, newGro
 	return s
 }
 
-// Remove unsubscribes s, dropping its group and topic when they empty.
+// Remove unsubscribes s, dropping its group and topic when they empty;
+// it reports whether the topic went with it (its last subscriber left).
 // Removing a handle twice is a no-op.
-func (r *Registry[G, S]) Remove(s *Sub[G, S]) {
+func (r *Registry[G, S]) Remove(s *Sub[G, S]) (topicGone bool) {
 	g := s.group
 	if g == nil {
-		return
+		return false
 	}
 	s.group = nil
 	last := g.subs[len(g.subs)-1]
@@ -107,11 +108,14 @@ func (r *Registry[G, S]) Remove(s *Sub[G, S]) {
 	g.subs = g.subs[:len(g.subs)-1]
 	r.subs--
 	if len(g.subs) == 0 {
-		r.removeGroup(g)
+		return r.removeGroup(g)
 	}
+	return false
 }
 
-func (r *Registry[G, S]) removeGroup(g *Group[G, S]) {
+// removeGroup drops an empty group; it reports whether its topic emptied
+// and went too.
+func (r *Registry[G, S]) removeGroup(g *Group[G, S]) bool {
 	t := g.topic
 	last := t.groups[len(t.groups)-1]
 	t.groups[g.idx] = last
@@ -124,8 +128,14 @@ func (r *Registry[G, S]) removeGroup(g *Group[G, S]) {
 	r.groups--
 	if len(t.groups) == 0 {
 		r.removeTopic(t)
+		return true
 	}
+	return false
 }
+
+// Has reports whether topic has at least one subscriber. It does not
+// allocate.
+func (r *Registry[G, S]) Has(topic string) bool { return r.topic(topic) != nil }
 
 // Lookup returns the topic named name, or nil. It does not allocate.
 func (r *Registry[G, S]) Lookup(name []byte) *Topic[G, S] {
@@ -234,6 +244,9 @@ func (t *Topic[G, S]) Groups() []*Group[G, S] { return t.groups }
 // Subs returns the group's subscribers. The slice is valid until the next
 // Add or Remove.
 func (g *Group[G, S]) Subs() []*Sub[G, S] { return g.subs }
+
+// Topic returns the name of the group's topic.
+func (g *Group[G, S]) Topic() string { return g.topic.Name }
 
 // Group returns the group s belongs to, or nil after Remove.
 func (s *Sub[G, S]) Group() *Group[G, S] { return s.group }

@@ -225,3 +225,31 @@ func BenchmarkRegistryAdd(b *testing.B) {
 		})
 	}
 }
+
+// TestRemoveReportsTopicGone pins what the dispatcher's interest hook
+// relies on: Remove reports true exactly when the topic's last subscriber
+// leaves, and Has follows.
+func TestRemoveReportsTopicGone(t *testing.T) {
+	r := New[string, int]()
+	if r.Has("t") {
+		t.Fatal("Has on an empty registry")
+	}
+	a := add(r, "t", 1, "g1", 1)
+	b := add(r, "t", 2, "g2", 2)
+	c := add(r, "t", 2, "g2", 3)
+	if !r.Has("t") {
+		t.Fatal("Has after Add = false")
+	}
+	if r.Remove(a) || r.Remove(b) {
+		t.Fatal("Remove reported the topic gone while subscribers remain")
+	}
+	if r.Remove(b) {
+		t.Fatal("second Remove of a handle reported the topic gone")
+	}
+	if !r.Remove(c) {
+		t.Fatal("Remove of the last subscriber did not report the topic gone")
+	}
+	if r.Has("t") {
+		t.Fatal("Has after the last Remove = true")
+	}
+}

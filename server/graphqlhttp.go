@@ -15,6 +15,7 @@ import (
 	"github.com/fraised/fraised/graphiql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/ratelimit"
+	"github.com/fraised/fraised/resolve"
 )
 
 // GraphiQLPath is where the embedded GraphiQL page is served (and at /
@@ -74,12 +75,15 @@ type httpRoutes struct {
 	atRoot  bool              // the page is also served at /
 	running chan struct{}     // one token per running query (MaxHTTPQueries)
 	timeout atomic.Int64      // a query's deadline (httpQueryTimeout; tests shorten it)
+	queries *resolve.Queries  // runs the resolvers of queries, HTTP and WebSocket (queries.go)
 }
 
 func newHTTPRoutes(s *Server) (*httpRoutes, error) {
+	q := queryRunner(s.opts)
 	r := &httpRoutes{
-		gql:     httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: GraphQLPath}),
+		gql:     httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: GraphQLPath, Execute: q.Append}),
 		running: make(chan struct{}, MaxHTTPQueries),
+		queries: q,
 	}
 	r.timeout.Store(int64(httpQueryTimeout))
 	if s.opts.DisableGraphiQL {

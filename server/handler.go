@@ -354,7 +354,7 @@ func (s *Server) closeNetConns() int {
 // the token and the per-identity operation rate (a net/http request has
 // no connection of fraised's to hold per-connection buckets).
 func (s *Server) serveNetHTTPQuery(w http.ResponseWriter, r *http.Request) {
-	h := httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: r.URL.Path})
+	h := httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: r.URL.Path, Execute: s.routes.queries.Append})
 	req, err := httpgql.FromHTTP(r, s.opts.MaxMessage)
 	if err != nil {
 		http.Error(w, "cannot read the request body", http.StatusBadRequest)

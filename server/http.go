@@ -140,11 +140,18 @@ func (c *httpConn) serveRequest(b []byte) (int, bool) {
 func (c *httpConn) route(req *http.Request, body []byte) bool {
 	path := req.URL.Path
 	switch {
-	case path == "/healthz" || path == "/readyz":
+	case path == "/healthz":
 		if c.srv.draining.Load() {
 			return c.respond(http.StatusServiceUnavailable, "draining\n")
 		}
 		return c.respond(http.StatusOK, "ok\n")
+	case path == "/livez":
+		if why := c.srv.notLive(); why != "" {
+			return c.respond(http.StatusServiceUnavailable, why+"\n")
+		}
+		return c.respond(http.StatusOK, "ok\n")
+	case path == "/readyz":
+		return c.respondReady()
 	case strings.HasPrefix(path, "/publish/"):
 		return c.routePublish(req, strings.TrimPrefix(path, "/publish/"), body)
 	case path == GraphQLPath:
@@ -186,6 +193,9 @@ func (c *httpConn) routePublish(req *http.Request, topic string, body []byte) bo
 	}
 	if err := validatePublish([]byte(topic), body, c.srv.opts.MaxPayload); err != nil {
 		return c.respond(http.StatusBadRequest, err.Error()+"\n")
+	}
+	if c.srv.opts.Cluster != nil {
+		return c.clusterPublish(topic, body)
 	}
 	return c.publisher().Publish([]byte(topic), body, dispatch.ReplyHTTP)
 }

@@ -15,6 +15,7 @@ type httpConn struct {
 	pub          *dispatch.Publisher // set when the connection POSTs events
 	upgradeToken string              // bearer token from the upgrade's header or cookie
 	ws           *wsConn             // the WebSocket this connection upgraded to, if it did
+	cpub         *clusterHTTP        // cluster mode: the publish waiting for the broker
 	gql          httpQueries         // GraphQL over HTTP (graphqlhttp.go)
 }
 

@@ -2,12 +2,15 @@ package server
 
 import (
 	"fmt"
+	"github.com/fraised/fraised/broker"
 	"log/slog"
 	"runtime"
 	"time"
 
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/resolve"
+	"github.com/fraised/fraised/source"
 )
 
 // Options configures a Server. A zero field means the documented default.
@@ -24,6 +27,12 @@ type Options struct {
 	// PublishToken enables POST /publish/{topic} on Listen for callers that
 	// present it as a bearer token. Empty disables the endpoint.
 	PublishToken string
+	// Sources are event sources (source/postgres) run with the server:
+	// each starts with Run on its own goroutine, publishes through
+	// Server.Publish, is stopped first on Shutdown (it stores its
+	// position while the drain delivers what it pushed), and makes
+	// /readyz answer 503 while its Healthy reports an error.
+	Sources []source.Source
 	// InitTimeout is how long a WebSocket may stay open without
 	// connection_init before it is closed with 4408. Default 3s.
 	InitTimeout time.Duration
@@ -109,6 +118,10 @@ type Options struct {
 	// ProxyProtocol makes connections from TrustedProxies start with a
 	// PROXY protocol (v1 or v2) header, which names the client.
 	ProxyProtocol bool
+	// Resolvers routes subscription resolver calls to their backends (a
+	// pool of Go workers, resolver processes) with their deadline. Nil: a
+	// resolve.Router with the defaults. The server does not close it.
+	Resolvers *resolve.Router
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
 	// Security configures authentication, authorization, rate limits,
@@ -123,6 +136,17 @@ type Options struct {
 	DisableGraphiQLRoot bool
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, is the broker every publish goes through (the
+	// Redis broker of a cluster: see cluster.go); nil: single node, the
+	// dispatcher is the ordering authority and publishes go straight to it.
+	Cluster broker.Broker
+	// ReadyChecks are consulted by GET /readyz besides draining: each
+	// returns nil when its part is ready, or why not (see ready.go).
+	ReadyChecks []func() error
+	// LivenessStall is how long the dispatcher may hold events without
+	// finishing a batch before GET /livez answers 503. Default
+	// DefaultLivenessStall (30s).
+	LivenessStall time.Duration
 }
 
 // Defaults, each chosen for a production deployment on one host.
@@ -184,6 +208,7 @@ func (o *Options) setDefaults() error {
 	setDefault(&o.SendBuffer, DefaultSendBuffer)
 	setDefault(&o.HTTPReadTimeout, DefaultHTTPReadTimeout)
 	setDefault(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	setDefault(&o.LivenessStall, DefaultLivenessStall)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -170,6 +170,10 @@ func (c *pubConn) publishCmd(args [][]byte, rk dispatch.ReplyKind) {
 		c.reply(replyDraining)
 		return
 	}
+	if c.srv.opts.Cluster != nil {
+		c.clusterPublish(args[1], args[2], rk == dispatch.ReplyRESPPosition)
+		return
+	}
 	c.publishWait(args[1], args[2], rk)
 }
 

@@ -49,11 +49,13 @@ type pubConn struct {
 	name    string // CLIENT SETNAME
 	resp3   bool   // HELLO 3
 	tx      *txState
-	buf     []byte // received bytes not yet consumed
-	maxBuf  int    // the most buf may hold: one command
-	stop    bool   // reader: stop after this command (QUIT, protocol error)
-	waited  bool   // reader: blocked on backpressure since the last read
-	results int    // commands and rejections seen, to tell a new partial command from an old one
+	cbatch  clusterBatch // cluster mode: publishes waiting to go to the broker in one round trip
+	reply3  []byte       // cluster mode: an FPUBLISH answer being built
+	buf     []byte       // received bytes not yet consumed
+	maxBuf  int          // the most buf may hold: one command
+	stop    bool         // reader: stop after this command (QUIT, protocol error)
+	waited  bool         // reader: blocked on backpressure since the last read
+	results int          // commands and rejections seen, to tell a new partial command from an old one
 
 	partialSince time.Time // when the partial command at the start of buf began arriving
 	deadline     time.Time // the read deadline set on conn
@@ -161,6 +163,7 @@ func (c *pubConn) process() {
 		off += n
 		c.parser.Commit()
 	}
+	c.flushCluster() // batched publishes point into buf
 	c.buf = c.buf[:copy(c.buf, c.buf[off:])]
 	if len(c.buf) == 0 && cap(c.buf) > pubReadBuf {
 		c.buf = make([]byte, 0, pubReadBuf) // drop a big command's buffer
@@ -255,6 +258,12 @@ func (c *pubConn) noteWait(waited, ok bool) {
 
 // reply answers a command after every reply still in flight; b is copied.
 func (c *pubConn) reply(b []byte) {
+	c.flushCluster() // the replies of batched cluster publishes go first
+	c.replyNow(b)
+}
+
+// replyNow is reply without the cluster batch's flush.
+func (c *pubConn) replyNow(b []byte) {
 	c.noteWait(c.ReplyWait(b, c.wakeCh, c.closing))
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/ratelimit"
+	"github.com/fraised/fraised/resolve"
 	"github.com/fraised/fraised/session"
 )
 
@@ -85,7 +86,7 @@ func newGuard(s Security) *guard {
 }
 
 // sessionConfig is what the sessions of a server with opts share.
-func sessionConfig(opts Options, d *dispatch.Dispatcher, refusals *refusalLog) session.Config {
+func sessionConfig(opts Options, d *dispatch.Dispatcher, refusals *refusalLog, q *resolve.Queries) session.Config {
 	sec := opts.Security
 	return session.Config{
 		Schema:     opts.Schema,
@@ -106,6 +107,7 @@ func sessionConfig(opts Options, d *dispatch.Dispatcher, refusals *refusalLog) s
 		Audit:      sec.Audit,
 		Log:        opts.Logger,
 		Refused:    refusals.note,
+		Queries:    q,
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/internal/outbox"
@@ -58,6 +59,7 @@ type Server struct {
 	loopsUp     chan struct{} // closed once the event loops exist (first OnTick)
 	loopsUpOnce sync.Once
 	pubs        *pubListeners // the Redis-protocol publish listeners (off gnet)
+	async       *broker.Async // cluster mode: HTTP publishes to the broker, off the event loops
 	routes      *httpRoutes   // GraphQL over HTTP and GraphiQL (graphqlhttp.go)
 	nextConnID  atomic.Uint64
 	draining    atomic.Bool
@@ -73,11 +75,15 @@ type Server struct {
 	runErr        chan error
 	engStopped    chan struct{} // closed when gnet.Rotate returns
 	stopOnce      sync.Once
+	clusterStop   sync.Once
+	live          liveness
 	drainOnce     sync.Once
 	drainErr      error
 	stats         stats
-	sinkPubs      sinkPool        // Publish's publishers (sink.go)
 	netConns      ptrSet[netConn] // Handler's WebSockets (handler.go)
+	sinkPubs      sinkPool        // Publish's publishers (sink.go)
+	ready         readiness       // /readyz checks (ready.go)
+	src           sources         // Options.Sources while they run (sources.go)
 }
 
 type stats struct {
@@ -143,8 +149,8 @@ func New(opts Options) (*Server, error) {
 	s.refusals = newRefusalLog(opts.Logger)
 	s.d = dispatch.New(dispatch.Config{RingSize: opts.RingSize, RingBytes: opts.RingBytes, MaxOutbound: opts.MaxOutbound,
 		Writer: w, Log: opts.Logger, MaxOutboundTotal: int64(opts.MaxOutboundTotal), OverBudget: s.enforceBudget,
-		History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
-	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals))
+		Interest: s.clusterInterest(), Filler: s.clusterFiller(), Resolvers: opts.Resolvers, History: historySource(opts.Schema), HistoryMaxBytes: opts.HistoryMaxBytes})
+	s.sess = session.NewShared(sessionConfig(opts, s.d, s.refusals, s.routes.queries))
 	s.pubs = newPubListeners(s)
 	if opts.PublishListen != "-" {
 		if _, _, err := net.SplitHostPort(opts.PublishListen); err != nil {
@@ -186,8 +192,13 @@ func (s *Server) Run() error {
 	s.warnIfOverLimit()
 	go s.w.Run()
 	go s.d.Run()
+	if err := s.startCluster(); err != nil {
+		ln.Close()
+		return err
+	}
 	go s.housekeep(s.done)
 	go s.serveHTTP(ln)
+	s.startSources()
 	err = gnet.Rotate(s, append(s.addrs(), "unix://"+anchor),
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.opts.EventLoops),
@@ -200,11 +211,13 @@ func (s *Server) Run() error {
 	ln.Close()
 	close(s.engStopped)
 	s.pubs.closeListeners()
+	s.src.stop() // a no-op after Shutdown's stopSources
 	if err != nil {
 		s.stopOnce.Do(func() { close(s.done) })
 		return fmt.Errorf("cannot serve on %s: %w", strings.Join(s.addrs(), ", "), err)
 	}
 	if !s.stopAsked.Load() {
+		s.stopCluster()
 		s.d.Stop()
 		s.w.Stop()
 		s.stopOnce.Do(func() { close(s.done) })
@@ -340,15 +353,20 @@ func (s *Server) drain(ctx context.Context) error {
 	}
 	s.stopAsked.Store(true)
 	<-s.booted
+	s.src.stop() // first: no source event may meet the draining refusal
 	s.draining.Store(true)
+	s.d.EndReplays()     // a replaying client gets its close soon and resumes elsewhere
 	_ = s.httpLn.Close() // stop accepting
 	s.pubs.closeListeners()
 	deadline, _ := ctx.Deadline()
 	closeMargin := min(time.Until(deadline)/drainCloseShare, drainCloseMax)
 	deliverCtx, cancelDeliver := context.WithDeadline(ctx, deadline.Add(-closeMargin))
 	defer cancelDeliver()
+	s.stopSources(deliverCtx) // they store their positions; their events are in the ring
 	s.waitFor(deliverCtx, s.d.Barrier())
 	s.pubs.shutdown(deliverCtx) // their replies are queued: end them after those
+	s.stopCluster()             // no more events in: the barrier below covers the last
+	s.waitFor(deliverCtx, s.d.Barrier())
 	s.waitFor(deliverCtx, s.outboxesFlushed)
 	behind := 0
 	for _, c := range s.conns.snapshot(nil, false) {

@@ -291,7 +291,11 @@ func TestControlQueueFullRefusesSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logSink{}
-	s := startServer(t, func(o *server.Options) { o.Schema = schema; withLog(logs)(o) })
+	s := startServer(t, func(o *server.Options) {
+		o.Schema = schema
+		o.Resolvers = stallingResolvers("Subscription.orderUpdated") // stall the dispatcher on purpose
+		withLog(logs)(o)
+	})
 	server.SetMaxQueuedSubscribes(s.Server, 2)
 	const q = `subscription { orderUpdated(customerId: "9") { id } }`
 	c := connect(t, s.opts.Listen)

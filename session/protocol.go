@@ -238,6 +238,7 @@ func (s *Session) addSubscription(m proto.Message, op *gql.Operation) {
 		s.refuse(m, audit.EventSubscribeRefused, reasonBusy, nil)
 		return
 	}
+	s.spendResume(sub.key)
 	s.subs = append(s.subs, sub)
 	s.auditAccepted(op)
 }
@@ -297,10 +298,11 @@ func (s *Session) env() gql.Env {
 }
 
 // runQuery executes a query operation off the input goroutine (resolvers
-// may block) and answers next then complete, unless it was completed or
-// the connection closed meanwhile. Called on its own goroutine.
+// may block, up to --resolver-timeout: Config.Queries) and answers next
+// then complete, unless it was completed or the connection closed
+// meanwhile. Called on its own goroutine.
 func (s *Session) runQuery(q *query, op *gql.Operation) {
-	result := op.AppendQueryResult(context.Background(), nil)
+	result := s.h.Queries.Append(context.Background(), nil, op)
 	if !q.state.CompareAndSwap(queryRunning, queryAnswered) {
 		return
 	}

@@ -43,9 +43,11 @@ func (s *Session) initResume(payload []byte) bool {
 	return true
 }
 
-// setResume gives sub the resume position of its subscribe, and the
-// callback that ends it with the resume error. On a malformed position
-// it refuses the subscribe with an error message and reports false.
+// setResume gives sub the resume position of its subscribe, if any (its
+// own, or its id's connection_init entry, which spendResume uses up once
+// the subscription is queued), and the callback that ends it with the resume
+// error. On a malformed position it refuses the subscribe with an error
+// message and reports false.
 func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 	pos, err := parseSubscribeResume(m.Extensions)
 	if err != nil {
@@ -54,16 +56,13 @@ func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 		s.refuse(m, audit.EventSubscribeRefused, err.Error(), errs)
 		return false
 	}
-	if p, ok := s.resumes[m.IDString]; ok {
-		delete(s.resumes, m.IDString) // once: a later subscribe with this id starts afresh
-		if pos == nil {
-			pos = &p
-		}
-	}
-	if pos == nil {
-		return true
+	if p, ok := s.resumes[m.IDString]; ok && pos == nil {
+		pos = &p
 	}
 	sub.Resume = pos
+	// Every subscription can be ended by the dispatcher: a resume
+	// position it cannot serve, or (in a cluster) events of its history
+	// topic lost on their way to this node.
 	sub.Fail = func(errs []byte) {
 		// On the dispatcher goroutine: mark it failed before the client
 		// can read the error, so the id is free when it comes back.
@@ -71,6 +70,14 @@ func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 		s.conn.Send(proto.AppendError(nil, sub.ID, errs))
 	}
 	return true
+}
+
+// spendResume uses up the connection_init position of id, once a
+// subscribe with that id is queued: a later subscribe with the id starts
+// afresh. (A subscribe refused before, busy or over a cap, keeps it for
+// its retry: spending it there would turn the retry into a silent gap.)
+func (s *Session) spendResume(id string) {
+	delete(s.resumes, id)
 }
 
 // pruneFailed forgets the subscriptions the dispatcher ended with an

@@ -35,6 +35,7 @@ import (
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/ratelimit"
+	"github.com/fraised/fraised/resolve"
 )
 
 // Conn is the transport a Session speaks over. Its methods are safe for
@@ -118,6 +119,10 @@ type Config struct {
 	// Refused logs a refusal of kind from remote, throttled per kind: why,
 	// and what the operator can change to allow it. Safe for concurrent use.
 	Refused func(kind, remote, reason, fix string)
+	// Queries runs the resolvers of queries with --resolver-timeout
+	// (RESOLVER_TIMEOUT past it); nil: resolve.NewQueries with the
+	// default timeout.
+	Queries *resolve.Queries
 }
 
 // Shared is Config with the state all sessions of a server share: the
@@ -141,6 +146,9 @@ func NewShared(cfg Config) *Shared {
 	}
 	if cfg.Refused == nil {
 		cfg.Refused = func(kind, remote, reason, fix string) {}
+	}
+	if cfg.Queries == nil {
+		cfg.Queries = resolve.NewQueries(0, cfg.Log)
 	}
 	return &Shared{
 		Config:       cfg,

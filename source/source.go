@@ -43,3 +43,25 @@ type Source interface {
 	Run(ctx context.Context, sink Sink) error
 	Healthy() error
 }
+
+// Origin is where a Source read an event: Stream names what it reads (the
+// same on every node reading the same data, different for two sources or
+// two databases), Part one of its ordered parts, Seq the event's place in
+// that part (increasing, never negative).
+type Origin struct {
+	Stream string
+	Part   string
+	Seq    int64
+}
+
+// OnceSink is a Sink that can publish an event at most once by its
+// Origin (cluster mode: the mark is kept with the event in Redis). A
+// Source that may read an event again after another node published it
+// (an outbox source taking over from a killed forwarder) publishes
+// through PublishOnce when its Sink has it. PublishOnce returns as Publish
+// does; nil also when the event had already been published (nothing is
+// published again).
+type OnceSink interface {
+	Sink
+	PublishOnce(ctx context.Context, topic string, payload []byte, o Origin) error
+}

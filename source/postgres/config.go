@@ -149,7 +149,14 @@ var channelRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 // (listen); password_file, query_timeout. The others go to pgx (sslmode, connect_timeout,
 // application_name, ...). The password comes from the URL, password_file or
 // the PGPASSWORD environment variable, in that order. Errors say what to change.
-func ParseURL(raw string) (*Config, error) {
+func ParseURL(raw string) (*Config, error) { return ParseURLMode(raw, ModeOutbox) }
+
+// ParseURLMode is ParseURL with mode as the mode of a URL that has no
+// mode= parameter (the --source-mode flag).
+func ParseURLMode(raw string, mode Mode) (*Config, error) {
+	if mode != ModeOutbox && mode != ModeListen {
+		return nil, fmt.Errorf("postgres source: mode %q: use outbox (the default) or listen", mode)
+	}
 	if strings.Contains(raw, "#") {
 		return nil, errors.New("postgres source: the URL has a #: write a # in a password or name as %23")
 	}
@@ -164,7 +171,7 @@ func ParseURL(raw string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres source: cannot parse URL query: %w", err)
 	}
-	cfg := &Config{Mode: ModeOutbox, Name: "default", Start: StartLatest, Batch: DefaultBatch,
+	cfg := &Config{Mode: mode, Name: "default", Start: StartLatest, Batch: DefaultBatch,
 		Poll: DefaultPoll, QueryTimeout: DefaultQueryTimeout, RetainAge: DefaultRetainAge, RetainCount: DefaultRetainCount}
 	if err := cfg.applyParams(q); err != nil {
 		return nil, fmt.Errorf("postgres source %s: %w", redactURL(u), err)

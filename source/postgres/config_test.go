@@ -170,37 +170,48 @@ func FuzzParseURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		cfg, err := ParseURL(raw)
-		if err != nil {
-			if u, perr := url.Parse(raw); perr == nil {
-				if pw, has := u.User.Password(); has && len(pw) >= 8 && strings.Count(raw, pw) == 1 && strings.Contains(err.Error(), pw) {
-					t.Fatalf("error %q shows the password %q", err, pw)
-				}
-			}
-			return
-		}
-		if cfg.Mode != ModeOutbox && cfg.Mode != ModeListen {
-			t.Fatalf("mode %q accepted", cfg.Mode)
-		}
-		if (cfg.Mode == ModeListen) != (len(cfg.Channels) > 0) || len(cfg.Channels) > MaxChannels {
-			t.Fatalf("mode %s with %d channels", cfg.Mode, len(cfg.Channels))
-		}
-		for _, ch := range cfg.Channels {
-			if !channelRE.MatchString(ch.Name) || len(ch.Name) > maxChannelLen || ch.Topic == "" || len(ch.Topic) > maxTopicLen {
-				t.Fatalf("channel %+v accepted", ch)
-			}
-		}
-		if cfg.Batch < 1 || cfg.Batch > MaxBatch || cfg.Poll < MinPoll || cfg.Poll > MaxPoll || cfg.RetainCount < 0 || cfg.RetainAge < 0 {
-			t.Fatalf("settings out of bounds: %+v", cfg)
-		}
-		if u, err := url.Parse(cfg.String()); err != nil {
-			t.Fatalf("String() %q does not parse: %v", cfg.String(), err)
-		} else if pw, has := u.User.Password(); has && pw != "xxxxx" {
-			t.Fatalf("String() %q shows the password", cfg.String())
-		}
-		for k := range ownParams {
-			if _, leaked := cfg.Conn.RuntimeParams[k]; leaked {
-				t.Fatalf("%s leaked into pgx runtime parameters", k)
-			}
+		checkParsed(t, raw, cfg, err)
+		lcfg, lerr := ParseURLMode(raw, ModeListen) // --source-mode listen
+		checkParsed(t, raw, lcfg, lerr)
+		if err == nil && lerr == nil && cfg.Mode != lcfg.Mode {
+			t.Fatalf("an explicit mode=%s became %s under --source-mode listen", cfg.Mode, lcfg.Mode)
 		}
 	})
+}
+
+// checkParsed checks FuzzParseURL's properties of one parse.
+func checkParsed(t *testing.T, raw string, cfg *Config, err error) {
+	t.Helper()
+	if err != nil {
+		if u, perr := url.Parse(raw); perr == nil {
+			if pw, has := u.User.Password(); has && len(pw) >= 8 && strings.Count(raw, pw) == 1 && strings.Contains(err.Error(), pw) {
+				t.Fatalf("error %q shows the password %q", err, pw)
+			}
+		}
+		return
+	}
+	if cfg.Mode != ModeOutbox && cfg.Mode != ModeListen {
+		t.Fatalf("mode %q accepted", cfg.Mode)
+	}
+	if (cfg.Mode == ModeListen) != (len(cfg.Channels) > 0) || len(cfg.Channels) > MaxChannels {
+		t.Fatalf("mode %s with %d channels", cfg.Mode, len(cfg.Channels))
+	}
+	for _, ch := range cfg.Channels {
+		if !channelRE.MatchString(ch.Name) || len(ch.Name) > maxChannelLen || ch.Topic == "" || len(ch.Topic) > maxTopicLen {
+			t.Fatalf("channel %+v accepted", ch)
+		}
+	}
+	if cfg.Batch < 1 || cfg.Batch > MaxBatch || cfg.Poll < MinPoll || cfg.Poll > MaxPoll || cfg.RetainCount < 0 || cfg.RetainAge < 0 {
+		t.Fatalf("settings out of bounds: %+v", cfg)
+	}
+	if u, err := url.Parse(cfg.String()); err != nil {
+		t.Fatalf("String() %q does not parse: %v", cfg.String(), err)
+	} else if pw, has := u.User.Password(); has && pw != "xxxxx" {
+		t.Fatalf("String() %q shows the password", cfg.String())
+	}
+	for k := range ownParams {
+		if _, leaked := cfg.Conn.RuntimeParams[k]; leaked {
+			t.Fatalf("%s leaked into pgx runtime parameters", k)
+		}
+	}
 }

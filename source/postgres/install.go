@@ -27,6 +27,7 @@ const (
 	lockInstall = 1718772072 // key2 0: one install at a time
 	lockShard   = 1718772073 // key2 shard: commit order within a shard
 	lockName    = 1718772074 // key2 hashtext(name): one reader per source name
+	lockForward = 1718772075 // key2 hashtext(key): one forwarding node per source (Exclusive)
 )
 
 // notifyChannel is the channel fraised.publish notifies.

@@ -37,7 +37,7 @@ func (s *Source) listen(ctx context.Context, conn *pgx.Conn, sink source.Sink) e
 		if !ok {
 			continue // not ours (cannot happen: this connection LISTENs only on ours)
 		}
-		if err := s.publish(ctx, sink, topic, []byte(n.Payload), "channel", n.Channel); err != nil {
+		if err := s.publish(ctx, sink, topic, []byte(n.Payload), nil, "channel", n.Channel); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,11 +26,17 @@ const (
 	maxShards = 1024
 )
 
-// readSQL takes, for every shard, the rows above that shard's position, in id
-// order: one index range scan on (shard, id) per shard; each payload is
-// turned into text once (the LIMIT keeps the subquery from being flattened). $1 holds the
-// positions indexed by shard, $2 the batch size, $3 the payload limit (a
-// larger payload comes back NULL with its length, and is skipped unread).
+// readSQL takes, for every shard, the rows above that shard's position, in
+// id order: one range scan of the (shard, id) index per shard; each payload
+// is turned into text once (the LIMIT keeps the subquery from being
+// flattened). The range is written as row comparisons, which only that
+// index can serve: with "shard = n AND id > last" the planner may prefer
+// the primary key (its heap order is cheaper to read) with shard as a
+// filter, and each read then walks every row published since the position
+// of the shard idle longest, a cost that grows with the table. $1 holds
+// the positions indexed by shard, $2 the batch size, $3 the payload limit
+// (a larger payload comes back NULL with its length, and is skipped
+// unread).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
        CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
@@ -37,8 +44,9 @@ SELECT o.id, o.shard, o.topic,
 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
 CROSS JOIN LATERAL (
 	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
-	WHERE shard = p.n - 1 AND id > p.last_id
-	ORDER BY id LIMIT $2
+	WHERE (shard, id) > ((p.n - 1)::smallint, p.last_id)
+	  AND (shard, id) <= ((p.n - 1)::smallint, 9223372036854775807::bigint)
+	ORDER BY shard, id LIMIT $2
 ) o
 ORDER BY o.id LIMIT $2`
 
@@ -75,12 +83,32 @@ type reader struct {
 	rows      []row
 	arena     []byte
 	lastPrune time.Time
+	// origin is set when the sink publishes at most once by origin
+	// (cluster mode): Stream names this outbox and source name (lineage),
+	// parts[shard] is the shard's Part. Nil: plain publishes.
+	origin *source.Origin
+	parts  []string
 }
+
+// lineageSQL names the outbox a source reads, the same on every node and
+// new whenever its ids may start over: the cluster's system identifier
+// (another server, or a new initdb), the database's oid (a database
+// dropped and created again) and the outbox table's (the schema dropped
+// and installed again).
+const lineageSQL = `
+SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' ||
+       (SELECT oid FROM pg_database WHERE datname = current_database())::text || ':' ||
+       'fraised.outbox'::regclass::oid::text`
 
 func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
 	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
 	if err := r.setup(ctx); err != nil {
 		return err
+	}
+	if _, ok := sink.(source.OnceSink); ok {
+		if err := r.setOrigin(ctx); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err := r.flush(ctx); err != nil {
@@ -230,12 +258,40 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 	for _, ev := range r.rows {
 		if ev.payload == nil {
 			r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
-		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, "id", ev.id); err != nil {
+		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, r.originOf(ev), "id", ev.id); err != nil {
 			return false, err
 		}
 		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
 	}
 	return more, nil
+}
+
+// setOrigin reads the outbox's lineage, so that every event goes out with
+// its origin (lineage and name, shard, id): a forwarder that re-reads rows
+// another node published before it died publishes none of them again.
+func (r *reader) setOrigin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	var lineage string
+	if err := r.conn.QueryRow(ctx, lineageSQL).Scan(&lineage); err != nil {
+		return fmt.Errorf("reading the outbox's identity (pg_control_system, pg_database): %w", err)
+	}
+	r.origin = &source.Origin{Stream: lineage + ":" + r.s.cfg.Name}
+	r.parts = make([]string, len(r.positions))
+	for i := range r.parts {
+		r.parts[i] = strconv.Itoa(i)
+	}
+	return nil
+}
+
+// originOf is ev's origin, or nil when the sink takes none. It reuses
+// one Origin: the sink copies it.
+func (r *reader) originOf(ev row) *source.Origin {
+	if r.origin == nil {
+		return nil
+	}
+	r.origin.Part, r.origin.Seq = r.parts[ev.shard], ev.id
+	return r.origin
 }
 
 // flush stores the positions not stored yet. It runs even when ctx has
@@ -251,7 +307,12 @@ func (r *reader) flush(ctx context.Context) error {
 // read fills r.rows with the next batch (at most Batch rows, stopping early
 // past maxBatchBytes) and reports whether more rows may be waiting.
 func (r *reader) read(ctx context.Context) (more bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.queryTimeout())
+	// A stop does not cut the read short: pgx closes a connection whose
+	// query is interrupted, and the position could then not be stored
+	// at the end of the session (flush), so the next reader would send
+	// the last batch again. A read takes milliseconds; queryTimeout
+	// bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	r.dropBuffered()
@@ -387,7 +448,11 @@ func (r *reader) maybePrune(ctx context.Context) error {
 func prune(ctx context.Context, conn *pgx.Conn, age time.Duration, count int64, timeout time.Duration) (int64, error) {
 	var total int64
 	for range pruneCalls {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
+		if ctx.Err() != nil {
+			break // stopping: the next round prunes the rest
+		}
+		// Not cut by a stop either (see read): at most one call runs on.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		var n int64
 		err := conn.QueryRow(qctx, pruneSQL, age.Milliseconds(), count, pruneRows).Scan(&n)
 		cancel()

@@ -98,6 +98,10 @@ func New(cfg *Config, log *slog.Logger) *Source {
 	return s
 }
 
+// String names the source for logs: its URL without the password, and
+// its mode.
+func (s *Source) String() string { return s.cfg.String() + " (" + string(s.cfg.Mode) + ")" }
+
 // Healthy is nil while the source is connected and reading; otherwise it
 // says why not and since when. Safe from any goroutine.
 func (s *Source) Healthy() error {
@@ -182,8 +186,13 @@ func (s *Source) session(ctx context.Context, sink source.Sink) error {
 	return s.outbox(ctx, conn, sink)
 }
 
-func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
-	cc := s.cfg.Conn.Copy()
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) { return connectConfig(ctx, s.cfg) }
+
+// connectConfig opens a connection as cfg says, with fraised's defaults
+// (connect timeout, application_name, server keepalives) where the URL
+// sets none.
+func connectConfig(ctx context.Context, cfg *Config) (*pgx.Conn, error) {
+	cc := cfg.Conn.Copy()
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = connectTimeout
 	}
@@ -208,10 +217,17 @@ func (s *Source) connected(attrs ...any) {
 	s.log.Info("postgres source connected", attrs...)
 }
 
-// publish hands one event to sink. It reports skip for an event the server
-// refuses as invalid (logged), and an error when the session must end.
-func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, payload []byte, attrs ...any) error {
-	err := sink.Publish(ctx, topic, payload)
+// publish hands one event to sink: with an origin through PublishOnce
+// when sink is a source.OnceSink (o non-nil only then). An event the
+// server refuses as invalid is logged and skipped (nil); an error means
+// the session must end.
+func (s *Source) publish(ctx context.Context, sink source.Sink, topic string, payload []byte, o *source.Origin, attrs ...any) error {
+	var err error
+	if o != nil {
+		err = sink.(source.OnceSink).PublishOnce(ctx, topic, payload, *o)
+	} else {
+		err = sink.Publish(ctx, topic, payload)
+	}
 	switch {
 	case err == nil:
 		return nil

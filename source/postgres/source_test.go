@@ -19,8 +19,8 @@ import (
 func TestNotInstalledIsFatal(t *testing.T) {
 	s := needPG(t)
 	name := fmt.Sprintf("bare_%d", dbSeq.Add(1))
-	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
-	cfg, err := ParseURL(s.url(name))
+	exec1(t, connect(t, s.URL("postgres")), "CREATE DATABASE "+name)
+	cfg, err := ParseURL(s.URL(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +52,8 @@ func TestFatalErrorStaysInHealth(t *testing.T) {
 func TestInstallConfigOnFreshDatabase(t *testing.T) {
 	s := needPG(t)
 	name := fmt.Sprintf("fresh_%d", dbSeq.Add(1))
-	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
-	cfg, err := ParseURL(s.url(name))
+	exec1(t, connect(t, s.URL("postgres")), "CREATE DATABASE "+name)
+	cfg, err := ParseURL(s.URL(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestInstallConfigOnFreshDatabase(t *testing.T) {
 		}
 	}
 	var v, shards int
-	if err := connect(t, s.url(name)).QueryRow(context.Background(), "SELECT version, shards FROM fraised.meta").Scan(&v, &shards); err != nil || v != SchemaVersion || shards != 16 {
+	if err := connect(t, s.URL(name)).QueryRow(context.Background(), "SELECT version, shards FROM fraised.meta").Scan(&v, &shards); err != nil || v != SchemaVersion || shards != 16 {
 		t.Fatalf("fraised.meta: version %d, shards %d (%v)", v, shards, err)
 	}
 }
@@ -221,8 +221,8 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 func TestNetworkDropLosesNothing(t *testing.T) {
 	const rows = 300
 	url := newDB(t)
-	p := newProxy(t, fmt.Sprintf("127.0.0.1:%d", needPG(t).port))
-	via := strings.Replace(url, fmt.Sprintf(":%d/", needPG(t).port), fmt.Sprintf(":%d/", p.port()), 1)
+	p := newProxy(t, fmt.Sprintf("127.0.0.1:%d", needPG(t).Port))
+	via := strings.Replace(url, fmt.Sprintf(":%d/", needPG(t).Port), fmt.Sprintf(":%d/", p.port()), 1)
 	sink := &fakeSink{}
 	src, _ := runSource(t, via+"&poll=50ms&query_timeout=500ms&batch=20", sink)
 	waitHealthy(t, src)
@@ -334,8 +334,8 @@ func (p *proxy) dropAll() {
 
 func TestHealthyReportsOutage(t *testing.T) {
 	url := newDB(t)
-	p := newProxy(t, fmt.Sprintf("127.0.0.1:%d", needPG(t).port))
-	via := strings.Replace(url, fmt.Sprintf(":%d/", needPG(t).port), fmt.Sprintf(":%d/", p.port()), 1)
+	p := newProxy(t, fmt.Sprintf("127.0.0.1:%d", needPG(t).Port))
+	via := strings.Replace(url, fmt.Sprintf(":%d/", needPG(t).Port), fmt.Sprintf(":%d/", p.port()), 1)
 	src, _ := runSource(t, via, &fakeSink{})
 	waitHealthy(t, src)
 	p.ln.Close() // no new connections from now on
@@ -457,15 +457,15 @@ func TestPublishersDoNotDeadlock(t *testing.T) {
 func TestInstallSQLByHandWithPsql(t *testing.T) {
 	s := needPG(t)
 	name := fmt.Sprintf("psql_%d", dbSeq.Add(1))
-	exec1(t, connect(t, s.url("postgres")), "CREATE DATABASE "+name)
+	exec1(t, connect(t, s.URL("postgres")), "CREATE DATABASE "+name)
 	for range 2 {
-		cmd := exec.Command(filepath.Join(s.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", s.url(name), "-f", "sql/install.sql")
+		cmd := exec.Command(filepath.Join(s.Bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", s.URL(name), "-f", "sql/install.sql")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("psql -f sql/install.sql: %v\n%s", err, out)
 		}
 	}
 	var v int
-	if err := connect(t, s.url(name)).QueryRow(context.Background(), "SELECT version FROM fraised.meta").Scan(&v); err != nil || v != SchemaVersion {
+	if err := connect(t, s.URL(name)).QueryRow(context.Background(), "SELECT version FROM fraised.meta").Scan(&v); err != nil || v != SchemaVersion {
 		t.Fatalf("after psql: version %d (%v)", v, err)
 	}
 }

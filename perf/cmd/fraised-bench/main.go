@@ -18,10 +18,13 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/fraised/fraised/internal/pgtest"
 	"github.com/fraised/fraised/perf/internal/loadgen"
+	"github.com/fraised/fraised/source/postgres"
 )
 
 func main() {
@@ -101,6 +104,7 @@ func runCmd(args []string, log *slog.Logger) error {
 	fs.StringVar(&t.PublishUnix, "publish-unix", "", "RESP publish Unix socket (overrides --publish)")
 	fs.StringVar(&t.PublishHTTP, "publish-http", "", "HTTP publish base URL, e.g. http://127.0.0.1:8080 (overrides both)")
 	fs.StringVar(&t.Token, "token", "", "bearer token for --publish-http")
+	fs.StringVar(&t.PublishPG, "publish-pg", "", "PG scenarios: the database URL rows are committed to (fraised must read it with --source; see the scenario's SourceURL)")
 	fs.IntVar(&t.PID, "pid", 0, "server PID for RSS/CPU sampling (0: none)")
 	scName := fs.String("scenario", "S3", "standard scenario to start from")
 	conns := fs.Int("conns", 0, "override: connections")
@@ -163,8 +167,11 @@ func suiteCmd(args []string, log *slog.Logger) error {
 	cpu := fs.Int("server-cpu", 0, "pin each server to this CPU with taskset (-1: no pinning)")
 	logDir := fs.String("log-dir", "", "write server logs here")
 	profDir := fs.String("profile-dir", "", "fetch CPU and alloc profiles of servers with --pprof-listen into this directory")
+	pgURL := fs.String("pg-url", "", "PG scenarios: an existing database with the fraised schema (fraised pg install); empty: start a throwaway PostgreSQL (initdb, fsync off)")
 	_ = fs.Parse(args)
 	s := &loadgen.Suite{ServerCPU: *cpu, Out: c.out, LogDir: *logDir, ProfileDir: *profDir, Receivers: c.receivers, Log: log}
+	stopPG := setupPG(s, *pgURL, *scenarios)
+	defer stopPG()
 	var err error
 	if s.SourceIPs, err = c.ips(); err != nil {
 		return err
@@ -256,4 +263,40 @@ func reportCmd(args []string) error {
 		return os.WriteFile(*out, []byte(b.String()), 0o644)
 	}
 	return nil
+}
+
+// setupPG gives the suite its PostgreSQL when a PG scenario is asked for:
+// the database at url, or a fresh database with the schema installed in a
+// throwaway server started here (stopped by the function returned).
+func setupPG(s *loadgen.Suite, url, scenarios string) (stop func()) {
+	if !strings.Contains(scenarios, "PG") && !strings.Contains(scenarios, "-pg-") {
+		return func() {}
+	}
+	if url != "" {
+		s.PG = func(context.Context) (string, error) { return url, nil }
+		return func() {}
+	}
+	var once sync.Once
+	var srv *pgtest.Server
+	var startErr error
+	s.PG = func(ctx context.Context) (string, error) {
+		once.Do(func() { srv, startErr = pgtest.Start() })
+		if startErr != nil {
+			return "", fmt.Errorf("cannot start PostgreSQL for the PG scenarios (or give --pg-url): %w", startErr)
+		}
+		db, err := srv.CreateDatabase(ctx)
+		if err != nil {
+			return "", err
+		}
+		cfg, err := postgres.ParseURL(db)
+		if err != nil {
+			return "", err
+		}
+		return db, postgres.InstallConfig(ctx, cfg)
+	}
+	return func() {
+		if srv != nil {
+			srv.Stop()
+		}
+	}
 }

@@ -46,6 +46,18 @@ type sink interface {
 	close() error
 }
 
+// queuedSink is a sink whose events wait for a free worker (HTTP, the
+// PostgreSQL writers): send gives up at the deadline, and the wait counts
+// as publish lag.
+type queuedSink interface {
+	sink
+	setDeadline(*time.Time)
+	queueLag() time.Duration
+}
+
+var _ queuedSink = (*httpSink)(nil)
+var _ queuedSink = (*pgSink)(nil)
+
 // respSink pipelines PUBLISH commands on one TCP or Unix connection.
 type respSink struct {
 	sh   *shared
@@ -216,6 +228,8 @@ func (s *httpSink) work(ctx context.Context) {
 		}
 	}
 }
+
+func (s *httpSink) setDeadline(d *time.Time) { s.deadline.Store(d) }
 
 // queueLag returns the longest an event waited for a free HTTP worker and
 // resets it.

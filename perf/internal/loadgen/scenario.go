@@ -13,6 +13,7 @@ package loadgen
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,9 +33,11 @@ type Scenario struct {
 	SlowSubs    int           // S6: subscriptions per slow connection (0: SubsPerConn)
 	Steps       []float64     // S2: rates to step through (Rate ignored)
 	MaxP99      time.Duration // S2: a step passes only under this p99
+	MaxLag      time.Duration // S2: and with the publisher at most this far behind (0: MaxP99)
 	Drain       time.Duration // longest wait for deliveries after publishing
 	Settle      time.Duration // wait before the "after" RSS sample (S1)
 	Capacity    bool          // S1: report RSS per connection
+	Source      string        // PG: SourceOutbox or SourceListen (events are committed rows); "" = the target's publisher
 }
 
 // Scenarios returns the standard scenarios by name (see perf/README.md).
@@ -59,8 +62,54 @@ func Scenarios() map[string]Scenario {
 		// and passes a 4 MiB outbound cap within seconds.
 		"S6": {Name: "S6", Conns: 100, SubsPerConn: 1, Topics: 1, Rate: 1000, Duration: 20 * time.Second, Slow: 10,
 			SlowSubs: 20, Drain: 10 * time.Second},
-		"smoke": {Name: "smoke", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 1000, Events: 100, Drain: 10 * time.Second},
+		// PG-*: S3's load (and S2's search) with events committed to
+		// PostgreSQL, one row per transaction, that fraised reads with
+		// --source; latency is from COMMIT. S3 is the same through RESP.
+		"PG-outbox": pgScenario("PG-outbox", SourceOutbox),
+		"PG-listen": pgScenario("PG-listen", SourceListen),
+		"PG-ceiling-outbox": {Name: "PG-ceiling-outbox", Conns: 100, SubsPerConn: 1, Topics: 1, Steps: pgSteps, Duration: 2 * time.Second,
+			MaxP99: 10 * time.Millisecond, MaxLag: pgMaxLag, Drain: 2 * time.Second, Source: SourceOutbox},
+		"PG-ceiling-listen": {Name: "PG-ceiling-listen", Conns: 100, SubsPerConn: 1, Topics: 1, Steps: pgSteps, Duration: 2 * time.Second,
+			MaxP99: 10 * time.Millisecond, MaxLag: pgMaxLag, Drain: 2 * time.Second, Source: SourceListen},
+		"smoke-pg-outbox": {Name: "smoke-pg-outbox", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceOutbox},
+		"smoke-pg-listen": {Name: "smoke-pg-listen", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 500, Events: 100, Drain: 10 * time.Second, Source: SourceListen},
+		"smoke":           {Name: "smoke", Conns: 10, SubsPerConn: 1, Topics: 1, Rate: 1000, Events: 100, Drain: 10 * time.Second},
 	}
+}
+
+// pgSteps are the rates (rows/s) the PG ceilings step through; their
+// MaxP99 is the seed's target, 10 ms from COMMIT to the socket.
+var pgSteps = []float64{500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000}
+
+// pgMaxLag is how far the PG writers may fall behind in a passing step:
+// an event's lag includes its BEGIN and publish round trips (and the wait
+// for its shard's lock) before the COMMIT the latency is measured from, so
+// S2's 50 ms, not the 10 ms latency target.
+const pgMaxLag = 50 * time.Millisecond
+
+// pgScenario is S3 with committed rows: 100 subscribers, 1,000 rows/s for
+// 20 s.
+func pgScenario(name, src string) Scenario {
+	return Scenario{Name: name, Conns: 100, SubsPerConn: 1, Topics: 1, Rate: 1000, Duration: 20 * time.Second,
+		Drain: 10 * time.Second, Source: src}
+}
+
+// SourceURL is the --source fraised reads a PG scenario's rows with, given
+// the database URL (which has a query already).
+func (s Scenario) SourceURL(db string) string {
+	sep := "?"
+	if strings.Contains(db, "?") {
+		sep = "&"
+	}
+	if s.Source == SourceListen {
+		var ch []string
+		for i := range s.Topics {
+			t := "bench." + strconv.Itoa(i)
+			ch = append(ch, PGChannel(t)+":"+t)
+		}
+		return db + sep + "mode=listen&channels=" + strings.Join(ch, ",")
+	}
+	return db + sep + "mode=outbox"
 }
 
 // Lookup returns the standard scenario name, or an error listing them.

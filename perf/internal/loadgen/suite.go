@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,6 +68,9 @@ type Suite struct {
 	SourceIPs  []netip.Addr
 	Receivers  int
 	Log        *slog.Logger
+	// PG makes a database for a PG scenario (Scenario.Source), the fraised
+	// schema installed, and returns its URL; nil: PG scenarios fail.
+	PG func(ctx context.Context) (string, error)
 }
 
 // Run runs every scenario against every server and returns the results; a
@@ -130,6 +134,14 @@ func (s *Suite) one(ctx context.Context, srv Server, sc Scenario) (Result, error
 		}
 		args = append(args, a)
 	}
+	var db string
+	if sc.Source != "" {
+		var err error
+		if db, err = s.pgDatabase(ctx, srv); err != nil {
+			return Result{}, err
+		}
+		args = append(args, "--source", sc.SourceURL(db))
+	}
 	p, err := s.start(ctx, srv.Name+"-"+sc.Name, args, srv.Env)
 	if err != nil {
 		return Result{}, err
@@ -138,7 +150,7 @@ func (s *Suite) one(ctx context.Context, srv Server, sc Scenario) (Result, error
 	if err := WaitListening(ctx, addrs["{ws}"], 15*time.Second); err != nil {
 		return Result{}, fmt.Errorf("server %s did not listen (see its log): %w", srv.Name, err)
 	}
-	t := Target{Name: srv.Name, WS: addrs["{ws}"], PID: p.cmd.Process.Pid, SourceIPs: s.SourceIPs, Receivers: s.Receivers}
+	t := Target{Name: srv.Name, WS: addrs["{ws}"], PID: p.cmd.Process.Pid, SourceIPs: s.SourceIPs, Receivers: s.Receivers, PublishPG: db}
 	switch srv.Publish {
 	case "http":
 		t.PublishHTTP = "http://" + addrs["{ws}"]
@@ -152,6 +164,17 @@ func (s *Suite) one(ctx context.Context, srv Server, sc Scenario) (Result, error
 	}
 	time.Sleep(200 * time.Millisecond) // let the publish listener come up too
 	return Run(ctx, t, sc, s.Log)
+}
+
+// pgDatabase returns a new database for a PG scenario against srv.
+func (s *Suite) pgDatabase(ctx context.Context, srv Server) (string, error) {
+	if !strings.HasPrefix(srv.Name, "fraised") {
+		return "", fmt.Errorf("the PG scenarios read PostgreSQL with fraised --source: target %s cannot", srv.Name)
+	}
+	if s.PG == nil {
+		return "", errors.New("a PG scenario needs PostgreSQL (fraised-bench suite starts one unless --pg-url is given)")
+	}
+	return s.PG(ctx)
 }
 
 func hasPprof(args []string) bool {

@@ -142,13 +142,15 @@ type frame struct {
 
 var errTruncated = errors.New("soak: connection ended inside a frame")
 
-// readFrame reads one frame. A connection that ends in the middle of a
-// frame returns errTruncated.
+// readFrame reads one frame. A read that fails in the middle of a frame
+// (the connection ended, or a read deadline expired: isTimeout tells)
+// returns errTruncated wrapping the cause; the connection is then out of
+// step and must be closed.
 func (c *wsClient) readFrame(buf []byte) (frame, []byte, error) {
 	var hdr [wsframe.MaxHeaderLen]byte
-	if _, err := io.ReadFull(c.r, hdr[:2]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = errTruncated
+	if n, err := io.ReadFull(c.r, hdr[:2]); err != nil {
+		if n > 0 { // a frame started: its first byte is lost
+			err = fmt.Errorf("%w: %w", errTruncated, err)
 		}
 		return frame{}, buf, err
 	}
@@ -160,7 +162,7 @@ func (c *wsClient) readFrame(buf []byte) (frame, []byte, error) {
 		n = 10
 	}
 	if _, err := io.ReadFull(c.r, hdr[2:n]); err != nil {
-		return frame{}, buf, errTruncated
+		return frame{}, buf, fmt.Errorf("%w: %w", errTruncated, err)
 	}
 	h, hn, err := wsframe.ParseHeader(hdr[:n], maxClientFrame)
 	if err != nil || hn != n {
@@ -171,9 +173,23 @@ func (c *wsClient) readFrame(buf []byte) (frame, []byte, error) {
 	}
 	buf = buf[:h.Len]
 	if _, err := io.ReadFull(c.r, buf); err != nil {
-		return frame{}, buf, errTruncated
+		return frame{}, buf, fmt.Errorf("%w: %w", errTruncated, err)
 	}
 	return frame{op: h.Op, payload: buf}, buf, nil
+}
+
+// pollFrame waits up to poll for a frame to start, then reads all of it
+// within dialTimeout: a short poll never expires inside a frame, where it
+// would lose the bytes already read and look like a server that cut the
+// frame (readFrame's errTruncated). It returns a timeout error, and has
+// consumed nothing, when no frame started within poll.
+func (c *wsClient) pollFrame(buf []byte, poll time.Duration) (frame, []byte, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(poll))
+	if _, err := c.r.Peek(1); err != nil {
+		return frame{}, buf, err
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(dialTimeout))
+	return c.readFrame(buf)
 }
 
 // closeCode returns a close frame's status code (1005 when it has none).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +36,9 @@ const (
 	// stormCatchUp bounds the wait, after publishing stops, for every
 	// client to have every event.
 	stormCatchUp = 30 * time.Second
+	// stormPoll is how long a client waits for a frame to start before
+	// it looks at its cut time and the stop signal again.
+	stormPoll = 100 * time.Millisecond
 )
 
 // writeSDL writes sdl to a file in dir and returns its path.
@@ -205,12 +207,10 @@ func stormClient(e *Env, topic string, seed uint64, stop <-chan struct{}, total 
 				cuts++
 				break
 			}
-			_ = c.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			f, b, err := c.readFrame(buf)
+			f, b, err := c.pollFrame(buf, stormPoll)
 			buf = b
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && len(f.payload) == 0 {
-				continue
+			if isTimeout(err) && !errors.Is(err, errTruncated) {
+				continue // no frame started: look at the clock again
 			}
 			if err != nil || f.op == wsframe.OpClose {
 				// The server cut it (a slow consumer under this load gets
@@ -244,6 +244,8 @@ func serverEnd(f frame, err error) string {
 	switch {
 	case err == nil:
 		return fmt.Sprint(closeCode(f.payload))
+	case errors.Is(err, errTruncated) && isTimeout(err):
+		return "TRUNC-HELD" // a frame started and did not end within dialTimeout
 	case errors.Is(err, errTruncated):
 		return "TRUNC"
 	}

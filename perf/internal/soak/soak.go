@@ -83,7 +83,10 @@ type Scenario struct {
 	// SDL, when set, is the schema the server runs with instead of
 	// Config.Schema (written to a file in Config.LogDir).
 	SDL string
-	Run func(e *Env)
+	// Cluster: the server is node 0 of a cluster on a redis-server the
+	// runner starts (Env.Redis); the scenario starts the other nodes.
+	Cluster bool
+	Run     func(e *Env)
 }
 
 // Env is what a scenario works with.
@@ -92,6 +95,7 @@ type Env struct {
 	Cfg     Config
 	Child   *Child
 	Sampler *Sampler
+	Redis   *soakRedis // the cluster's Redis (Scenario.Cluster)
 	src     sources
 	res     *Result
 	mu      sync.Mutex
@@ -288,14 +292,25 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) Result {
 			return *res
 		}
 	}
-	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: schema, NOFILE: nofile, Env: env, LogDir: cfg.LogDir}, sc.Name)
+	var args []string
+	var redis *soakRedis
+	if sc.Cluster {
+		if redis, err = startRedis(ctx, cfg.LogDir, sc.Name); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+			res.Server = "did not start"
+			return *res
+		}
+		defer redis.stop()
+		args = []string{"--cluster", "redis://" + redis.Addr}
+	}
+	child, err := StartChild(ctx, ChildConfig{Bin: cfg.Bin, Schema: schema, Args: args, NOFILE: nofile, Env: env, LogDir: cfg.LogDir}, sc.Name)
 	if err != nil {
 		res.Failures = append(res.Failures, err.Error())
 		res.Server = "did not start"
 		res.Took = time.Since(start)
 		return *res
 	}
-	e := &Env{Ctx: ctx, Cfg: cfg, Child: child, res: res}
+	e := &Env{Ctx: ctx, Cfg: cfg, Child: child, Redis: redis, res: res}
 	e.Sampler = Watch(child, cfg.RSSKillKB)
 	var canary *Canary
 	if !sc.Ends {

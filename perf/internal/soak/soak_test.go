@@ -189,3 +189,37 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestPollFrameFinishesAStartedFrame: a frame that arrives in pieces
+// slower than the poll (a loaded machine, a frame split across writes)
+// is read whole by pollFrame; a bare read deadline that expires inside
+// it ends in errTruncated, the "mid-frame" cut that the resume storm
+// counted against the server, and loses the bytes already read.
+func TestPollFrameFinishesAStartedFrame(t *testing.T) {
+	next := wsframe.AppendFrame(nil, wsframe.OpText, []byte(`{"id":"1","type":"next","payload":{"data":{"events":{"seq":1}}}}`), false, [4]byte{})
+	pieces := func(c net.Conn) {
+		for _, p := range [][]byte{next[:1], next[1:10], next[10:]} {
+			_, _ = c.Write(p)
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	conn := serve(t, pieces)
+	c := &wsClient{conn: conn, r: bufio.NewReader(conn)}
+	var f frame
+	var err error
+	for start := time.Now(); time.Since(start) < 5*time.Second; {
+		if f, _, err = c.pollFrame(nil, 100*time.Millisecond); !isTimeout(err) {
+			break
+		}
+	}
+	if err != nil || f.op != wsframe.OpText || !bytes.Equal(f.payload, next[2:]) {
+		t.Fatalf("pollFrame: %q %v", f.payload, err)
+	}
+	conn = serve(t, pieces)
+	c = &wsClient{conn: conn, r: bufio.NewReader(conn)}
+	time.Sleep(50 * time.Millisecond) // the first byte is there
+	_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, _, err := c.readFrame(nil); !errors.Is(err, errTruncated) || !isTimeout(err) {
+		t.Fatalf("a deadline inside a frame: %v, want errTruncated from a timeout", err)
+	}
+}

@@ -1,0 +1,121 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/internal/redistest"
+)
+
+// TestPublishOnceDropsWhatWasPublished: fraised_publish_once publishes an
+// event (with the next offset of its topic, received like any publish)
+// unless its origin's seq is at or below the one recorded for its stream
+// and part; seqs compare as numbers (10 after 9, 99 after 100 is a
+// duplicate); parts and streams are independent.
+func TestPublishOnceDropsWhatWasPublished(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	n.TopicAdded("t")
+	waitReady(t, n)
+	subscribed(t, r, "t", 1)
+	ctx := context.Background()
+	steps := []struct {
+		stream, part string
+		seq          int64
+		dup          bool
+	}{
+		{"s1", "0", 5, false},
+		{"s1", "0", 5, true},
+		{"s1", "0", 3, true},
+		{"s1", "0", 9, false},
+		{"s1", "0", 10, false},
+		{"s1", "0", 100, false},
+		{"s1", "0", 99, true},
+		{"s1", "1", 7, false},
+		{"s2", "0", 1, false},
+		{"s1", "1", 7, true},
+	}
+	var offset uint64
+	for i, st := range steps {
+		rc, dup, err := n.PublishOnce(ctx, []byte("t"), []byte(`{"step":1}`), broker.Origin{Stream: st.stream, Part: st.part, Seq: st.seq})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if dup != st.dup {
+			t.Fatalf("step %d (%s/%s seq %d): duplicate %v, want %v", i, st.stream, st.part, st.seq, dup, st.dup)
+		}
+		if !dup {
+			offset++
+			if rc.Pos.Offset != offset || rc.Receivers != 1 {
+				t.Fatalf("step %d: receipt %+v, want offset %d received by 1 node", i, rc, offset)
+			}
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		if got := len(n.in.events("t")); uint64(got) != offset {
+			return fmt.Errorf("the node received %d events, want %d (duplicates must not be published)", got, offset)
+		}
+		return nil
+	})
+	if _, _, err := n.PublishOnce(ctx, []byte("t"), []byte(`{}`), broker.Origin{Stream: "s1", Part: "0", Seq: -1}); err == nil {
+		t.Fatal("a negative seq was accepted")
+	}
+	if got, err := newClient(t, r).HGet(ctx, markPrefix+"s1", "0").Result(); err != nil || got != "100" {
+		t.Fatalf("the mark of s1/0 is %q, want 100", got)
+	}
+}
+
+// BenchmarkPublishOnce compares, on a real local redis-server with a node
+// subscribed, a source's publish with its origin (fraised_publish_once:
+// one more HGET and HSET in the function) against a plain one, one round
+// trip each: what exactly-once costs a clustered source.
+func BenchmarkPublishOnce(b *testing.B) {
+	r := redistest.Start(b)
+	br, err := New(Config{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(nopInlet{}); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Stop()
+	br.TopicAdded("bench")
+	deadline := time.Now().Add(10 * time.Second)
+	for br.Ready() != nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("not ready: %v", br.Ready())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+	ctx := context.Background()
+	seq := int64(0) // across every run of a sub-benchmark: a seq is never reused
+	run := func(name string, publish func(seq int64) error) {
+		b.Run(name, func(b *testing.B) {
+			cpu0 := redisCPU(b, br)
+			for b.Loop() {
+				seq++
+				if err := publish(seq); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((redisCPU(b, br)-cpu0)*1e6/float64(b.N), "redis-µs/event")
+		})
+	}
+	run("plain", func(int64) error {
+		_, err := br.Publish(ctx, []byte("bench"), payload)
+		return err
+	})
+	stream := "bench:" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	run("once", func(seq int64) error {
+		_, dup, err := br.PublishOnce(ctx, []byte("bench"), payload, broker.Origin{Stream: stream, Part: "3", Seq: seq})
+		if dup {
+			return fmt.Errorf("seq %d taken for a duplicate", seq)
+		}
+		return err
+	})
+}

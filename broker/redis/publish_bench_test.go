@@ -1,0 +1,90 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/internal/redistest"
+)
+
+// nopInlet drops what it receives.
+type nopInlet struct{}
+
+func (nopInlet) Deliver([]byte, []byte, broker.Position, <-chan struct{}) bool { return true }
+
+// BenchmarkPublish measures publishes through fraised_publish on a real
+// local redis-server, one round trip each (sequential) and in pipelines of
+// a RESP publisher's batch size: the cluster's publish ceiling for one
+// Redis and one publisher connection. With a node subscribed, each event
+// also costs Redis the PUBLISH to it.
+func BenchmarkPublish(b *testing.B) {
+	r := redistest.Start(b)
+	br, err := New(Config{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(nopInlet{}); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Stop()
+	br.TopicAdded("bench")
+	deadline := time.Now().Add(10 * time.Second)
+	for br.Ready() != nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("not ready: %v", br.Ready())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+	ctx := context.Background()
+	b.Run("sequential", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			if _, err := br.Publish(ctx, []byte("bench"), payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("batch=256", func(b *testing.B) {
+		const n = 256
+		evs := make([]broker.Event, n)
+		out := make([]broker.Result, n)
+		for i := range evs {
+			evs[i] = broker.Event{Topic: []byte("bench"), Payload: payload}
+		}
+		b.SetBytes(int64(n * len(payload)))
+		cpu0 := redisCPU(b, br)
+		for b.Loop() {
+			br.PublishBatch(ctx, evs, out)
+			if out[0].Err != nil {
+				b.Fatal(out[0].Err)
+			}
+		}
+		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric((redisCPU(b, br)-cpu0)*1e6/float64(b.N*n), "redis-µs/event")
+	})
+}
+
+// redisCPU returns redis-server's CPU seconds (user + system) so far.
+func redisCPU(b *testing.B, br *Broker) float64 {
+	b.Helper()
+	info, err := br.rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return total
+}

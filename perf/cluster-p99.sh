@@ -1,0 +1,45 @@
+#!/bin/sh
+# `make perf-cluster`: scenario $SCENARIO (default S3: 1,000 events/s to 100 subscribers)
+# against one node, then against one node of a cluster (--cluster on a
+# real redis-server, publishing through the node: every event goes to
+# Redis and back), same machine, same run; the harness's report shows the
+# p99 of both. DURATION shortens the publishing phase (default: S3's).
+set -eu
+BIN=${PERF_BIN:-bin}
+OUT=${OUT:-perf/results/cluster.jsonl}
+MD=${MD:-perf/results/cluster.md}
+DURATION=${DURATION:-}
+SCENARIO=${SCENARIO:-S3}
+SERVER_CPU=${PERF_SERVER_CPU:-0}
+HARNESS_CPU=${PERF_HARNESS_CPU:-1}
+TS_SERVER=""; TS_HARNESS=""
+if command -v taskset >/dev/null 2>&1; then TS_SERVER="taskset -c $SERVER_CPU"; TS_HARNESS="taskset -c $HARNESS_CPU"; fi
+DIR=$(mktemp -d)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT INT TERM
+mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT"
+
+redis-server --port 6391 --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" >"$DIR/redis.log" 2>&1 &
+pids="$pids $!"
+until redis-cli -p 6391 PING >/dev/null 2>&1; do sleep 0.1; done
+
+run() { # label extra-flags...
+	label=$1; shift
+	# shellcheck disable=SC2086
+	$TS_SERVER "$BIN/fraised" --schema examples/schema.graphql --listen 127.0.0.1:4300 \
+		--publish-listen 127.0.0.1:4301 --log-level warn "$@" >"$DIR/$label.log" 2>&1 &
+	srv=$!
+	until curl -fs http://127.0.0.1:4300/readyz >/dev/null 2>&1; do sleep 0.1; done
+	set -- --target "fraised-$label" --ws 127.0.0.1:4300 --publish 127.0.0.1:4301 --pid "$srv" --scenario "$SCENARIO" --out "$OUT"
+	[ -n "$DURATION" ] && set -- "$@" --duration "$DURATION"
+	# shellcheck disable=SC2086
+	$TS_HARNESS "$BIN/fraised-bench" run "$@" || { echo "$label failed"; cat "$DIR/$label.log"; }
+	kill "$srv"; wait "$srv" 2>/dev/null || true
+	echo "perf-cluster: $label done"
+}
+run single
+run cluster --cluster redis://127.0.0.1:6391
+"$BIN/fraised-bench" report --in "$OUT" --out "$MD" >/dev/null || true
+cat "$MD" 2>/dev/null || true

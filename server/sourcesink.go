@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+	"unsafe"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/source"
+)
+
+// This file is the cluster-mode publish path of Server.Publish and of the
+// event sources: an event goes to the cluster broker (Redis), which gives
+// it its one position and hands it to every node with a subscriber, this
+// one included; it never enters this node's dispatcher directly.
+
+// Retry of a source's event while the broker is unavailable (Redis down,
+// its probe failing): the source waits in Publish, reads nothing more and
+// stores no position past the event, so nothing is skipped or lost.
+const (
+	// sourceRetryMin is the first wait: a Redis restart or a failover is
+	// usually over within a second.
+	sourceRetryMin = 50 * time.Millisecond
+	// sourceRetryMax caps the wait (the broker's own reconnect backoff
+	// is 2 s), so a source resumes within about that of Redis' return.
+	sourceRetryMax = 2 * time.Second
+)
+
+// publishCluster hands one validated event to the cluster broker once,
+// within clusterPublishTimeout and ctx. Its error wraps
+// broker.ErrUnavailable when the broker cannot take the event now (after
+// a timeout the event may still have been published).
+func (s *Server) publishCluster(ctx context.Context, topic, payload []byte) error {
+	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
+	defer cancel()
+	if _, err := s.opts.Cluster.Publish(pctx, topic, payload); err != nil {
+		return fmt.Errorf("cluster publish: %w", err)
+	}
+	return nil
+}
+
+// try publishes once: through the broker's PublishOnce when the event has
+// an origin and the broker can, else through publishCluster.
+func (c *clusterSink) try(ctx context.Context, topic, payload []byte, o *source.Origin) error {
+	op, ok := c.s.opts.Cluster.(broker.OncePublisher)
+	if o == nil || !ok {
+		return c.s.publishCluster(ctx, topic, payload)
+	}
+	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
+	defer cancel()
+	_, dup, err := op.PublishOnce(pctx, topic, payload, broker.Origin{Stream: o.Stream, Part: o.Part, Seq: o.Seq})
+	if err != nil {
+		return fmt.Errorf("cluster publish: %w", err)
+	}
+	if dup {
+		c.log.Debug("event already published by another forwarder; not published again", "topic", topic,
+			"stream", o.Stream, "part", o.Part, "seq", o.Seq)
+	}
+	return nil
+}
+
+// sourceSink returns the Sink Options.Sources[i] publishes to: the server
+// itself on one node; in cluster mode a clusterSink, which retries while
+// Redis is unavailable instead of failing the source's session.
+func (s *Server) sourceSink(log *slog.Logger) source.Sink {
+	if s.opts.Cluster == nil {
+		return s
+	}
+	return &clusterSink{s: s, log: log}
+}
+
+// clusterSink is a source's Sink in cluster mode. Publish is called from
+// the source's goroutine only (source.Sink's contract), so its fields
+// need no lock.
+type clusterSink struct {
+	s   *Server
+	log *slog.Logger
+}
+
+// Publish validates the event as a PUBLISH is validated, then publishes it
+// through the broker, waiting with backoff (sourceRetryMin doubling to
+// sourceRetryMax, jittered) for as long as the broker is unavailable. It
+// returns nil once Redis took the event, an error wrapping
+// source.ErrInvalid for an event the server refuses, ctx.Err() when ctx
+// ends first, and ErrDraining once the server shuts down; the source then
+// does not store the event's position, so it is read again later.
+//
+// A publish that timed out may have run at Redis; its retry then
+// publishes the event twice (at-least-once), unless it comes through
+// PublishOnce, where Redis drops the retry.
+func (c *clusterSink) Publish(ctx context.Context, topic string, payload []byte) error {
+	return c.publish(ctx, topic, payload, nil)
+}
+
+// PublishOnce is Publish for an event with an origin: when the broker
+// can (broker.OncePublisher, the Redis broker), the event is published at
+// most once per origin, its mark kept in Redis by the same call; a
+// duplicate returns nil without being published. Otherwise it is Publish.
+func (c *clusterSink) PublishOnce(ctx context.Context, topic string, payload []byte, o source.Origin) error {
+	return c.publish(ctx, topic, payload, &o)
+}
+
+var _ source.OnceSink = (*clusterSink)(nil)
+
+func (c *clusterSink) publish(ctx context.Context, topic string, payload []byte, o *source.Origin) error {
+	t := unsafe.Slice(unsafe.StringData(topic), len(topic)) // read only
+	if err := validatePublish(t, payload, c.s.opts.MaxPayload); err != nil {
+		return fmt.Errorf("%w: %w", source.ErrInvalid, err)
+	}
+	wait, retries, since := sourceRetryMin, 0, time.Time{}
+	for {
+		if c.s.draining.Load() {
+			return ErrDraining
+		}
+		err := c.try(ctx, t, payload, o)
+		if err == nil {
+			if retries > 0 {
+				c.log.Info("cluster available again; the source goes on", "retries", retries, "waited", time.Since(since).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, broker.ErrUnavailable) {
+			return err
+		}
+		if retries == 0 {
+			since = time.Now()
+			c.log.Warn("cluster unavailable: the source waits and retries its event (nothing is skipped; it reads on once Redis answers)",
+				"topic", topic, "err", err)
+		}
+		retries++
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		}
+		wait = min(2*wait, sourceRetryMax)
+	}
+}

@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/server"
+	"github.com/fraised/fraised/source"
+)
+
+// seqReader collects the seq of every next message of a real WebSocket
+// client on its own goroutine.
+type seqReader struct {
+	mu   sync.Mutex
+	seqs []int64
+}
+
+func readSeqs(c *client) *seqReader {
+	r := &seqReader{}
+	go func() {
+		for {
+			m, err := c.read()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.seqs = append(r.seqs, gjson.Get(m, "payload.data.events.seq").Int())
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+func (r *seqReader) snapshot() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.seqs...)
+}
+
+// calls counts the publishes (and batches) the fake broker was asked for.
+func (f *fakeCluster) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.batches)
+}
+
+// TestClusterSourcePublishesThroughTheBroker: in cluster mode a source's
+// events go to the broker (which numbers them and hands them back to the
+// node), not straight into the dispatcher. While the broker is
+// unavailable the source's Publish waits and retries with backoff: it
+// accepts nothing more, its Run neither fails nor returns, and once the
+// broker is back every event arrives, the one that was refused included,
+// none lost or twice, in order.
+func TestClusterSourcePublishesThroughTheBroker(t *testing.T) {
+	f := newFakeCluster()
+	src := newFakeSource("src")
+	src.healthy.Store(true)
+	s := startServer(t, func(o *server.Options) {
+		o.Cluster = f
+		o.Sources = []source.Source{src}
+	})
+	c := connect(t, s.opts.Listen)
+	c.subscribe("1", eventsQuery, map[string]any{"t": "src"})
+	s.waitSubs(t, 1)
+	got := readSeqs(c)
+	waitUntil(t, "the source's events reach the subscriber through the broker", func() bool { return len(got.snapshot()) > 50 })
+
+	down := fmt.Errorf("%w: redis is down", broker.ErrUnavailable)
+	f.set(down, down)
+	before := f.calls()
+	waitUntil(t, "the refused event is retried", func() bool { return f.calls() >= before+4 })
+	acked := src.acked.Load()
+	waitUntil(t, "more retries", func() bool { return f.calls() >= before+6 })
+	if now := src.acked.Load(); now != acked {
+		t.Fatalf("the source's events were accepted while the broker refused them (acked %d, then %d)", acked, now)
+	}
+	select {
+	case <-src.returned:
+		t.Fatal("the source's Run returned during the outage")
+	default:
+	}
+
+	f.set(nil, nil)
+	waitUntil(t, "the source goes on after the outage", func() bool { return src.acked.Load() > acked+50 })
+	waitUntil(t, "the subscriber gets the events after the outage", func() bool { return int64(len(got.snapshot())) > acked+50 })
+	seqs := got.snapshot() // from the first after the subscription
+	if seqs[0] > acked {
+		t.Fatalf("the first delivery is seq %d, after the outage's %d", seqs[0], acked)
+	}
+	for i, seq := range seqs {
+		if seq != seqs[0]+int64(i) {
+			t.Fatalf("delivery %d is seq %d after %d: lost, duplicated or out of order around the outage", i+1, seq, seqs[i-1])
+		}
+	}
+}
+
+// TestClusterPublishGoesToTheBroker: Server.Publish (the library's
+// publish) goes to the broker in cluster mode, and answers an unavailable
+// broker's refusal as an error wrapping broker.ErrUnavailable (once: the
+// caller decides whether to retry).
+func TestClusterPublishGoesToTheBroker(t *testing.T) {
+	s, f := startClusterServer(t)
+	c := connect(t, s.opts.Listen)
+	c.subscribe("1", eventsQuery, map[string]any{"t": "lib"})
+	s.waitSubs(t, 1)
+	ctx := context.Background()
+	if err := s.Publish(ctx, "lib", []byte(`{"seq":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"id":"1","type":"next","payload":{"data":{"events":{"seq":1,"body":null}}}}`)
+	f.set(nil, fmt.Errorf("%w: redis is down", broker.ErrUnavailable))
+	before := f.calls()
+	if err := s.Publish(ctx, "lib", []byte(`{"seq":2}`)); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Publish with the broker down = %v, want an error wrapping broker.ErrUnavailable", err)
+	}
+	if n := f.calls() - before; n != 1 {
+		t.Fatalf("the library's Publish tried the broker %d times, want once", n)
+	}
+	if err := s.Publish(ctx, "", []byte(`{}`)); !errors.Is(err, source.ErrInvalid) {
+		t.Fatalf("an empty topic = %v, want source.ErrInvalid", err)
+	}
+	f.set(nil, nil)
+	if err := s.Publish(ctx, "lib", []byte(`{"seq":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"id":"1","type":"next","payload":{"data":{"events":{"seq":3,"body":null}}}}`)
+}
