@@ -38,7 +38,7 @@ perf-build-tools:
 	cd perf/gqlgen && go build -o $(abspath $(PERF_BIN))/gqlgen-server .
 
 perf-build-fraised:
-	go build -o $(PERF_BIN)/fraised ./cmd/fraised
+	CGO_ENABLED=0 go build -o $(PERF_BIN)/fraised ./cmd/fraised # static, like make build (a cgo build would accept --plugin)
 
 perf-build: perf-build-tools perf-build-fraised
 
