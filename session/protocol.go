@@ -2,9 +2,11 @@ package session
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/audit"
@@ -202,7 +204,7 @@ func (s *Session) onSubscribe(m proto.Message) {
 	if op.Kind == gql.KindQuery {
 		q := &query{id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString)}
 		s.queries = append(s.queries, q)
-		s.auditAccepted(op, m.Query)
+		s.auditAccepted(op)
 		go s.runQuery(q, op)
 		return
 	}
@@ -238,13 +240,14 @@ func (s *Session) addSubscription(m proto.Message, op *gql.Operation) {
 	}
 	s.spendResume(sub.key)
 	s.subs = append(s.subs, sub)
-	s.auditAccepted(op, m.Query)
+	s.auditAccepted(op)
 }
 
 // auditAccepted audits an accepted subscribe message.
-func (s *Session) auditAccepted(op *gql.Operation, query string) {
+func (s *Session) auditAccepted(op *gql.Operation) {
 	if s.h.Audit != nil {
-		s.audit(audit.EventSubscribeAccepted, AcceptedRecord(op, query))
+		s.audit(audit.EventSubscribeAccepted, audit.Record{Operation: op.OperationName, Field: op.Field,
+			DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
 	}
 }
 
@@ -279,7 +282,8 @@ func (s *Session) refuse(m proto.Message, event, reason string, errs []byte) {
 		errs = append(codec.AppendJSONString([]byte(`[{"message":`), reason), "}]"...)
 	}
 	if s.h.Audit != nil {
-		s.audit(event, RefusedRecord(m.Query, m.OperationName, reason))
+		s.audit(event, audit.Record{Operation: m.OperationName, Reason: reason,
+			Field: rootField(m.Query, m.OperationName), DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
 	}
 	s.sendErrors(m.ID, errs)
 }
