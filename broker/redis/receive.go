@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/internal/backoff"
 )
 
 // Receiver timing.
@@ -24,8 +24,9 @@ const (
 	// probe within a fraction of its timeout.
 	receivePoll = 250 * time.Millisecond
 	// backoffBase and backoffMax bound the wait between reconnects
-	// (full jitter: a random wait up to base·2^attempt, at most max), so a
-	// fleet that lost Redis does not reconnect in lockstep.
+	// (internal/backoff: doubling from base to max, each wait jittered
+	// into [d/2, d]), so a fleet that lost Redis does not reconnect in
+	// lockstep.
 	backoffBase = 50 * time.Millisecond
 	backoffMax  = 2 * time.Second
 	// repairChunk is the most stream entries one repair read returns:
@@ -68,6 +69,7 @@ type receiver struct {
 func (b *Broker) receive() {
 	defer b.wg.Done()
 	r := &receiver{b: b, track: map[string]*position{}, probeCh: probePrefix + b.node}
+	wait := backoff.Backoff{Min: backoffBase, Max: backoffMax}
 	for attempt := 0; ; attempt++ {
 		ready, err := r.session()
 		if b.stopped() {
@@ -75,14 +77,12 @@ func (b *Broker) receive() {
 		}
 		if ready {
 			attempt = 0
+			wait.Reset()
 		}
 		b.setState(err, isUnreachable(err))
 		b.cfg.Log.Warn("cluster: pub/sub connection to Redis lost; reconnecting", "err", err, "attempt", attempt+1)
-		wait := time.Duration(rand.Int64N(int64(min(backoffMax, backoffBase<<min(attempt, 10))) + 1))
-		select {
-		case <-b.stop:
+		if !backoff.Sleep(b.stop, wait.Next()) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
