@@ -56,6 +56,12 @@ func (d *Dispatcher) dispatch(ev *event) {
 	case evStage, evFilled, evLost:
 		d.fillEvent(ev)
 	}
+	if ev.from != nil {
+		// Every event a publisher pushed was counted in flight
+		// (Publisher.tryPush): answered or not, it is settled here, once,
+		// after its reply (if any) is queued.
+		ev.from.settle()
+	}
 	ev.release()
 }
 
@@ -118,8 +124,7 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.
 		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
 	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
-	default: // no answer, but the event is no longer in flight
-		p.settle()
+	default: // ReplyNone: no answer (dispatch settles the event)
 		return
 	}
 	d.queueReply(p, d.reply)
@@ -134,7 +139,6 @@ func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
 	}
-	p.settle()
 }
 
 func (d *Dispatcher) flushDirty() {

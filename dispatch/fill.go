@@ -247,7 +247,4 @@ func (d *Dispatcher) fillEvent(ev *event) {
 	if ev.kind != evStage {
 		d.countRegistry()
 	}
-	if ev.from != nil {
-		ev.from.settle()
-	}
 }
