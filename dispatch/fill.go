@@ -3,8 +3,6 @@ package dispatch
 import (
 	"time"
 
-	"github.com/fraised/fraised/codec"
-
 	"github.com/fraised/fraised/history"
 )
 
@@ -180,11 +178,7 @@ func (d *Dispatcher) lost(ev *event) {
 	errs := appendResumeError(nil, why, had, st)
 	for i, s := range victims {
 		d.remove(s)
-		if s.Fail != nil {
-			s.Fail(errs)
-		} else {
-			s.Out.Send(codec.AppendError(nil, s.ID, errs))
-		}
+		failWith(s, errs)
 		victims[i] = nil
 	}
 	d.victims = victims[:0]

@@ -109,9 +109,7 @@ func (d *Dispatcher) pumpResolved(rp *replay, room, scan int) (int, bool) {
 		rp.next++
 	}
 	if rp.next > st.Last() && rr.head == len(rr.window) {
-		s.Op = rp.op
-		d.register(s)
-		d.countRegistry()
+		d.goLive(rp)
 		return scan, true
 	}
 	// Caught up with calls still out, or out of budget with answers
