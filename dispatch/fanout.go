@@ -38,12 +38,11 @@ func (d *Dispatcher) register(s *Subscription) {
 func (d *Dispatcher) dispatch(ev *event) {
 	switch ev.kind {
 	case evPublish:
-		var pos *history.Position
+		var pos *history.Position // nil: not a history topic
 		var ext []byte
 		if d.hist != nil {
 			if st, p := d.record(ev); st != nil {
-				d.pos = p
-				pos, ext = &d.pos, d.ext
+				pos, ext = &p, d.ext
 			}
 		}
 		n := d.fanOut(ev.topic, ev.payload, ext)

@@ -48,10 +48,9 @@ const sweepEvery = time.Second
 type historyState struct {
 	hist     *history.Store // nil: no topic keeps history
 	histOf   HistorySource
-	now      int64            // unix nanoseconds, once per turn
-	pos      history.Position // of the event being dispatched
-	ext      []byte           // its extensions
-	sweepDue atomic.Bool      // the sweep ticker fired
+	now      int64       // unix nanoseconds, once per turn
+	ext      []byte      // the extensions of the event being dispatched
+	sweepDue atomic.Bool // the sweep ticker fired
 	replayState
 	fillState
 }
