@@ -82,15 +82,8 @@ func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 			later += d.resolveLater(g, payload, ext) // counted as delivered when resolved
 			continue
 		}
-		d.scratch = op.AppendResult(d.scratch[:0], payload)
-		if ext != nil {
-			d.scratch = appendExt(d.scratch, ext)
-		}
-		for _, s := range g.Subs() {
-			if d.deliver(s.Data.out, s.Data.id, d.scratch) {
-				count++
-			}
-		}
+		d.scratch = withExt(op.AppendResult(d.scratch[:0], payload), ext)
+		count += d.deliverGroup(g, d.scratch)
 	}
 	d.delivered.Add(uint64(count))
 	return count + later

@@ -108,12 +108,12 @@ func (d *Dispatcher) resolveLater(g *regGroup, payload, ext []byte) int {
 	switch {
 	case !q.busy && q.events == 0 && len(q.waiting) == q.head:
 		if d.res.admit(len(payload)) {
-			d.startCall(g, q, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
+			d.startCall(g, q, pendingEvent{event: clone(payload), ext: clone(ext)})
 		} else {
-			d.deliverGroup(g, withExt(g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded), ext))
+			d.deliverGroupCounted(g, withExt(g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded), ext))
 		}
 	case q.events < resolve.MaxGroupPending && d.res.admit(len(payload)):
-		q.waiting = append(q.waiting, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
+		q.waiting = append(q.waiting, pendingEvent{event: clone(payload), ext: clone(ext)})
 		q.events++
 	default:
 		if n := len(q.waiting); n > q.head && q.waiting[n-1].event == nil {
@@ -205,7 +205,7 @@ func (d *Dispatcher) resolved(c *resolve.Call, payload []byte) {
 	g := c.Tag.(*regGroup)
 	d.res.release(len(c.Event))
 	d.wakeStarved() // a replay may wait for room (replayresolve.go)
-	d.deliverGroup(g, withExt(payload, c.Ext))
+	d.deliverGroupCounted(g, withExt(payload, c.Ext))
 	q := g.Data.rq
 	q.busy = false
 	d.advance(g, q)
@@ -225,7 +225,7 @@ func (d *Dispatcher) advance(g *regGroup, q *groupQueue) {
 			// events again, which is what an unresolved event needs.
 			for range pe.overloaded {
 				if !gone {
-					d.deliverGroup(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
+					d.deliverGroupCounted(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
 				}
 			}
 		case gone:
@@ -257,15 +257,22 @@ func (d *Dispatcher) compactQueue(q *groupQueue) {
 	}
 }
 
-// deliverGroup appends payload as a next to every member of g.
-func (d *Dispatcher) deliverGroup(g *regGroup, payload []byte) {
+// deliverGroup appends payload as a next to every member of g and
+// returns how many took it; the caller counts them (Stats.Delivered).
+func (d *Dispatcher) deliverGroup(g *regGroup, payload []byte) int {
 	count := 0
 	for _, s := range g.Subs() {
 		if d.deliver(s.Data.out, s.Data.id, payload) {
 			count++
 		}
 	}
-	d.delivered.Add(uint64(count))
+	return count
+}
+
+// deliverGroupCounted is deliverGroup for one resolved or refused event,
+// counted at once.
+func (d *Dispatcher) deliverGroupCounted(g *regGroup, payload []byte) {
+	d.delivered.Add(uint64(d.deliverGroup(g, payload)))
 }
 
 // flushResolvers ends the batch for every backend that got calls in it
@@ -309,16 +316,9 @@ func (d *Dispatcher) waitWake() {
 	}
 }
 
-// clone returns a copy of b.
+// clone returns a copy of b; nil when b is empty (an event's ext: nil
+// without history, withExt).
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
-
-// cloneExt returns a copy of ext, nil for none.
-func cloneExt(ext []byte) []byte {
-	if ext == nil {
-		return nil
-	}
-	return clone(ext)
-}
 
 // withExt ends payload with ext when there is one (appendExt).
 func withExt(payload, ext []byte) []byte {
