@@ -124,7 +124,12 @@ func (d *Dispatcher) filled(ev *event) {
 	f := d.fills[ev.fillID]
 	spec, ok := d.histOf.HistoryOf(ev.topic)
 	if f == nil || f.topic != topic || !ok {
-		d.hist.DropStage(topic) // given up (timed out, or the client left)
+		// A late answer to a fill given up (timed out): its staged
+		// events go, unless another fill of the topic is staging into
+		// the same stage (they merge at that one's Filled).
+		if !d.filling(topic) {
+			d.hist.DropStage(topic)
+		}
 		return
 	}
 	delete(d.fills, f.id)
@@ -133,6 +138,17 @@ func (d *Dispatcher) filled(ev *event) {
 	s.filled = true
 	d.subscribe(s) // replays and registers it, or refuses the position
 	d.release(f.topic)
+}
+
+// filling reports whether a fill of topic is pending. It scans the
+// pending fills: only a late answer asks.
+func (d *Dispatcher) filling(topic string) bool {
+	for _, f := range d.fills {
+		if f.topic == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // expireFills ends the fills past their deadline with reason
