@@ -79,12 +79,10 @@ type pendingFill struct {
 // fillState is the dispatcher's part of fills and held topics, owned by
 // Run.
 type fillState struct {
-	filler   HistoryFiller
-	fills    map[uint64]*pendingFill
-	fillSeq  uint64
-	held     map[string]int // topics held by fills and replays: the node listens to them
-	fillsDue bool
-	victims  []*Subscription // scratch of lost
+	filler  HistoryFiller
+	fills   map[uint64]*pendingFill
+	fillSeq uint64
+	held    map[string]int // topics held by fills and replays: the node listens to them
 }
 
 // startFill hands s's resume to the filler, holding its topic; false:
@@ -184,7 +182,7 @@ func (d *Dispatcher) lost(ev *event) {
 	if t == nil {
 		return
 	}
-	victims := d.victims[:0]
+	var victims []*Subscription // collected first: remove changes the groups
 	for _, g := range t.Groups() {
 		for _, m := range g.Subs() {
 			victims = append(victims, m.Data.sub)
@@ -192,12 +190,10 @@ func (d *Dispatcher) lost(ev *event) {
 	}
 	why := history.Reason(ev.payload)
 	errs := appendResumeError(nil, why, had, st)
-	for i, s := range victims {
+	for _, s := range victims {
 		d.remove(s)
 		failWith(s, errs)
-		victims[i] = nil
 	}
-	d.victims = victims[:0]
 	if d.log == nil {
 		return
 	}
