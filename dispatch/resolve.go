@@ -145,12 +145,22 @@ func (r *resolving) release(n int) {
 
 // startCall hands pe's event (owned, already admitted) to q's backend.
 func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, pe pendingEvent) {
-	c := resolve.NewCall(q.op, pe.event, time.Now().Add(d.res.router.Timeout()), d.res.sink())
-	c.Tag, c.Ext = g, pe.ext
 	q.busy = true
-	d.res.inflight.PushBack(c)
-	q.backend.Start(c)
-	d.res.touch(q.backend)
+	d.res.start(q.backend, q.op, pe.event, pe.ext, g)
+}
+
+// start hands a call of op's resolver for event (owned, already
+// admitted) to b, due by --resolver-timeout, and lists it in flight; tag
+// is the dispatcher's handle (a group or a replay), ext the end of its
+// payload. Its answer comes through the completions (resolveTurn), on
+// the dispatcher goroutine, so the caller may still record c.
+func (r *resolving) start(b resolve.Backend, op *gql.Operation, event, ext []byte, tag any) *resolve.Call {
+	c := resolve.NewCall(op, event, time.Now().Add(r.router.Timeout()), r.sink())
+	c.Tag, c.Ext = tag, ext
+	r.inflight.PushBack(c)
+	b.Start(c)
+	r.touch(b)
+	return c
 }
 
 // touch notes that b got a call in this batch (flushResolvers).
