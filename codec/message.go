@@ -17,51 +17,35 @@ var (
 	FrameControlPing = AppendFrame(nil, ws.OpPing, nil)
 )
 
-const (
-	nextPrefix     = `{"id":`
-	nextMiddle     = `,"type":"next","payload":`
-	errorMiddle    = `,"type":"error","payload":`
-	completeSuffix = `,"type":"complete"}`
-)
-
 // NextLen returns the length of the whole next frame for an id (JSON
 // encoded, with quotes) and a payload, so callers can reserve room once.
 func NextLen(id, payload []byte) int {
-	n := len(nextPrefix) + len(id) + len(nextMiddle) + len(payload) + 1
+	n := proto.NextLen(id, payload)
 	return HeaderLen(n) + n
 }
 
 // AppendNext appends a whole text frame holding the next message
-// {"id":<id>,"type":"next","payload":<payload>}. id must be a JSON string
-// literal (quotes included) and payload a JSON value; both are copied as
-// is. It allocates only when dst lacks capacity.
+// {"id":<id>,"type":"next","payload":<payload>} (proto.AppendNext). id
+// must be a JSON string literal (quotes included) and payload a JSON
+// value; both are copied as is. It allocates only when dst lacks
+// capacity.
 func AppendNext(dst, id, payload []byte) []byte {
-	return appendIDMessage(dst, id, nextMiddle, payload)
+	dst = AppendHeader(dst, true, ws.OpText, proto.NextLen(id, payload))
+	return proto.AppendNext(dst, id, payload)
 }
 
 // AppendError appends a text frame holding the error message for id with
-// errs, a JSON array of GraphQL errors.
+// errs, a JSON array of GraphQL errors (proto.AppendError).
 func AppendError(dst, id, errs []byte) []byte {
-	return appendIDMessage(dst, id, errorMiddle, errs)
+	dst = AppendHeader(dst, true, ws.OpText, proto.ErrorLen(id, errs))
+	return proto.AppendError(dst, id, errs)
 }
 
-func appendIDMessage(dst, id []byte, middle string, payload []byte) []byte {
-	n := len(nextPrefix) + len(id) + len(middle) + len(payload) + 1
-	dst = AppendHeader(dst, true, ws.OpText, n)
-	dst = append(dst, nextPrefix...)
-	dst = append(dst, id...)
-	dst = append(dst, middle...)
-	dst = append(dst, payload...)
-	return append(dst, '}')
-}
-
-// AppendComplete appends a text frame holding the complete message for id.
+// AppendComplete appends a text frame holding the complete message for id
+// (proto.AppendComplete).
 func AppendComplete(dst, id []byte) []byte {
-	n := len(nextPrefix) + len(id) + len(completeSuffix)
-	dst = AppendHeader(dst, true, ws.OpText, n)
-	dst = append(dst, nextPrefix...)
-	dst = append(dst, id...)
-	return append(dst, completeSuffix...)
+	dst = AppendHeader(dst, true, ws.OpText, proto.CompleteLen(id))
+	return proto.AppendComplete(dst, id)
 }
 
 // AppendJSONString appends s as a JSON string literal: jsonx.AppendString

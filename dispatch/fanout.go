@@ -38,12 +38,11 @@ func (d *Dispatcher) register(s *Subscription) {
 func (d *Dispatcher) dispatch(ev *event) {
 	switch ev.kind {
 	case evPublish:
-		var pos *history.Position
+		var pos *history.Position // nil: not a history topic
 		var ext []byte
 		if d.hist != nil {
 			if st, p := d.record(ev); st != nil {
-				d.pos = p
-				pos, ext = &d.pos, d.ext
+				pos, ext = &p, d.ext
 			}
 		}
 		n := d.fanOut(ev.topic, ev.payload, ext)
@@ -55,6 +54,12 @@ func (d *Dispatcher) dispatch(ev *event) {
 		d.queueReply(ev.from, ev.data)
 	case evStage, evFilled, evLost:
 		d.fillEvent(ev)
+	}
+	if ev.from != nil {
+		// Every event a publisher pushed was counted in flight
+		// (Publisher.tryPush): answered or not, it is settled here, once,
+		// after its reply (if any) is queued.
+		ev.from.settle()
 	}
 	ev.release()
 }
@@ -77,15 +82,8 @@ func (d *Dispatcher) fanOut(topic, payload, ext []byte) int {
 			later += d.resolveLater(g, payload, ext) // counted as delivered when resolved
 			continue
 		}
-		d.scratch = op.AppendResult(d.scratch[:0], payload)
-		if ext != nil {
-			d.scratch = appendExt(d.scratch, ext)
-		}
-		for _, s := range g.Subs() {
-			if d.deliver(s.Data.out, s.Data.id, d.scratch) {
-				count++
-			}
-		}
+		d.scratch = withExt(op.AppendResult(d.scratch[:0], payload), ext)
+		count += d.deliverGroup(g, d.scratch)
 	}
 	d.delivered.Add(uint64(count))
 	return count + later
@@ -118,8 +116,7 @@ func (d *Dispatcher) replyCount(p *Publisher, rk ReplyKind, n int, pos *history.
 		d.reply = appendHTTPPosition(d.reply[:0], n, pos)
 	case rk == ReplyHTTP:
 		d.reply = appendHTTPDelivered(d.reply[:0], n)
-	default: // no answer, but the event is no longer in flight
-		p.settle()
+	default: // ReplyNone: no answer (dispatch settles the event)
 		return
 	}
 	d.queueReply(p, d.reply)
@@ -134,7 +131,6 @@ func (d *Dispatcher) queueReply(p *Publisher, b []byte) {
 	if r.MarkDirty() {
 		d.dirtyReplies = append(d.dirtyReplies, r)
 	}
-	p.settle()
 }
 
 func (d *Dispatcher) flushDirty() {

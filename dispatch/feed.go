@@ -50,13 +50,7 @@ func NewFeed(d *Dispatcher) *Feed {
 // the ring is full; it reports false, dropping the event, when cancel
 // closes first. It wakes the dispatcher. Safe for concurrent use.
 func (f *Feed) Push(topic, payload []byte, pos history.Position, cancel <-chan struct{}) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, ok := f.p.PublishAtWait(topic, payload, pos, ReplyNone, f.woken, cancel)
-	if ok {
-		f.p.d.Notify()
-	}
-	return ok
+	return f.pushEvent(newPositionedEvent(topic, payload, &f.p, ReplyNone, pos), cancel)
 }
 
 // Inflight returns how many pushed events the dispatcher has not
@@ -90,6 +84,7 @@ func (f *Feed) Lost(topic []byte, why history.Reason, next history.Position, can
 	return f.pushEvent(ev, cancel)
 }
 
+// pushEvent pushes ev (Push's rules) and wakes the dispatcher.
 func (f *Feed) pushEvent(ev *event, cancel <-chan struct{}) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

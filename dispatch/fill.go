@@ -3,8 +3,6 @@ package dispatch
 import (
 	"time"
 
-	"github.com/fraised/fraised/codec"
-
 	"github.com/fraised/fraised/history"
 )
 
@@ -81,12 +79,10 @@ type pendingFill struct {
 // fillState is the dispatcher's part of fills and held topics, owned by
 // Run.
 type fillState struct {
-	filler   HistoryFiller
-	fills    map[uint64]*pendingFill
-	fillSeq  uint64
-	held     map[string]int // topics held by fills and replays: the node listens to them
-	fillsDue bool
-	victims  []*Subscription // scratch of lost
+	filler  HistoryFiller
+	fills   map[uint64]*pendingFill
+	fillSeq uint64
+	held    map[string]int // topics held by fills and replays: the node listens to them
 }
 
 // startFill hands s's resume to the filler, holding its topic; false:
@@ -126,7 +122,12 @@ func (d *Dispatcher) filled(ev *event) {
 	f := d.fills[ev.fillID]
 	spec, ok := d.histOf.HistoryOf(ev.topic)
 	if f == nil || f.topic != topic || !ok {
-		d.hist.DropStage(topic) // given up (timed out, or the client left)
+		// A late answer to a fill given up (timed out): its staged
+		// events go, unless another fill of the topic is staging into
+		// the same stage (they merge at that one's Filled).
+		if !d.filling(topic) {
+			d.hist.DropStage(topic)
+		}
 		return
 	}
 	delete(d.fills, f.id)
@@ -135,6 +136,17 @@ func (d *Dispatcher) filled(ev *event) {
 	s.filled = true
 	d.subscribe(s) // replays and registers it, or refuses the position
 	d.release(f.topic)
+}
+
+// filling reports whether a fill of topic is pending. It scans the
+// pending fills: only a late answer asks.
+func (d *Dispatcher) filling(topic string) bool {
+	for _, f := range d.fills {
+		if f.topic == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // expireFills ends the fills past their deadline with reason
@@ -170,7 +182,7 @@ func (d *Dispatcher) lost(ev *event) {
 	if t == nil {
 		return
 	}
-	victims := d.victims[:0]
+	var victims []*Subscription // collected first: remove changes the groups
 	for _, g := range t.Groups() {
 		for _, m := range g.Subs() {
 			victims = append(victims, m.Data.sub)
@@ -178,16 +190,10 @@ func (d *Dispatcher) lost(ev *event) {
 	}
 	why := history.Reason(ev.payload)
 	errs := appendResumeError(nil, why, had, st)
-	for i, s := range victims {
+	for _, s := range victims {
 		d.remove(s)
-		if s.Fail != nil {
-			s.Fail(errs)
-		} else {
-			s.Out.Send(codec.AppendError(nil, s.ID, errs))
-		}
-		victims[i] = nil
+		failWith(s, errs)
 	}
-	d.victims = victims[:0]
 	if d.log == nil {
 		return
 	}
@@ -246,8 +252,5 @@ func (d *Dispatcher) fillEvent(ev *event) {
 	}
 	if ev.kind != evStage {
 		d.countRegistry()
-	}
-	if ev.from != nil {
-		ev.from.settle()
 	}
 }

@@ -264,7 +264,8 @@ func TestFillRefusesWhatTheAuthorityNoLongerHolds(t *testing.T) {
 
 // TestFillThatNeverAnswersEndsUnavailable: a filler that never answers
 // (the authority unreachable) ends the resume with reason "unavailable"
-// after fillTimeout, and a late answer changes nothing; a filler that
+// after fillTimeout, and a late answer changes nothing (not even the
+// stage of another fill of the topic still pending); a filler that
 // refuses the request ends it at once.
 func TestFillThatNeverAnswersEndsUnavailable(t *testing.T) {
 	if testing.Short() {
@@ -278,12 +279,18 @@ func TestFillThatNeverAnswersEndsUnavailable(t *testing.T) {
 	if took := time.Since(start); took < fillTimeout-time.Second {
 		t.Fatalf("gave up after %s, before fillTimeout %s", took, fillTimeout)
 	}
+	// A second resume of the topic is being filled when the late answer
+	// comes: what was staged for it stays, and it gets 4..5.
+	c3 := r.subscribe("3", &history.Position{Offset: 3, Epoch: "E"})
+	req3 := r.request()
 	r.stage(4, 5)
 	r.feed.Filled(req.ID, []byte("h.t"), history.Position{Offset: 5, Epoch: "E"}, r.stop)
 	c.expectNothing(t)
+	r.feed.Filled(req3.ID, []byte("h.t"), history.Position{Offset: 5, Epoch: "E"}, r.stop)
+	c3.expectSeqs(t, 4, 5)
 
-	r.filler.refuse = true
-	c2 := r.subscribe("2", &history.Position{Offset: 3, Epoch: "E"})
+	r.filler.refuse = true // for a position the node's stream (4..5 of E) cannot serve
+	c2 := r.subscribe("2", &history.Position{Offset: 3, Epoch: "OLD"})
 	c2.expectFail(t, "unavailable")
 }
 

@@ -48,10 +48,9 @@ const sweepEvery = time.Second
 type historyState struct {
 	hist     *history.Store // nil: no topic keeps history
 	histOf   HistorySource
-	now      int64            // unix nanoseconds, once per turn
-	pos      history.Position // of the event being dispatched
-	ext      []byte           // its extensions
-	sweepDue atomic.Bool      // the sweep ticker fired
+	now      int64       // unix nanoseconds, once per turn
+	ext      []byte      // the extensions of the event being dispatched
+	sweepDue atomic.Bool // the sweep ticker fired
 	replayState
 	fillState
 }
@@ -104,20 +103,24 @@ func (d *Dispatcher) sweepTicker() {
 // record records a publish of a history topic and prepares the
 // extensions of its next payloads; st is nil for other topics.
 func (d *Dispatcher) record(ev *event) (st *history.Stream, pos history.Position) {
-	if d.hist.Lookup(ev.topic) == nil {
+	if st = d.hist.Lookup(ev.topic); st == nil {
 		spec, ok := d.histOf.HistoryOf(ev.topic)
 		if !ok || !d.listening(ev.topic) {
 			// In a cluster an event in flight after the node stopped
 			// listening must not start a stream: it would go stale.
 			return nil, pos
 		}
-		d.hist.Open(string(ev.topic), spec, d.now)
+		epoch := "" // a new one
+		if ev.hasPos {
+			epoch = ev.pos.Epoch // the source's: RecordAt keeps it
+		}
+		st = d.hist.OpenAt(string(ev.topic), spec, epoch, d.now)
 	}
 	if ev.hasPos {
-		st, _ = d.hist.AppendAt(ev.topic, history.Spec{}, ev.payload, ev.pos, d.now)
+		d.hist.RecordAt(st, ev.payload, ev.pos, d.now)
 		pos = ev.pos
 	} else {
-		st, pos = d.hist.Append(ev.topic, history.Spec{}, ev.payload, d.now)
+		pos = d.hist.Record(st, ev.payload, d.now)
 	}
 	d.ext = st.AppendExt(d.ext[:0], pos.Offset)
 	return st, pos

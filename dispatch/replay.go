@@ -145,8 +145,7 @@ func (d *Dispatcher) resume(s *Subscription) bool {
 	// active operations here (--max-subscriptions).
 	rc.replays = slices.DeleteFunc(rc.replays, func(rp *replay) bool {
 		if rp.sub.Removed() {
-			rp.end()
-			d.release(rp.st.Topic())
+			d.endReplay(rp)
 			return true
 		}
 		return false
@@ -216,8 +215,7 @@ func (d *Dispatcher) pumpReplays() {
 func (d *Dispatcher) dropReplays() {
 	for _, rc := range d.replayConns {
 		for _, rp := range rc.replays {
-			rp.end()
-			d.release(rp.st.Topic())
+			d.endReplay(rp)
 		}
 	}
 	clear(d.replayConns)
@@ -267,8 +265,7 @@ func (d *Dispatcher) pumpConn(rc *replayConn, scan int) int {
 		scan, over = d.pumpOne(rp, replayChunk-(d.batchBytes-start), scan)
 		switch {
 		case over:
-			rp.end()
-			d.release(rp.st.Topic())
+			d.endReplay(rp)
 			rc.replays = slices.Delete(rc.replays, i, i+1)
 			waiting = 0
 		case rp.waiting():
@@ -329,9 +326,7 @@ func (d *Dispatcher) pumpOne(rp *replay, room, scan int) (int, bool) {
 	}
 	d.delivered.Add(uint64(delivered))
 	if rp.next > st.Last() {
-		s.Op = rp.op
-		d.register(s)
-		d.countRegistry()
+		d.goLive(rp)
 		return scan, true
 	}
 	return scan, false
@@ -341,10 +336,29 @@ func (d *Dispatcher) pumpOne(rp *replay, room, scan int) (int, bool) {
 // sends the error message (Subscription.Fail). st is the topic's stream
 // now, if any.
 func (d *Dispatcher) failResume(s *Subscription, why history.Reason, requested history.Position, st *history.Stream) {
-	errs := appendResumeError(nil, why, requested, st)
+	failWith(s, appendResumeError(nil, why, requested, st))
+}
+
+// failWith ends s with the error message errs (a JSON array): through
+// s.Fail when the session gave one, else by sending the message itself.
+func failWith(s *Subscription, errs []byte) {
 	if s.Fail != nil {
 		s.Fail(errs)
 		return
 	}
 	s.Out.Send(codec.AppendError(nil, s.ID, errs))
+}
+
+// endReplay marks rp over and releases its hold of its topic.
+func (d *Dispatcher) endReplay(rp *replay) {
+	rp.end()
+	d.release(rp.st.Topic())
+}
+
+// goLive registers rp's subscription, which caught up with its stream:
+// the live events follow the replayed ones.
+func (d *Dispatcher) goLive(rp *replay) {
+	rp.sub.Op = rp.op
+	d.register(rp.sub)
+	d.countRegistry()
 }

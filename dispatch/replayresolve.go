@@ -1,8 +1,6 @@
 package dispatch
 
 import (
-	"time"
-
 	"github.com/fraised/fraised/resolve"
 )
 
@@ -109,9 +107,7 @@ func (d *Dispatcher) pumpResolved(rp *replay, room, scan int) (int, bool) {
 		rp.next++
 	}
 	if rp.next > st.Last() && rr.head == len(rr.window) {
-		s.Op = rp.op
-		d.register(s)
-		d.countRegistry()
+		d.goLive(rp)
 		return scan, true
 	}
 	// Caught up with calls still out, or out of budget with answers
@@ -142,12 +138,8 @@ func (d *Dispatcher) startReplayCall(rp *replay, payload []byte) bool {
 		return false
 	}
 	d.replayCalls.n++
-	c := resolve.NewCall(rp.op, clone(payload), time.Now().Add(d.res.router.Timeout()), d.res.sink())
-	c.Tag, c.Ext = rp, clone(rp.st.AppendExt(d.ext[:0], rp.next))
+	c := d.res.start(rp.res.backend, rp.op, clone(payload), clone(rp.st.AppendExt(d.ext[:0], rp.next)), rp)
 	rp.res.window = append(rp.res.window, replayItem{call: c})
-	d.res.inflight.PushBack(c)
-	rp.res.backend.Start(c)
-	d.res.touch(rp.res.backend)
 	return true
 }
 

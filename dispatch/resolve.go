@@ -108,12 +108,12 @@ func (d *Dispatcher) resolveLater(g *regGroup, payload, ext []byte) int {
 	switch {
 	case !q.busy && q.events == 0 && len(q.waiting) == q.head:
 		if d.res.admit(len(payload)) {
-			d.startCall(g, q, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
+			d.startCall(g, q, pendingEvent{event: clone(payload), ext: clone(ext)})
 		} else {
-			d.deliverGroup(g, withExt(g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded), ext))
+			d.deliverGroupCounted(g, withExt(g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded), ext))
 		}
 	case q.events < resolve.MaxGroupPending && d.res.admit(len(payload)):
-		q.waiting = append(q.waiting, pendingEvent{event: clone(payload), ext: cloneExt(ext)})
+		q.waiting = append(q.waiting, pendingEvent{event: clone(payload), ext: clone(ext)})
 		q.events++
 	default:
 		if n := len(q.waiting); n > q.head && q.waiting[n-1].event == nil {
@@ -145,12 +145,22 @@ func (r *resolving) release(n int) {
 
 // startCall hands pe's event (owned, already admitted) to q's backend.
 func (d *Dispatcher) startCall(g *regGroup, q *groupQueue, pe pendingEvent) {
-	c := resolve.NewCall(q.op, pe.event, time.Now().Add(d.res.router.Timeout()), d.res.sink())
-	c.Tag, c.Ext = g, pe.ext
 	q.busy = true
-	d.res.inflight.PushBack(c)
-	q.backend.Start(c)
-	d.res.touch(q.backend)
+	d.res.start(q.backend, q.op, pe.event, pe.ext, g)
+}
+
+// start hands a call of op's resolver for event (owned, already
+// admitted) to b, due by --resolver-timeout, and lists it in flight; tag
+// is the dispatcher's handle (a group or a replay), ext the end of its
+// payload. Its answer comes through the completions (resolveTurn), on
+// the dispatcher goroutine, so the caller may still record c.
+func (r *resolving) start(b resolve.Backend, op *gql.Operation, event, ext []byte, tag any) *resolve.Call {
+	c := resolve.NewCall(op, event, time.Now().Add(r.router.Timeout()), r.sink())
+	c.Tag, c.Ext = tag, ext
+	r.inflight.PushBack(c)
+	b.Start(c)
+	r.touch(b)
+	return c
 }
 
 // touch notes that b got a call in this batch (flushResolvers).
@@ -205,7 +215,7 @@ func (d *Dispatcher) resolved(c *resolve.Call, payload []byte) {
 	g := c.Tag.(*regGroup)
 	d.res.release(len(c.Event))
 	d.wakeStarved() // a replay may wait for room (replayresolve.go)
-	d.deliverGroup(g, withExt(payload, c.Ext))
+	d.deliverGroupCounted(g, withExt(payload, c.Ext))
 	q := g.Data.rq
 	q.busy = false
 	d.advance(g, q)
@@ -225,7 +235,7 @@ func (d *Dispatcher) advance(g *regGroup, q *groupQueue) {
 			// events again, which is what an unresolved event needs.
 			for range pe.overloaded {
 				if !gone {
-					d.deliverGroup(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
+					d.deliverGroupCounted(g, g.Data.op.AppendResolved(d.scratch[:0], nil, errOverloaded))
 				}
 			}
 		case gone:
@@ -257,15 +267,22 @@ func (d *Dispatcher) compactQueue(q *groupQueue) {
 	}
 }
 
-// deliverGroup appends payload as a next to every member of g.
-func (d *Dispatcher) deliverGroup(g *regGroup, payload []byte) {
+// deliverGroup appends payload as a next to every member of g and
+// returns how many took it; the caller counts them (Stats.Delivered).
+func (d *Dispatcher) deliverGroup(g *regGroup, payload []byte) int {
 	count := 0
 	for _, s := range g.Subs() {
 		if d.deliver(s.Data.out, s.Data.id, payload) {
 			count++
 		}
 	}
-	d.delivered.Add(uint64(count))
+	return count
+}
+
+// deliverGroupCounted is deliverGroup for one resolved or refused event,
+// counted at once.
+func (d *Dispatcher) deliverGroupCounted(g *regGroup, payload []byte) {
+	d.delivered.Add(uint64(d.deliverGroup(g, payload)))
 }
 
 // flushResolvers ends the batch for every backend that got calls in it
@@ -309,16 +326,9 @@ func (d *Dispatcher) waitWake() {
 	}
 }
 
-// clone returns a copy of b.
+// clone returns a copy of b; nil when b is empty (an event's ext: nil
+// without history, withExt).
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
-
-// cloneExt returns a copy of ext, nil for none.
-func cloneExt(ext []byte) []byte {
-	if ext == nil {
-		return nil
-	}
-	return clone(ext)
-}
 
 // withExt ends payload with ext when there is one (appendExt).
 func withExt(payload, ext []byte) []byte {

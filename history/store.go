@@ -55,10 +55,20 @@ func (st *Store) Lookup(topic []byte) *Stream {
 // names), and may make room by dropping other streams that never had an
 // event (trim).
 func (st *Store) Open(topic string, spec Spec, now int64) *Stream {
+	return st.OpenAt(topic, spec, "", now)
+}
+
+// OpenAt is Open with the epoch a new stream starts in: one assigned
+// elsewhere (a clustered source's, for RecordAt), or a new one when
+// epoch is empty.
+func (st *Store) OpenAt(topic string, spec Spec, epoch string, now int64) *Stream {
 	if s := st.streams[topic]; s != nil {
 		return s
 	}
-	return st.add(newStream(topic, spec, st.newEpoch(), now))
+	if epoch == "" {
+		epoch = st.newEpoch()
+	}
+	return st.add(newStream(topic, spec, epoch, now))
 }
 
 // add records the new stream s, then applies the byte cap (s stays).
@@ -79,8 +89,14 @@ func (st *Store) Append(topic []byte, spec Spec, payload []byte, now int64) (*St
 	if s == nil {
 		s = st.Open(string(topic), spec, now)
 	}
+	return s, st.Record(s, payload, now)
+}
+
+// Record is Append to s, a stream of st (Lookup, Open): for a caller
+// that already holds the stream.
+func (st *Store) Record(s *Stream, payload []byte, now int64) Position {
 	st.record(s, payload, now)
-	return s, Position{Offset: s.last, Epoch: s.epoch}
+	return Position{Offset: s.last, Epoch: s.epoch}
 }
 
 // AppendAt records payload at pos, a position assigned elsewhere (a
@@ -91,17 +107,23 @@ func (st *Store) Append(topic []byte, spec Spec, payload []byte, now int64) (*St
 func (st *Store) AppendAt(topic []byte, spec Spec, payload []byte, pos Position, now int64) (s *Stream, ok bool) {
 	s = st.Lookup(topic)
 	if s == nil {
-		s = st.add(newStream(string(topic), spec, pos.Epoch, now))
+		s = st.OpenAt(string(topic), spec, pos.Epoch, now)
 	}
+	return s, st.RecordAt(s, payload, pos, now)
+}
+
+// RecordAt is AppendAt to s, a stream of st (Lookup, OpenAt): for a
+// caller that already holds the stream.
+func (st *Store) RecordAt(s *Stream, payload []byte, pos Position, now int64) bool {
 	switch {
 	case s.epoch != pos.Epoch || pos.Offset > s.last+1:
 		st.dropEntries(s)
 		s.reset(pos.Epoch, pos.Offset)
 	case pos.Offset <= s.last:
-		return s, false
+		return false
 	}
 	st.record(s, payload, now)
-	return s, true
+	return true
 }
 
 // record pushes payload onto s, then applies the TTL and the byte cap.

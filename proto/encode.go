@@ -17,6 +17,21 @@ const (
 	completeSuffix = `,"type":"complete"}`
 )
 
+// NextLen returns the length of the message AppendNext appends.
+func NextLen(id, payload []byte) int {
+	return len(idPrefix) + len(id) + len(nextMiddle) + len(payload) + 1
+}
+
+// ErrorLen returns the length of the message AppendError appends.
+func ErrorLen(id, errs []byte) int {
+	return len(idPrefix) + len(id) + len(errorMiddle) + len(errs) + 1
+}
+
+// CompleteLen returns the length of the message AppendComplete appends.
+func CompleteLen(id []byte) int {
+	return len(idPrefix) + len(id) + len(completeSuffix)
+}
+
 // AppendNext appends the message {"id":<id>,"type":"next","payload":<payload>}.
 // id must be a JSON string literal (quotes included) and payload a JSON
 // value; both are copied as is.

@@ -83,35 +83,36 @@ func appendCall(dst []byte, c *Call) ([]byte, error) {
 	dst = strconv.AppendUint(append(dst, `{"id":`...), c.id, 10)
 	dst = append(dst, `,"field":`...)
 	dst = strconv.AppendQuote(dst, c.Key)
-	dst = append(dst, `,"event":`...)
-	if len(c.Params.Event) == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, c.Params.Event...)
-	}
-	args, err := json.Marshal(c.Params.Args)
+	dst = appendRawOrNull(append(dst, `,"event":`...), c.Params.Event)
+	dst, err := appendMarshal(append(dst, `,"args":`...), c.Params.Args)
 	if err != nil {
 		return dst, fmt.Errorf("cannot encode the arguments of %s: %w", c.Key, err)
 	}
-	dst = append(append(dst, `,"args":`...), args...)
 	dst = append(dst, `,"identity":`...)
 	if !c.Identity {
 		dst = append(dst, "null"...)
 	} else {
-		dst = append(dst, `{"init_payload":`...)
-		if len(c.Params.InitPayload) == 0 {
-			dst = append(dst, "null"...)
-		} else {
-			dst = append(dst, c.Params.InitPayload...)
-		}
-		claims, err := json.Marshal(c.Params.Claims)
-		if err != nil {
+		dst = appendRawOrNull(append(dst, `{"init_payload":`...), c.Params.InitPayload)
+		if dst, err = appendMarshal(append(dst, `,"claims":`...), c.Params.Claims); err != nil {
 			return dst, fmt.Errorf("cannot encode the claims for %s: %w", c.Key, err)
 		}
-		dst = append(append(dst, `,"claims":`...), claims...)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}'), nil
+}
+
+// appendRawOrNull appends raw, a JSON value, or null when it is empty.
+func appendRawOrNull(dst, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, raw...)
+}
+
+// appendMarshal appends v encoded as JSON.
+func appendMarshal(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
 }
 
 // result is one answer of a results frame.

@@ -148,44 +148,17 @@ func Int32End(s string, i int) int {
 // PlainFloatEnd returns the end of the JSON number at s[i] if it has no
 // exponent and few enough digits to be finite, else -1.
 func PlainFloatEnd(s string, i int) int {
-	j := i
-	if s[j] == '-' {
-		j++
-	}
-	switch {
-	case j >= len(s):
-		return -1
-	case s[j] == '0':
-		j++
-	case s[j] >= '1' && s[j] <= '9':
-		j = DigitsEnd(s, j)
-	default:
-		return -1
-	}
-	if j < len(s) && s[j] == '.' {
-		k := DigitsEnd(s, j+1)
-		if k == j+1 {
-			return -1
-		}
-		j = k
-	}
-	if j-i > 300 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
+	j := mantissaEnd(s, i)
+	if j < 0 || j-i > 300 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
 		return -1
 	}
 	return j
 }
 
-// DigitsEnd returns the index of the first non-digit at or after i.
-func DigitsEnd(s string, i int) int {
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return i
-}
-
-// NumberEnd returns the end of the JSON number that starts at s[i], or -1 if
-// the text there is not a JSON number.
-func NumberEnd(s string, i int) int {
+// mantissaEnd returns the end of the sign, integer and fraction of the
+// JSON number at s[i] (what precedes its exponent), or -1 if the text
+// there does not start a JSON number.
+func mantissaEnd(s string, i int) int {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
@@ -205,6 +178,23 @@ func NumberEnd(s string, i int) int {
 			return -1
 		}
 		i = j
+	}
+	return i
+}
+
+// DigitsEnd returns the index of the first non-digit at or after i.
+func DigitsEnd(s string, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// NumberEnd returns the end of the JSON number that starts at s[i], or -1 if
+// the text there is not a JSON number.
+func NumberEnd(s string, i int) int {
+	if i = mantissaEnd(s, i); i < 0 {
+		return -1
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++

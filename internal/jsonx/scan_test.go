@@ -50,3 +50,26 @@ func TestCloseEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestNumberEnds(t *testing.T) {
+	long := "1." // a mantissa past 300 characters: too long to be a plain float
+	for range 300 {
+		long += "5"
+	}
+	tests := []struct {
+		in          string
+		number, flt int // NumberEnd, PlainFloatEnd
+	}{
+		{`0`, 1, 1}, {`-0`, 2, 2}, {`12,`, 2, 2}, {`-1.25]`, 5, 5}, {`0.5e3`, 5, -1}, {`1E-2`, 4, -1},
+		{`1e+`, -1, -1}, {`01`, 1, 1}, {`-`, -1, -1}, {`1.`, -1, -1}, {`1.x`, -1, -1}, {`.5`, -1, -1},
+		{`+1`, -1, -1}, {`-x`, -1, -1}, {long, len(long), -1},
+	}
+	for _, tt := range tests {
+		if got := NumberEnd(tt.in, 0); got != tt.number {
+			t.Errorf("NumberEnd(%q) = %d, want %d", tt.in, got, tt.number)
+		}
+		if got := PlainFloatEnd(tt.in, 0); got != tt.flt {
+			t.Errorf("PlainFloatEnd(%q) = %d, want %d", tt.in, got, tt.flt)
+		}
+	}
+}
