@@ -359,3 +359,55 @@ func TestGraphQLOverHTTPQueryDeadline(t *testing.T) {
 		t.Fatalf("answered after %v", d)
 	}
 }
+
+// TestGraphQLOverHTTPQueryOutlivesHTTPTimeouts: a query that takes longer
+// than --http-read-timeout and --http-idle-timeout (but less than its own
+// deadline) is answered, and so is the request pipelined behind it: the
+// client's HTTP deadlines do not run while the server works on its query.
+func TestGraphQLOverHTTPQueryOutlivesHTTPTimeouts(t *testing.T) {
+	const httpTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	var calls atomic.Int32
+	s := startServer(t, func(o *server.Options) {
+		o.HTTPReadTimeout, o.HTTPIdleTimeout = httpTimeout, httpTimeout
+		o.Schema = loadSchema(t, map[string]gql.ResolverFunc{
+			"Query.serverTime": func(ctx context.Context, _ gql.ResolveParams) (any, error) {
+				calls.Add(1)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return "slow", nil
+			},
+		})
+	})
+	conn, err := net.Dial("tcp", s.opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"query":"{ serverTime }"}`
+	_, _ = conn.Write([]byte("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		itoa(len(body)) + "\r\n\r\n" + body + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the query's resolver was not called within 10s")
+		}
+	}
+	// Let both HTTP deadlines pass several housekeeper ticks over while
+	// the query runs (its own deadline is 10 s).
+	time.Sleep(4 * httpTimeout)
+	close(release)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []string{`{"data":{"serverTime":"slow"}}`, "ok\n"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("response %d: %d %q, want 200 %q", i, resp.StatusCode, b, want)
+		}
+	}
+}
