@@ -210,11 +210,8 @@ func appendClusterReceipt(dst []byte, rc broker.Receipt, last bool) []byte {
 	body = append(body, `,"epoch":"`...)
 	body = append(body, rc.Pos.Epoch...) // [0-9A-Za-z]: no escaping
 	body = append(body, `"}`...)
-	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	if last {
-		dst = append(dst, "\r\nConnection: close"...)
-	}
-	dst = append(dst, "\r\n\r\n"...)
-	return append(dst, body...)
+	return appendHTTP(dst, http.StatusOK, jsonHeader, body, last)
 }
+
+// jsonHeader is the header of a JSON answer built by the server itself.
+var jsonHeader = [][2]string{{"Content-Type", "application/json"}}
