@@ -222,12 +222,7 @@ func (c *httpConn) publisher() *dispatch.Publisher {
 // respond answers with a plain-text response, in order behind any
 // publish replies still in flight.
 func (c *httpConn) respond(status int, body string) bool {
-	r := appendResponseConn(nil, status, body, c.edge.closeAfter)
-	if c.pub != nil {
-		return c.pub.Reply(r)
-	}
-	c.send(r)
-	return true
+	return c.respondRaw(appendResponseConn(nil, status, body, c.edge.closeAfter))
 }
 
 // respondClose answers and closes the connection.
