@@ -180,6 +180,11 @@ func (c *httpConn) wantsBody(req *http.Request) bool {
 }
 
 func (c *httpConn) routePublish(req *http.Request, topic string, body []byte) bool {
+	if c.cpub != nil && c.cpub.state.Load() != chIdle {
+		// This request is with the broker already (checked when it was
+		// handed over): its answer is the broker's, draining or not.
+		return c.clusterPublish(topic, body)
+	}
 	token := c.srv.opts.PublishToken
 	switch {
 	case token == "":
