@@ -139,7 +139,7 @@ func (s *Session) onPing(m proto.Message) {
 		return
 	}
 	if token, ok := auth.TokenFromInitPayload(m.Payload, h.InitKey); ok {
-		go s.renew(token)
+		s.queueRenewal(token)
 	}
 }
 
