@@ -246,7 +246,11 @@ func (c *httpConn) respondClose(status int, body string) {
 func (c *httpConn) finishHTTP() {
 	c.phase = phaseClosing
 	c.lingerJunk = true // HTTP input, not frames: discard all of it
-	c.httpEndAt.Store(time.Now().UnixNano())
+	endAt := time.Now().UnixNano()
+	if c.queryRunning() {
+		endAt += c.srv.routes.timeout.Load() // its own deadline, not the peer's
+	}
+	c.httpEndAt.Store(endAt)
 	c.startClosing()
 	if c.endAfterQuery() {
 		return // the running query ends the output after its answer
