@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
@@ -195,6 +196,9 @@ func (c *httpConn) clusterPublish(topic string, body []byte) bool {
 		h.state.Store(chIdle)
 		return c.respond(http.StatusServiceUnavailable, publishError(broker.ErrBusy)+"\n")
 	}
+	// The request arrived whole: the broker's time (at most AsyncTimeout)
+	// is not the client's, so its read deadline starts after it.
+	c.edge.setDeadline(deadlineAt(time.Now().UnixNano()+int64(broker.AsyncTimeout+c.srv.opts.HTTPReadTimeout), true))
 	return false
 }
 

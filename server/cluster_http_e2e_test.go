@@ -78,3 +78,39 @@ func TestDrainAnswersClusterHTTPPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClusterHTTPPublishOutlivesReadTimeout: an HTTP publish the broker
+// takes longer than --http-read-timeout to answer (within its own
+// broker.AsyncTimeout) gets the broker's answer, not a 408: the request
+// had arrived whole.
+func TestClusterHTTPPublishOutlivesReadTimeout(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	g := &gatedCluster{fakeCluster: newFakeCluster(), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s := startServer(t, func(o *server.Options) {
+		o.Cluster = g
+		o.PublishToken = "tok"
+		o.HTTPReadTimeout = readTimeout
+	})
+	conn, err := net.Dial("tcp", s.opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n" + `{"n":1}`))
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publish did not reach the broker within 10s")
+	}
+	time.Sleep(4 * readTimeout) // several housekeeper ticks past the read deadline
+	close(g.release)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the publish: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"nodes":7`) {
+		t.Fatalf("answer %d %q, want 200 with the receipt", resp.StatusCode, b)
+	}
+}
