@@ -178,9 +178,8 @@ func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 		c.edge.paused.Store(true)
 		return false
 	}
-	g := c.srv.guard
-	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) ||
-		!c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, time.Now().UnixNano()) {
+	g, now := c.srv.guard, time.Now().UnixNano()
+	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, now) || !c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, now) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many GraphQL-over-HTTP requests"})
 		c.srv.refusals.note("message_rate", c.remoteAddr, "too many GraphQL-over-HTTP requests on one connection (HTTP 429)",
