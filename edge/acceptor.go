@@ -81,6 +81,17 @@ type Acceptor struct {
 // during a backoff pause (nil), or accept fails in a way no retry can mend
 // (the listening socket was shut down or is no socket: that error).
 func (a *Acceptor) Serve(ln net.Listener, stop <-chan struct{}) error {
+	return AcceptLoop(ln, stop, a.AcceptFailed, a.admit)
+}
+
+// AcceptLoop hands every connection ln accepts to handle, on the calling
+// goroutine, until ln is closed (it then returns nil), stop is closed
+// during a backoff pause (nil), or accept fails in a way no retry can
+// mend (that error). A passing error (Temporary) is retried after a pause
+// of acceptBackoffMin doubling to acceptBackoffMax; failed, if set, is
+// told of it and of the pause first. Every accept loop of the server
+// runs through it, so all of them back off alike.
+func AcceptLoop(ln net.Listener, stop <-chan struct{}, failed func(err error, pause time.Duration), handle func(net.Conn)) error {
 	pause := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
@@ -92,8 +103,8 @@ func (a *Acceptor) Serve(ln net.Listener, stop <-chan struct{}) error {
 				return err // the listener itself is broken: retrying cannot help
 			}
 			pause = min(max(2*pause, acceptBackoffMin), acceptBackoffMax)
-			if a.AcceptFailed != nil {
-				a.AcceptFailed(err, pause)
+			if failed != nil {
+				failed(err, pause)
 			}
 			select {
 			case <-stop:
@@ -103,7 +114,7 @@ func (a *Acceptor) Serve(ln net.Listener, stop <-chan struct{}) error {
 			continue
 		}
 		pause = 0
-		a.admit(conn)
+		handle(conn)
 	}
 }
 

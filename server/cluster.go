@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
@@ -195,6 +196,9 @@ func (c *httpConn) clusterPublish(topic string, body []byte) bool {
 		h.state.Store(chIdle)
 		return c.respond(http.StatusServiceUnavailable, publishError(broker.ErrBusy)+"\n")
 	}
+	// The request arrived whole: the broker's time (at most AsyncTimeout)
+	// is not the client's, so its read deadline starts after it.
+	c.edge.setDeadline(deadlineAt(time.Now().UnixNano()+int64(broker.AsyncTimeout+c.srv.opts.HTTPReadTimeout), true))
 	return false
 }
 
@@ -210,11 +214,8 @@ func appendClusterReceipt(dst []byte, rc broker.Receipt, last bool) []byte {
 	body = append(body, `,"epoch":"`...)
 	body = append(body, rc.Pos.Epoch...) // [0-9A-Za-z]: no escaping
 	body = append(body, `"}`...)
-	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	if last {
-		dst = append(dst, "\r\nConnection: close"...)
-	}
-	dst = append(dst, "\r\n\r\n"...)
-	return append(dst, body...)
+	return appendHTTP(dst, http.StatusOK, jsonHeader, body, last)
 }
+
+// jsonHeader is the header of a JSON answer built by the server itself.
+var jsonHeader = [][2]string{{"Content-Type", "application/json"}}

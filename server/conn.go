@@ -42,7 +42,7 @@ type conn struct {
 	lingerJunk bool  // input stopped parsing as frames while lingering
 
 	closing   atomic.Bool                     // a close frame is queued: input is discarded
-	httpEndAt atomic.Int64                    // HTTP: when finishHTTP asked to end the output (0: never)
+	httpEndAt atomic.Int64                    // HTTP: when finishHTTP asked to end the output, after a running query's deadline (0: never)
 	sess      atomic.Pointer[session.Session] // the WebSocket's session once upgraded (for audit records)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/resolve"
+	"github.com/fraised/fraised/session"
 )
 
 // GraphiQLPath is where the embedded GraphiQL page is served (and at /
@@ -177,9 +178,8 @@ func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 		c.edge.paused.Store(true)
 		return false
 	}
-	g := c.srv.guard
-	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, time.Now().UnixNano()) ||
-		!c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, time.Now().UnixNano()) {
+	g, now := c.srv.guard, time.Now().UnixNano()
+	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, now) || !c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, now) {
 		g.rateTrips.Add(1)
 		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many GraphQL-over-HTTP requests"})
 		c.srv.refusals.note("message_rate", c.remoteAddr, "too many GraphQL-over-HTTP requests on one connection (HTTP 429)",
@@ -241,26 +241,41 @@ func (c *httpConn) answerHTTPQuery(ctx context.Context, req *httpgql.Request, to
 			resp = h.Refuse(req.Accept, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "internal server error")
 		}
 	}()
-	var env gql.Env
-	if token != "" {
-		g := c.srv.guard
-		id, err := g.Verifier.Verify(ctx, token)
-		if err != nil {
-			c.srv.sess.CountAuthFailure()
-			reason := auth.ReasonOf(err).String()
-			g.audit(audit.EventAuthFailed, c, audit.Record{Reason: "GraphQL over HTTP: " + reason})
-			c.srv.refusals.note("auth", c.remoteAddr, "token refused (HTTP 401): "+reason, httpAuthFix)
-			return h.Refuse(req.Accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
-		}
-		if !c.srv.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
-			g.audit(audit.EventRateLimit, c, audit.Record{Subject: id.Subject, Reason: "too many operations for this identity"})
-			r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-			r.Header = append(r.Header, [2]string{"Retry-After", "1"})
-			return r
-		}
-		env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
+	env, refusal := c.srv.queryEnv(ctx, h, req.Accept, token, session.Peer{ID: c.id, Remote: c.remoteAddr})
+	if refusal != nil {
+		return *refusal
 	}
 	return h.Serve(ctx, req, env)
+}
+
+// queryEnv verifies a GraphQL-over-HTTP request's token ("": anonymous)
+// and applies the identity's operation rate, for the listener's and
+// Handler's queries alike; it returns the compiler's environment, or the
+// refusal to answer (accept is the request's Accept). It may block on
+// the verifier, up to ctx: never call it on an event loop.
+func (s *Server) queryEnv(ctx context.Context, h *httpgql.Handler, accept, token string, peer session.Peer) (gql.Env, *httpgql.Response) {
+	var env gql.Env
+	g := s.guard
+	if token == "" || g.Auth == auth.ModeOff {
+		return env, nil
+	}
+	id, err := g.Verifier.Verify(ctx, token)
+	if err != nil {
+		s.sess.CountAuthFailure()
+		reason := auth.ReasonOf(err).String()
+		s.audit(audit.EventAuthFailed, peer, audit.Record{Reason: "GraphQL over HTTP: " + reason})
+		s.refusals.note("auth", peer.Remote, "token refused (HTTP 401): "+reason, httpAuthFix)
+		r := h.Refuse(accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
+		return env, &r
+	}
+	if !s.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
+		s.audit(audit.EventRateLimit, peer, audit.Record{Subject: id.Subject, Reason: "too many operations for this identity"})
+		r := h.Refuse(accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
+		r.Header = append(r.Header, [2]string{"Retry-After", "1"})
+		return env, &r
+	}
+	env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
+	return env, nil
 }
 
 // withContentType is resp's headers with its Content-Type first.

@@ -359,3 +359,70 @@ func TestGraphQLOverHTTPQueryDeadline(t *testing.T) {
 		t.Fatalf("answered after %v", d)
 	}
 }
+
+// TestGraphQLOverHTTPQueryOutlivesHTTPTimeouts: a query that takes longer
+// than --http-read-timeout and --http-idle-timeout (but less than its own
+// deadline) is answered, and so is the request pipelined behind it, or it
+// is the connection's last (Connection: close): the client's HTTP
+// deadlines do not run while the server works on its query.
+func TestGraphQLOverHTTPQueryOutlivesHTTPTimeouts(t *testing.T) {
+	body := `{"query":"{ serverTime }"}`
+	post := func(hdr string) string {
+		return "POST /graphql HTTP/1.1\r\nHost: x\r\n" + hdr + "Content-Type: application/json\r\nContent-Length: " +
+			itoa(len(body)) + "\r\n\r\n" + body
+	}
+	t.Run("pipelined", func(t *testing.T) {
+		slowQueryOutlivesHTTPTimeouts(t, post("")+"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", `{"data":{"serverTime":"slow"}}`, "ok\n")
+	})
+	t.Run("last", func(t *testing.T) {
+		slowQueryOutlivesHTTPTimeouts(t, post("Connection: close\r\n"), `{"data":{"serverTime":"slow"}}`)
+	})
+}
+
+// slowQueryOutlivesHTTPTimeouts sends requests, whose first is a query
+// that runs past the HTTP timeouts, and expects the answers want.
+func slowQueryOutlivesHTTPTimeouts(t *testing.T, requests string, want ...string) {
+	const httpTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	var calls atomic.Int32
+	s := startServer(t, func(o *server.Options) {
+		o.HTTPReadTimeout, o.HTTPIdleTimeout = httpTimeout, httpTimeout
+		o.Schema = loadSchema(t, map[string]gql.ResolverFunc{
+			"Query.serverTime": func(ctx context.Context, _ gql.ResolveParams) (any, error) {
+				calls.Add(1)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return "slow", nil
+			},
+		})
+	})
+	conn, err := net.Dial("tcp", s.opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte(requests))
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the query's resolver was not called within 10s")
+		}
+	}
+	// Let the HTTP deadlines pass several housekeeper ticks over while
+	// the query runs (its own deadline is 10 s).
+	time.Sleep(4 * httpTimeout)
+	close(release)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, w := range want {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != w {
+			t.Fatalf("response %d: %d %q, want 200 %q", i, resp.StatusCode, b, w)
+		}
+	}
+}

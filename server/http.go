@@ -180,6 +180,11 @@ func (c *httpConn) wantsBody(req *http.Request) bool {
 }
 
 func (c *httpConn) routePublish(req *http.Request, topic string, body []byte) bool {
+	if c.cpub != nil && c.cpub.state.Load() != chIdle {
+		// This request is with the broker already (checked when it was
+		// handed over): its answer is the broker's, draining or not.
+		return c.clusterPublish(topic, body)
+	}
 	token := c.srv.opts.PublishToken
 	switch {
 	case token == "":
@@ -222,12 +227,7 @@ func (c *httpConn) publisher() *dispatch.Publisher {
 // respond answers with a plain-text response, in order behind any
 // publish replies still in flight.
 func (c *httpConn) respond(status int, body string) bool {
-	r := appendResponseConn(nil, status, body, c.edge.closeAfter)
-	if c.pub != nil {
-		return c.pub.Reply(r)
-	}
-	c.send(r)
-	return true
+	return c.respondRaw(appendResponseConn(nil, status, body, c.edge.closeAfter))
 }
 
 // respondClose answers and closes the connection.
@@ -246,7 +246,11 @@ func (c *httpConn) respondClose(status int, body string) {
 func (c *httpConn) finishHTTP() {
 	c.phase = phaseClosing
 	c.lingerJunk = true // HTTP input, not frames: discard all of it
-	c.httpEndAt.Store(time.Now().UnixNano())
+	endAt := time.Now().UnixNano()
+	if c.queryRunning() {
+		endAt += c.srv.routes.timeout.Load() // its own deadline, not the peer's
+	}
+	c.httpEndAt.Store(endAt)
 	c.startClosing()
 	if c.endAfterQuery() {
 		return // the running query ends the output after its answer

@@ -69,6 +69,11 @@ func (c *httpConn) afterHTTP(n, buffered int) {
 		return
 	}
 	now := time.Now().UnixNano()
+	if c.queryRunning() {
+		// A GraphQL query runs off the loop, for at most its deadline:
+		// the client's time starts once the server is done with it.
+		now += c.srv.routes.timeout.Load()
+	}
 	switch {
 	case buffered == 0 && n > 0:
 		// Every request answered: the connection is idle (keep-alive).

@@ -140,9 +140,6 @@ type Options struct {
 	// Redis broker of a cluster: see cluster.go); nil: single node, the
 	// dispatcher is the ordering authority and publishes go straight to it.
 	Cluster broker.Broker
-	// ReadyChecks are consulted by GET /readyz besides draining: each
-	// returns nil when its part is ready, or why not (see ready.go).
-	ReadyChecks []func() error
 	// LivenessStall is how long the dispatcher may hold events without
 	// finishing a batch before GET /livez answers 503. Default
 	// DefaultLivenessStall (30s).

@@ -2,20 +2,12 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/fraised/fraised/edge"
-)
-
-// Accept back-off after a passing error such as EMFILE: edge.Acceptor's
-// schedule (net/http's), 5 ms doubling up to 1 s.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
 )
 
 var replyMaxClients = []byte("-ERR max number of clients reached\r\n")
@@ -67,38 +59,19 @@ func (pl *pubListeners) listen() error {
 }
 
 // accept accepts publishers until the listener is closed or the server
-// stops. A passing accept error (edge.Temporary: EMFILE, ENFILE,
-// ECONNABORTED...) backs off and retries, so the loop does not give up on
-// a shortage; one no retry can mend (the listening socket itself is gone)
-// stops the server, as it does for the HTTP listener in edge.Acceptor.
+// stops, through edge.AcceptLoop: a passing accept error (EMFILE,
+// ENFILE, ECONNABORTED...) backs off and retries, so the loop does not
+// give up on a shortage; one no retry can mend (the listening socket
+// itself is gone) stops the server, as it does for the HTTP listener.
 func (pl *pubListeners) accept(l net.Listener) {
 	s := pl.srv
-	var pause time.Duration
-	for {
-		conn, err := l.Accept()
-		if err == nil {
-			pause = 0
-			pl.open(conn)
-			continue
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if !edge.Temporary(err) {
-			if !s.stopAsked.Load() {
-				s.fail(fmt.Errorf("the publish listener %s failed: %w", l.Addr(), err))
-			}
-			return
-		}
-		pause = min(max(2*pause, acceptBackoffMin), acceptBackoffMax)
+	err := edge.AcceptLoop(l, s.done, func(err error, pause time.Duration) {
 		s.refusals.note("publish_accept", l.Addr().String(),
 			fmt.Sprintf("accept failed: %v; retrying in %v", err, pause),
 			"raise the open-files limit (ulimit -n) or lower --max-publishers")
-		select {
-		case <-s.done:
-			return
-		case <-time.After(pause):
-		}
+	}, pl.open)
+	if err != nil && !s.stopAsked.Load() {
+		s.fail(fmt.Errorf("the publish listener %s failed: %w", l.Addr(), err))
 	}
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,11 +8,11 @@ import (
 )
 
 // This file is the readiness registry behind GET /readyz: named checker
-// functions (the event sources', and any part that adds one, such as a
-// cluster link), read lock-free by the event loops.
+// functions (the event sources', the cluster broker's, and any part that
+// adds one with AddReadyCheck), read lock-free by the event loops.
 //
-//	GET /livez   503 while draining or when the dispatcher has held the
-//	             same events for Options.LivenessStall (live.go), else 200:
+//	GET /livez   503 when the dispatcher has held the same events for
+//	             Options.LivenessStall (live.go), else 200, draining too:
 //	             restart it only when this fails.
 //	GET /readyz  503 while draining or while any check fails, else 200:
 //	             send it traffic only while this succeeds.
@@ -63,9 +62,22 @@ func (r *readiness) failing(dst []string) []string {
 // check is called on a gnet event loop for every /readyz request, so it
 // must return at once: read an atomic, never do I/O or take a lock that
 // I/O holds. Safe for concurrent use, before or after Run. The event
-// sources of Options.Sources are checked without being added.
+// sources of Options.Sources and the cluster broker are checked without
+// being added (addOptionChecks).
 func (s *Server) AddReadyCheck(name string, check func() error) {
 	s.ready.add(name, check)
+}
+
+// addOptionChecks registers the checks Options implies: each event
+// source's Healthy ("source N") and, in cluster mode, the broker's Ready
+// ("cluster"). Called once, by New.
+func (s *Server) addOptionChecks() {
+	for i, src := range s.opts.Sources {
+		s.ready.add(sourceName(i), src.Healthy)
+	}
+	if s.opts.Cluster != nil {
+		s.ready.add("cluster", s.opts.Cluster.Ready)
+	}
 }
 
 // notReady lists why the server is not ready (nil: it is).
@@ -73,19 +85,6 @@ func (s *Server) notReady() []string {
 	var why []string
 	if s.draining.Load() {
 		why = append(why, "draining")
-	}
-	for i, src := range s.opts.Sources {
-		if src.Healthy() != nil {
-			why = append(why, sourceName(i))
-		}
-	}
-	for i, check := range s.opts.ReadyChecks {
-		if check() != nil {
-			why = append(why, fmt.Sprintf("check %d", i+1))
-		}
-	}
-	if s.opts.Cluster != nil && s.opts.Cluster.Ready() != nil {
-		why = append(why, "cluster")
 	}
 	return s.ready.failing(why)
 }

@@ -143,6 +143,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.httpConns = newHTTPSet()
 	s.netConns.init()
+	s.addOptionChecks()
 	if s.routes, err = newHTTPRoutes(s); err != nil {
 		return nil, err
 	}

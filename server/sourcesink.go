@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 	"unsafe"
 
 	"github.com/fraised/fraised/broker"
+	"github.com/fraised/fraised/internal/backoff"
 	"github.com/fraised/fraised/source"
 )
 
@@ -82,8 +82,8 @@ type clusterSink struct {
 }
 
 // Publish validates the event as a PUBLISH is validated, then publishes it
-// through the broker, waiting with backoff (sourceRetryMin doubling to
-// sourceRetryMax, jittered) for as long as the broker is unavailable. It
+// through the broker, waiting with backoff (internal/backoff:
+// sourceRetryMin doubling to sourceRetryMax, jittered) for as long as the broker is unavailable. It
 // returns nil once Redis took the event, an error wrapping
 // source.ErrInvalid for an event the server refuses, ctx.Err() when ctx
 // ends first, and ErrDraining once the server shuts down; the source then
@@ -111,7 +111,8 @@ func (c *clusterSink) publish(ctx context.Context, topic string, payload []byte,
 	if err := validatePublish(t, payload, c.s.opts.MaxPayload); err != nil {
 		return fmt.Errorf("%w: %w", source.ErrInvalid, err)
 	}
-	wait, retries, since := sourceRetryMin, 0, time.Time{}
+	wait := backoff.Backoff{Min: sourceRetryMin, Max: sourceRetryMax}
+	retries, since := 0, time.Time{}
 	for {
 		if c.s.draining.Load() {
 			return ErrDraining
@@ -135,11 +136,8 @@ func (c *clusterSink) publish(ctx context.Context, topic string, payload []byte,
 				"topic", topic, "err", err)
 		}
 		retries++
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx.Done(), wait.Next()) {
 			return ctx.Err()
-		case <-time.After(wait/2 + rand.N(wait/2+1)):
 		}
-		wait = min(2*wait, sourceRetryMax)
 	}
 }

@@ -71,11 +71,36 @@ func (s *Session) releaseIfEnded() bool {
 	return ended
 }
 
-// renew replaces the connection's token after a ping carrying a new one.
-// The new token must keep the grants of the old one (auth.SameGrants):
-// running subscriptions were admitted and filtered with them.
-// Called on its own goroutine.
-func (s *Session) renew(token string) {
+// queueRenewal renews the connection's token with token, after the
+// renewal in progress if there is one: one goroutine per session
+// verifies the tokens of a burst of pings one at a time, skipping to the
+// newest, so a peer cannot make the server verify tokens in parallel
+// without bound, and an older token never replaces a newer one. Called
+// on the input goroutine.
+func (s *Session) queueRenewal(token string) {
+	if s.renewal.Swap(&token) == nil {
+		go s.renewLoop()
+	}
+}
+
+// renewLoop renews with the newest queued token until no newer one came
+// meanwhile (or one was refused: the session is closing). Called on its
+// own goroutine, by queueRenewal only.
+func (s *Session) renewLoop() {
+	for {
+		t := s.renewal.Load()
+		if !s.renew(*t) || s.renewal.CompareAndSwap(t, nil) {
+			return
+		}
+	}
+}
+
+// renew replaces the connection's token after a ping carrying a new one,
+// and reports whether it did. The new token must keep the grants of the
+// old one (auth.SameGrants): running subscriptions were admitted and
+// filtered with them; a refusal closes the session with 4403. Called on
+// renewLoop's goroutine.
+func (s *Session) renew(token string) bool {
 	h := s.h
 	old := s.identity.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
@@ -92,10 +117,11 @@ func (s *Session) renew(token string) {
 		s.audit(audit.EventAuthFailed, audit.Record{Reason: "renewal: " + reason})
 		s.refused("auth", "token renewal refused (closed 4403): "+reason, authFix)
 		s.conn.Close(proto.CloseForbidden, "Forbidden")
-		return
+		return false
 	}
 	s.identity.Store(id)
 	s.audit(audit.EventTokenRenewed, audit.Record{})
+	return true
 }
 
 // ExpireToken closes the session (4403) when its token expired before

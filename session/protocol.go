@@ -26,13 +26,7 @@ func (s *Session) OnMessage(b []byte, now int64) {
 		testHookMessage()
 	}
 	s.now = now
-	h := s.h
-	if !s.msgBucket.Allow(h.Limits.MessagesPerConn, now) {
-		h.rateTrips.Add(1)
-		s.audit(audit.EventRateLimit, audit.Record{Reason: "too many messages"})
-		s.refused("message_rate", "too many messages on one connection (closed 4429)",
-			"raise --limit-messages (FRAISED_LIMIT_MESSAGES) if this client is legitimate")
-		s.conn.Close(proto.CloseTooManyInitRequests, "Too many messages")
+	if !s.allowMessage(now) {
 		return
 	}
 	m, err := proto.Decode(b)
@@ -57,15 +51,22 @@ func (s *Session) OnMessage(b []byte, now int64) {
 // control frame) that arrived at now against --limit-messages, so a peer
 // cannot flood those for free; past the limit it closes the session with
 // 4429 and reports false. Called on the input goroutine.
-func (s *Session) ControlAllowed(now int64) bool {
+func (s *Session) ControlAllowed(now int64) bool { return s.allowMessage(now) }
+
+// allowMessage takes a --limit-messages token for a message that arrived
+// at now; past the limit it counts, audits and logs the refusal, closes
+// the session with 4429 and reports false. Called on the input goroutine.
+func (s *Session) allowMessage(now int64) bool {
 	h := s.h
-	if !s.msgBucket.Allow(h.Limits.MessagesPerConn, now) {
-		h.rateTrips.Add(1)
-		s.audit(audit.EventRateLimit, audit.Record{Reason: "too many messages"})
-		s.conn.Close(proto.CloseTooManyInitRequests, "Too many messages")
-		return false
+	if s.msgBucket.Allow(h.Limits.MessagesPerConn, now) {
+		return true
 	}
-	return true
+	h.rateTrips.Add(1)
+	s.audit(audit.EventRateLimit, audit.Record{Reason: "too many messages"})
+	s.refused("message_rate", "too many messages on one connection (closed 4429)",
+		"raise --limit-messages (FRAISED_LIMIT_MESSAGES) if this client is legitimate")
+	s.conn.Close(proto.CloseTooManyInitRequests, "Too many messages")
+	return false
 }
 
 // testHookMessage, when set by a test, runs at the start of every message
@@ -138,7 +139,7 @@ func (s *Session) onPing(m proto.Message) {
 		return
 	}
 	if token, ok := auth.TokenFromInitPayload(m.Payload, h.InitKey); ok {
-		go s.renew(token)
+		s.queueRenewal(token)
 	}
 }
 

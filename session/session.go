@@ -193,8 +193,9 @@ type Session struct {
 
 	init          atomic.Uint32
 	identity      atomic.Pointer[auth.Identity]
-	holdsConnSlot atomic.Bool // counted against the identity's connection cap
-	ended         atomic.Bool // End ran: the connection is closing
+	holdsConnSlot atomic.Bool            // counted against the identity's connection cap
+	renewal       atomic.Pointer[string] // newest token to renew with; non-nil while renewLoop runs (auth.go)
+	ended         atomic.Bool            // End ran: the connection is closing
 }
 
 // subscription is an active subscription of a session: the dispatcher's
