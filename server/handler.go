@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/internal/wsread"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/session"
 )
@@ -124,8 +124,9 @@ type netConn struct {
 	sess session.Session
 	peer session.Peer
 
-	frag     []byte // a fragmented message being reassembled (read goroutine)
-	fragging bool
+	in     wsread.Reader // frames (read goroutine)
+	linger wsread.Linger // input after the close frame (read goroutine)
+	big    []byte        // a frame larger than the bufio.Reader's buffer (read goroutine)
 
 	closing   atomic.Bool  // a close frame is queued: input is read only to linger
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
@@ -137,11 +138,13 @@ type netConn struct {
 var (
 	_ session.Conn = (*netConn)(nil)
 	_ outbox.Owner = (*netConn)(nil)
+	_ wsread.Conn  = (*netConn)(nil)
 )
 
 func newNetConn(s *Server, nc net.Conn, r *http.Request, token string) *netConn {
 	c := &netConn{srv: s, nc: nc, peer: session.Peer{ID: s.nextConnID.Add(1), Remote: r.RemoteAddr, Token: token}}
 	c.out.InitConn(nc, s.w, c, s.opts.WriteTimeout)
+	c.in.Init(s.opts.MaxMessage)
 	c.sess.Init(s.sess, c, c.peer)
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
@@ -188,44 +191,66 @@ func (c *netConn) onTimer() {
 }
 
 // readLoop reads frames until the connection ends: EOF, an error, the
-// idle deadline (two keep-alive intervals without a frame), or the end
-// of lingering after a close frame.
+// idle deadline (two keep-alive intervals without input), or the end of
+// lingering after a close frame. Frames are parsed where br buffered
+// them; one larger than br's buffer is read whole into c.big first.
 func (c *netConn) readLoop(br *bufio.Reader) {
-	var buf []byte
+	need := 1 // bytes to have buffered before parsing again
 	for {
 		c.armReadDeadline()
-		h, err := ws.ReadHeader(br)
-		if err != nil {
-			return
-		}
-		if c.closing.Load() {
-			if !c.linger(br, h) {
+		var n int
+		var end bool
+		if need > br.Size() {
+			if n, end = c.readBig(br, need); n == 0 {
 				return
 			}
-			continue
+		} else {
+			if _, err := br.Peek(need); err != nil {
+				return
+			}
+			buf, _ := br.Peek(br.Buffered())
+			n, end = c.feed(buf)
+			_, _ = br.Discard(n)
 		}
-		if err := ws.CheckHeader(h, ws.StateServerSide); err != nil {
-			c.Close(proto.CloseProtocolError, err.Error())
-			continue
-		}
-		if h.Length > int64(c.srv.opts.MaxMessage) {
-			c.Close(proto.CloseMessageTooBig, "message too big")
-			continue
-		}
-		if cap(buf) < int(h.Length) {
-			buf = make([]byte, h.Length)
-		}
-		payload := buf[:h.Length]
-		if _, err := io.ReadFull(br, payload); err != nil {
+		if end {
 			return
 		}
-		ws.Cipher(payload, h.Mask, 0)
-		c.lastRead.Store(time.Now().UnixNano())
-		c.onFrame(h, payload)
+		need = br.Buffered() + 1 // a partial header (or nothing): any byte more
+		if w := c.in.Want(); w > 0 && !c.closing.Load() {
+			need = w // a partial frame: all of it
+		}
 	}
 }
 
-// armReadDeadline sets how long the next frame may take: the linger
+// readBig reads and handles one frame of size bytes, more than br can
+// buffer; it returns 0 when the connection failed.
+func (c *netConn) readBig(br *bufio.Reader, size int) (int, bool) {
+	if cap(c.big) < size {
+		c.big = make([]byte, size)
+	}
+	buf := c.big[:size]
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return 0, false
+	}
+	return c.feed(buf)
+}
+
+// feed handles input: frames (wsread.Reader) until the close frame is
+// queued, the linger after it. It returns the bytes consumed and whether
+// the connection should end now.
+func (c *netConn) feed(buf []byte) (int, bool) {
+	n := 0
+	if !c.closing.Load() {
+		c.lastRead.Store(time.Now().UnixNano())
+		if n = c.in.Frames(buf, c); !c.closing.Load() {
+			return n, false
+		}
+	}
+	k, end := c.linger.Feed(buf[n:], &c.out)
+	return n + k, end
+}
+
+// armReadDeadline sets how long the next read may take: the linger
 // timeout once closing, two keep-alive intervals otherwise (a live
 // client answers pings), none when keep-alive is off.
 func (c *netConn) armReadDeadline() {
@@ -239,85 +264,22 @@ func (c *netConn) armReadDeadline() {
 	}
 }
 
-// linger skips a frame read after our close frame, watching for the
-// peer's; it reports false when the connection should end now.
-func (c *netConn) linger(br *bufio.Reader, h ws.Header) bool {
-	if _, err := io.CopyN(io.Discard, br, min(h.Length, lingerMaxInput)); err != nil || h.Length > lingerMaxInput {
-		return false
+// Message hands a whole text message to the session (wsread.Conn).
+func (c *netConn) Message(b []byte) { c.sess.OnMessage(b, c.lastRead.Load()) }
+
+// Ping answers a WebSocket ping within --limit-messages (wsread.Conn).
+func (c *netConn) Ping(payload []byte) {
+	if !c.sess.ControlAllowed(c.lastRead.Load()) {
+		return // the session closed the connection (4429)
 	}
-	if h.OpCode == ws.OpClose && c.out.PeerClose() {
-		return false // our close frame is written: done
-	}
-	return true
+	c.send(codec.AppendFrame(nil, ws.OpPong, payload))
 }
 
-// onFrame handles one frame; payload is valid until it returns. The
-// rules are RFC 6455's, as on the gnet path (wsConn.onFrame).
-func (c *netConn) onFrame(h ws.Header, payload []byte) {
-	switch h.OpCode {
-	case ws.OpText:
-		if c.fragging {
-			c.Close(proto.CloseProtocolError, "new message inside a fragmented message")
-			return
-		}
-		if h.Fin {
-			c.onText(payload)
-			return
-		}
-		c.fragging = true
-		c.frag = append(c.frag[:0], payload...)
-	case ws.OpContinuation:
-		if !c.fragging {
-			c.Close(proto.CloseProtocolError, "continuation frame without a message")
-			return
-		}
-		if len(c.frag)+len(payload) > c.srv.opts.MaxMessage {
-			c.Close(proto.CloseMessageTooBig, "message too big")
-			return
-		}
-		c.frag = append(c.frag, payload...)
-		if h.Fin {
-			c.fragging = false
-			c.onText(c.frag)
-			c.frag = nil
-		}
-	case ws.OpBinary:
-		c.Close(proto.CloseUnsupportedData, "binary messages are not supported: graphql-transport-ws messages are text")
-	case ws.OpPing:
-		if !c.sess.ControlAllowed(c.lastRead.Load()) {
-			return // the session closed the connection (4429)
-		}
-		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
-	case ws.OpClose:
-		c.onClientClose(payload)
-	}
-}
+// PeerClose records the peer's close frame (wsread.PeerCloser).
+func (c *netConn) PeerClose() bool { return c.out.PeerClose() }
 
-// onText hands a whole text message to the session.
-func (c *netConn) onText(b []byte) {
-	if !utf8.Valid(b) {
-		c.Close(proto.CloseInvalidPayload, reasonBadUTF8)
-		return
-	}
-	c.sess.OnMessage(b, c.lastRead.Load())
-}
-
-// onClientClose echoes the client's close code.
-func (c *netConn) onClientClose(payload []byte) {
-	c.out.PeerClose()
-	code := proto.CloseNormal
-	if len(payload) >= 2 {
-		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
-	}
-	switch {
-	case len(payload) > 2 && !utf8.Valid(payload[2:]):
-		c.Close(proto.CloseInvalidPayload, reasonBadUTF8Close)
-	case len(payload) == 1 || (len(payload) >= 2 && !validCloseCode(code)):
-		c.Close(proto.CloseProtocolError, "invalid close frame")
-	default:
-		c.Close(code, "")
-	}
-}
+// Closing reports whether the close frame is queued (wsread.Conn).
+func (c *netConn) Closing() bool { return c.closing.Load() }
 
 // send queues raw frame bytes; past --max-outbound the client is cut as
 // a slow consumer. Safe for concurrent use.

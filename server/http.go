@@ -245,7 +245,7 @@ func (c *httpConn) respondClose(status int, body string) {
 // Called on the event loop.
 func (c *httpConn) finishHTTP() {
 	c.phase = phaseClosing
-	c.lingerJunk = true // HTTP input, not frames: discard all of it
+	c.linger.DiscardAll() // HTTP input, not frames
 	c.httpEndAt.Store(time.Now().UnixNano())
 	c.startClosing()
 	if c.endAfterQuery() {
