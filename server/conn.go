@@ -37,7 +37,7 @@ type conn struct {
 	openedAt   int64
 	phase      uint8
 
-	linger     wsread.Linger // input after the close frame (or the last HTTP response)
+	linger wsread.Linger // input after the close frame (or the last HTTP response)
 
 	closing   atomic.Bool                     // a close frame is queued: input is discarded
 	httpEndAt atomic.Int64                    // HTTP: when finishHTTP asked to end the output (0: never)
