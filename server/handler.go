@@ -17,7 +17,6 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/edge"
-	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/internal/outbox"
 	"github.com/fraised/fraised/internal/wsread"
@@ -350,68 +349,30 @@ func (s *Server) closeNetConns() int {
 }
 
 // serveNetHTTPQuery answers a GraphQL-over-HTTP request to Handler with
-// the listener's rules: the drain, the Origin allowlist, the size cap,
-// the token and the per-identity operation rate (a net/http request has
-// no connection of fraised's to hold per-connection buckets).
+// the listener's rules (httpquery.go): the head's refusals, the cap on
+// running queries, the token and the per-identity operation rate, the
+// audit records. A net/http request has no connection of fraised's to
+// hold the listener's per-connection buckets.
 func (s *Server) serveNetHTTPQuery(w http.ResponseWriter, r *http.Request) {
 	h := httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: r.URL.Path, Execute: s.routes.queries.Append})
+	peer := session.Peer{Remote: r.RemoteAddr}
+	if status, code, msg := s.queryRefusal(r); status != 0 {
+		writeGQL(w, s.refuseQuery(h, r, peer, status, code, msg))
+		return
+	}
 	req, err := httpgql.FromHTTP(r, s.opts.MaxMessage)
 	if err != nil {
 		http.Error(w, "cannot read the request body", http.StatusBadRequest)
 		return
 	}
-	req.TLS = r.TLS != nil
-	if status, code, msg := s.netQueryRefusal(r); status != 0 {
-		writeGQL(w, h.Refuse(req.Accept, status, code, msg))
+	if !s.startQuery(peer) {
+		writeGQL(w, s.refuseQuery(h, r, peer, http.StatusServiceUnavailable, CodeServerBusy, busyMessage))
 		return
 	}
+	defer s.endQuery()
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.routes.timeout.Load()))
 	defer cancel()
-	env, refusal := s.netQueryEnv(ctx, h, req, tokenOf(r, s.guard.Cookie), r.RemoteAddr)
-	if refusal != nil {
-		writeGQL(w, *refusal)
-		return
-	}
-	writeGQL(w, h.Serve(ctx, req, env))
-}
-
-// netQueryRefusal checks a Handler query from its head, as
-// graphqlRefusal does on the listener.
-func (s *Server) netQueryRefusal(r *http.Request) (int, string, string) {
-	g := s.guard
-	switch {
-	case s.draining.Load():
-		return http.StatusServiceUnavailable, CodeDraining, "server is draining (shutting down): retry on another instance"
-	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " +
-			truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
-	case g.Auth == auth.ModeRequired && tokenOf(r, g.Cookie) == "":
-		return http.StatusUnauthorized, CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>"
-	}
-	return 0, "", ""
-}
-
-// netQueryEnv verifies token (if any) and applies the identity's
-// operation rate; it returns the compiler's environment, or the refusal.
-func (s *Server) netQueryEnv(ctx context.Context, h *httpgql.Handler, req *httpgql.Request, token, remote string) (gql.Env, *httpgql.Response) {
-	var env gql.Env
-	if token == "" || s.guard.Auth == auth.ModeOff {
-		return env, nil
-	}
-	id, err := s.guard.Verifier.Verify(ctx, token)
-	if err != nil {
-		s.sess.CountAuthFailure()
-		reason := auth.ReasonOf(err).String()
-		s.audit(audit.EventAuthFailed, session.Peer{Remote: remote}, audit.Record{Reason: "GraphQL over HTTP: " + reason})
-		r := h.Refuse(req.Accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
-		return env, &r
-	}
-	if !s.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
-		r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-		return env, &r
-	}
-	env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
-	return env, nil
+	writeGQL(w, s.answerQuery(ctx, h, req, tokenOf(r, s.guard.Cookie), peer))
 }
 
 // writeGQL writes a GraphQL-over-HTTP response to w.
