@@ -109,14 +109,9 @@ func (a *Acceptor) Serve(ln net.Listener, stop <-chan struct{}) error {
 
 func (a *Acceptor) admit(conn net.Conn) {
 	peer := AddrPortOf(conn.RemoteAddr())
-	t := a.Gate.NewTicket(peer, a.Trusted.Contains(peer.Addr()))
-	if !a.Gate.acquire() {
-		a.refuse(conn, peer, ReasonGlobalCap)
-		return
-	}
-	if !t.Proxy && !t.ChargeAddr(peer.Addr()) {
-		a.Gate.release()
-		a.refuse(conn, peer, ReasonAddrCap)
+	t, r := a.Gate.Admit(peer, a.Trusted.Contains(peer.Addr()))
+	if t == nil {
+		a.refuse(conn, peer, r)
 		return
 	}
 	if err := a.Admit(conn, t); err != nil {

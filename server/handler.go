@@ -64,23 +64,24 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		origin := truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
+		origin := echoedOrigin(r)
 		s.refusals.note("origin", r.RemoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
 			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect")
 		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
 		return
-	case !g.Limits.ConnsPerIP.Unlimited() && !g.connsPerIP.Allow(hostOf(r.RemoteAddr), time.Now().UnixNano()):
-		g.refusedConns.Add(1)
-		g.rateTrips.Add(1)
-		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-		return
+	}
+	ticket, _ := s.admitNet(w, r)
+	if ticket == nil {
+		return // refused at a connection cap or rate
 	}
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == proto.Subprotocol }}
 	nc, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
+		ticket.Release()
 		return // gobwas/ws answered the bad upgrade
 	}
 	c := newNetConn(s, nc, r, tokenOf(r, g.Cookie))
+	c.ticket = ticket
 	if hs.Protocol != proto.Subprotocol {
 		c.Close(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
 	}
@@ -106,14 +107,6 @@ func tokenOf(r *http.Request, cookie string) string {
 	return ""
 }
 
-// hostOf is the host part of a net/http RemoteAddr.
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
-}
-
 // netConn is a graphql-transport-ws connection on a net.Conn: the
 // session's Conn and its outbox's Owner.
 type netConn struct {
@@ -127,6 +120,7 @@ type netConn struct {
 	linger wsread.Linger // input after the close frame (read goroutine)
 	big    []byte        // a frame larger than the bufio.Reader's buffer (read goroutine)
 
+	ticket    *edge.Ticket // its slots of --max-connections and --max-ip-connections, released when it ends
 	closing   atomic.Bool  // a close frame is queued: input is read only to linger
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
 	initTimer *time.Timer  // the connection_init deadline
@@ -168,6 +162,9 @@ func (c *netConn) serve(br *bufio.Reader) {
 	_ = c.nc.Close()
 	c.srv.netConns.remove(c)
 	c.srv.stats.connections.Add(-1)
+	if c.ticket != nil {
+		c.ticket.Release()
+	}
 }
 
 // onTimer closes an expired token's connection and pings when the
