@@ -122,7 +122,7 @@ type netConn struct {
 
 	ticket    *edge.Ticket // its slots of --max-connections and --max-ip-connections, released when it ends
 	closing   atomic.Bool  // a close frame is queued: input is read only to linger
-	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
+	readAt    int64        // unix nanoseconds of the read being handled: its messages' arrival (read goroutine)
 	initTimer *time.Timer  // the connection_init deadline
 	timer     *time.Timer  // keep-alive pings and token expiry
 	lastPing  time.Time    // timer-owned
@@ -139,9 +139,7 @@ func newNetConn(s *Server, nc net.Conn, r *http.Request, token string) *netConn 
 	c.out.InitConn(nc, s.w, c, s.opts.WriteTimeout)
 	c.in.Init(s.opts.MaxMessage)
 	c.sess.Init(s.sess, c, c.peer)
-	now := time.Now()
-	c.lastRead.Store(now.UnixNano())
-	c.lastPing = now
+	c.lastPing = time.Now()
 	s.stats.connections.Add(1)
 	s.netConns.add(c)
 	s.audit(audit.EventConnAccepted, c.peer, audit.Record{})
@@ -187,13 +185,13 @@ func (c *netConn) onTimer() {
 }
 
 // readLoop reads frames until the connection ends: EOF, an error, the
-// idle deadline (two keep-alive intervals without input), or the end of
+// idle deadline (two keep-alive intervals without a whole frame), or the end of
 // lingering after a close frame. Frames are parsed where br buffered
 // them; one larger than br's buffer is read whole into c.big first.
 func (c *netConn) readLoop(br *bufio.Reader) {
 	need := 1 // bytes to have buffered before parsing again
+	c.armReadDeadline()
 	for {
-		c.armReadDeadline()
 		var n int
 		var end bool
 		if need > br.Size() {
@@ -237,8 +235,12 @@ func (c *netConn) readBig(br *bufio.Reader, size int) (int, bool) {
 func (c *netConn) feed(buf []byte) (int, bool) {
 	n := 0
 	if !c.closing.Load() {
-		c.lastRead.Store(time.Now().UnixNano())
-		if n = c.in.Frames(buf, c); !c.closing.Load() {
+		c.readAt = time.Now().UnixNano()
+		n = c.in.Frames(buf, c)
+		if !c.closing.Load() {
+			if n > 0 {
+				c.armReadDeadline() // a complete frame: the next one's deadline
+			}
 			return n, false
 		}
 	}
@@ -246,26 +248,28 @@ func (c *netConn) feed(buf []byte) (int, bool) {
 	return n + k, end
 }
 
-// armReadDeadline sets how long the next read may take: the linger
-// timeout once closing, two keep-alive intervals otherwise (a live
-// client answers pings), none when keep-alive is off.
+// armReadDeadline gives the next frame two keep-alive intervals to
+// arrive whole (a live client answers pings; a byte of a frame is no sign
+// of life), or no deadline when keep-alive is off. Lingering keeps the
+// deadline startClosing set from the close frame: input after it never
+// moves it.
 func (c *netConn) armReadDeadline() {
-	switch ka := c.srv.opts.KeepAlive; {
-	case c.closing.Load():
-		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	case ka > 0:
+	if ka := c.srv.opts.KeepAlive; ka > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(2 * ka))
-	default:
+	} else {
 		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	if c.closing.Load() {
+		c.lingerDeadline() // startClosing ran meanwhile: its deadline stands
 	}
 }
 
 // Message hands a whole text message to the session (wsread.Conn).
-func (c *netConn) Message(b []byte) { c.sess.OnMessage(b, c.lastRead.Load()) }
+func (c *netConn) Message(b []byte) { c.sess.OnMessage(b, c.readAt) }
 
 // Ping answers a WebSocket ping within --limit-messages (wsread.Conn).
 func (c *netConn) Ping(payload []byte) {
-	if !c.sess.ControlAllowed(c.lastRead.Load()) {
+	if !c.sess.ControlAllowed(c.readAt) {
 		return // the session closed the connection (4429)
 	}
 	c.send(codec.AppendFrame(nil, ws.OpPong, payload))
@@ -299,6 +303,12 @@ func (c *netConn) Close(code ws.StatusCode, reason string) {
 // startClosing switches the read loop to lingering, within lingerTimeout.
 func (c *netConn) startClosing() {
 	c.closing.Store(true)
+	c.lingerDeadline()
+}
+
+// lingerDeadline bounds the linger: the close frame's write (at most
+// --write-timeout) and the peer's answer (lingerTimeout).
+func (c *netConn) lingerDeadline() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout + c.srv.opts.WriteTimeout))
 }
 

@@ -23,7 +23,8 @@ type wsConn struct {
 	*conn
 	sess     session.Session
 	in       wsread.Reader
-	lastRead atomic.Int64 // unix nanoseconds of the last inbound bytes (keep-alive; the messages' arrival)
+	lastRead atomic.Int64 // unix nanoseconds of the last complete inbound frame (keep-alive)
+	readAt   int64        // unix nanoseconds of the read being handled: its messages' arrival (event loop)
 }
 
 var (
@@ -50,8 +51,13 @@ func newWSConn(c *httpConn) *wsConn {
 func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
 	if c.phase == phaseWS {
 		buf, _ := gc.Peek(-1)
-		c.lastRead.Store(time.Now().UnixNano())
-		discard(gc, c.in.Frames(buf, c))
+		c.readAt = time.Now().UnixNano()
+		if n := c.in.Frames(buf, c); n > 0 {
+			// Only a complete frame is a sign of life: a peer
+			// trickling a frame that never ends is idle.
+			c.lastRead.Store(c.readAt)
+			discard(gc, n)
+		}
 		if !c.closing.Load() {
 			return gnet.None // a partial frame waits for the rest
 		}
@@ -61,12 +67,12 @@ func (c *wsConn) onTraffic(gc gnet.Conn) gnet.Action {
 }
 
 // Message hands a whole text message to the session (wsread.Conn).
-func (c *wsConn) Message(b []byte) { c.sess.OnMessage(b, c.lastRead.Load()) }
+func (c *wsConn) Message(b []byte) { c.sess.OnMessage(b, c.readAt) }
 
 // Ping answers a WebSocket ping (wsread.Conn). Pings count against
 // --limit-messages like any message, so a peer cannot flood them for free.
 func (c *wsConn) Ping(payload []byte) {
-	if !c.sess.ControlAllowed(c.lastRead.Load()) {
+	if !c.sess.ControlAllowed(c.readAt) {
 		return // the session closed the connection (4429)
 	}
 	var buf [codec.MaxHeaderSize + codec.MaxControlPayload]byte
