@@ -193,20 +193,41 @@ func (b *Broker) loadLibrary(ctx context.Context) error {
 // persistence). It is never retried after the command was sent: a
 // timed-out publish may have happened. Safe for concurrent use.
 func (b *Broker) Publish(ctx context.Context, topic, payload []byte) (broker.Receipt, error) {
-	if b.down.Load() {
-		return broker.Receipt{}, fmt.Errorf("%w: %w", broker.ErrUnavailable, b.Ready())
+	var r broker.Receipt
+	err := b.call(ctx, func() (err error) {
+		r, err = b.publish(ctx, topic, payload)
+		return err
+	})
+	return r, err
+}
+
+// call runs fcall (one FCALL), failing at once while Redis is known to
+// be unreachable, and once more after loading fraised's functions when
+// Redis had lost them (then nothing ran). Its error wraps
+// broker.ErrUnavailable.
+func (b *Broker) call(ctx context.Context, fcall func() error) error {
+	if err := b.unavailable(); err != nil {
+		return err
 	}
-	r, err := b.publish(ctx, topic, payload)
+	err := fcall()
 	if err != nil && isNoFunction(err) {
-		// Nothing ran: the function was missing.
 		if err = b.loadLibrary(ctx); err == nil {
-			r, err = b.publish(ctx, topic, payload)
+			err = fcall()
 		}
 	}
 	if err != nil {
-		return broker.Receipt{}, fmt.Errorf("%w: publish to Redis: %w", broker.ErrUnavailable, err)
+		return fmt.Errorf("%w: publish to Redis: %w", broker.ErrUnavailable, err)
 	}
-	return r, nil
+	return nil
+}
+
+// unavailable is the error of a publish while Redis is known to be
+// unreachable, nil otherwise.
+func (b *Broker) unavailable() error {
+	if !b.down.Load() {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", broker.ErrUnavailable, b.Ready())
 }
 
 func (b *Broker) publish(ctx context.Context, topic, payload []byte) (broker.Receipt, error) {
@@ -238,8 +259,7 @@ func (b *Broker) streamOf(topic []byte) (size int, ttl time.Duration) {
 // out[i] is evs[i]'s receipt or error, as Publish would answer. Safe for
 // concurrent use.
 func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []broker.Result) {
-	if b.down.Load() {
-		err := fmt.Errorf("%w: %w", broker.ErrUnavailable, b.Ready())
+	if err := b.unavailable(); err != nil {
 		for i := range evs {
 			out[i] = broker.Result{Err: err}
 		}

@@ -167,32 +167,22 @@ func (r *receiver) serveFill(in broker.HistoryInlet, req dispatch.FillRequest, p
 // another epoch (the live path reports that).
 func (r *receiver) readFill(in broker.HistoryInlet, topic string, p *position, from uint64) error {
 	b := r.b
-	keys := []string{metaPrefix + topic, streamPrefix + topic}
 	for from <= p.last {
-		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-		res, err := b.rdb.FCallRo(ctx, "fraised_read", keys, from, min(uint64(repairChunk), p.last-from+1)).Slice()
-		cancel()
+		res, err := b.readStream(topic, from, min(uint64(repairChunk), p.last-from+1))
 		if err != nil {
 			return fmt.Errorf("fill %q from the stream: %w", topic, err)
 		}
-		if epoch, _ := res[0].(string); epoch != p.epoch {
+		if res.epoch != p.epoch || len(res.entries) == 0 {
 			return nil
 		}
-		entries := res[2:]
-		if len(entries) == 0 {
-			return nil
-		}
-		for i := 0; i+1 < len(entries); i += 2 {
-			off64, _ := entries[i].(int64)
-			off := uint64(off64)
-			payload, _ := entries[i+1].(string)
-			if off > p.last {
+		for _, e := range res.entries {
+			if e.off > p.last {
 				return nil
 			}
-			if !in.Stage(bytesOf(topic), bytesOf(payload), broker.Position{Offset: off, Epoch: p.epoch}, b.stop) {
+			if !in.Stage(bytesOf(topic), bytesOf(e.payload), broker.Position{Offset: e.off, Epoch: p.epoch}, b.stop) {
 				return errStopping
 			}
-			from = off + 1
+			from = e.off + 1
 		}
 	}
 	return nil

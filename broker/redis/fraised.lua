@@ -73,9 +73,8 @@ end
 -- position only). One atomic read, so the entries belong to the epoch
 -- returned.
 local function read(keys, args)
-  local epoch = redis.call('HGET', keys[1], 'e') or ''
-  local last = tonumber(redis.call('HGET', keys[1], 'o') or '0')
-  local out = {epoch, last}
+  local m = redis.call('HMGET', keys[1], 'e', 'o')
+  local out = {m[1] or '', tonumber(m[2] or '0')}
   if (tonumber(args[2]) or 0) <= 0 then
     return out -- the position only
   end

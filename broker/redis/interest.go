@@ -1,11 +1,11 @@
 package redis
 
 import (
-	"fmt"
-	goredis "github.com/redis/go-redis/v9"
-
 	"context"
+	"fmt"
 	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // subscribeBatch is the most channels one SUBSCRIBE or UNSUBSCRIBE
@@ -157,8 +157,7 @@ func (b *Broker) readBaselines(channels []string) {
 	cmds := make([]*goredis.Cmd, len(channels))
 	_, _ = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, c := range channels {
-			t := c[len(channelPrefix):]
-			cmds[i] = p.FCallRo(ctx, "fraised_read", []string{metaPrefix + t, streamPrefix + t}, 1, 0)
+			cmds[i] = fcallRead(ctx, p, c[len(channelPrefix):], 1, 0)
 		}
 		return nil
 	})
@@ -173,13 +172,11 @@ func (b *Broker) readBaselines(channels []string) {
 
 // readBaseline reads one topic's position in Redis now.
 func (b *Broker) readBaseline(topic string) (position, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	pos, err := baseline(b.rdb.FCallRo(ctx, "fraised_read", []string{metaPrefix + topic, streamPrefix + topic}, 1, 0))
+	res, err := b.readStream(topic, 1, 0)
 	if err != nil {
 		return position{}, fmt.Errorf("read the position of %q: %w", topic, err)
 	}
-	return pos, nil
+	return position{epoch: res.epoch, last: res.latest}, nil
 }
 
 // takeBaseline returns and forgets the baseline read for topic.
@@ -193,14 +190,9 @@ func (b *Broker) takeBaseline(topic string) (position, bool) {
 
 // baseline reads fraised_read's {epoch, last} as a starting position.
 func baseline(cmd *goredis.Cmd) (position, error) {
-	res, err := cmd.Slice()
+	res, err := parseRead(cmd)
 	if err != nil {
 		return position{}, err
 	}
-	if len(res) < 2 {
-		return position{}, fmt.Errorf("fraised_read answered %d values, want at least 2", len(res))
-	}
-	epoch, _ := res[0].(string)
-	last, _ := res[1].(int64)
-	return position{epoch: epoch, last: uint64(last)}, nil
+	return position{epoch: res.epoch, last: res.latest}, nil
 }

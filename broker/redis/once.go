@@ -25,20 +25,13 @@ func (b *Broker) PublishOnce(ctx context.Context, topic, payload []byte, o broke
 	if o.Seq < 0 {
 		return broker.Receipt{}, false, fmt.Errorf("publish once: origin seq %d is negative (BUG in the source)", o.Seq)
 	}
-	if b.down.Load() {
-		return broker.Receipt{}, false, fmt.Errorf("%w: %w", broker.ErrUnavailable, b.Ready())
-	}
-	rc, dup, err := b.publishOnce(ctx, topic, payload, o)
-	if err != nil && isNoFunction(err) {
-		// Nothing ran: the function was missing (or is from an older fraised).
-		if err = b.loadLibrary(ctx); err == nil {
-			rc, dup, err = b.publishOnce(ctx, topic, payload, o)
-		}
-	}
-	if err != nil {
-		return broker.Receipt{}, false, fmt.Errorf("%w: publish to Redis: %w", broker.ErrUnavailable, err)
-	}
-	return rc, dup, nil
+	var rc broker.Receipt
+	var dup bool
+	err := b.call(ctx, func() (err error) {
+		rc, dup, err = b.publishOnce(ctx, topic, payload, o)
+		return err
+	})
+	return rc, dup, err
 }
 
 func (b *Broker) publishOnce(ctx context.Context, topic, payload []byte, o broker.Origin) (broker.Receipt, bool, error) {

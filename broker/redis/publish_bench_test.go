@@ -17,12 +17,10 @@ type nopInlet struct{}
 
 func (nopInlet) Deliver([]byte, []byte, broker.Position, <-chan struct{}) bool { return true }
 
-// BenchmarkPublish measures publishes through fraised_publish on a real
-// local redis-server, one round trip each (sequential) and in pipelines of
-// a RESP publisher's batch size: the cluster's publish ceiling for one
-// Redis and one publisher connection. With a node subscribed, each event
-// also costs Redis the PUBLISH to it.
-func BenchmarkPublish(b *testing.B) {
+// benchBroker starts a broker on its own redis-server, subscribed to
+// topic "bench" and ready; both stop when b ends.
+func benchBroker(b *testing.B) *Broker {
+	b.Helper()
 	r := redistest.Start(b)
 	br, err := New(Config{URL: r.URL()})
 	if err != nil {
@@ -31,7 +29,7 @@ func BenchmarkPublish(b *testing.B) {
 	if err := br.Start(nopInlet{}); err != nil {
 		b.Fatal(err)
 	}
-	defer br.Stop()
+	b.Cleanup(br.Stop)
 	br.TopicAdded("bench")
 	deadline := time.Now().Add(10 * time.Second)
 	for br.Ready() != nil {
@@ -40,7 +38,20 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+	return br
+}
+
+// benchPayload is the event the publish benchmarks send: ~150 bytes.
+var benchPayload = []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+
+// BenchmarkPublish measures publishes through fraised_publish on a real
+// local redis-server, one round trip each (sequential) and in pipelines of
+// a RESP publisher's batch size: the cluster's publish ceiling for one
+// Redis and one publisher connection. With a node subscribed, each event
+// also costs Redis the PUBLISH to it.
+func BenchmarkPublish(b *testing.B) {
+	br := benchBroker(b)
+	payload := benchPayload
 	ctx := context.Background()
 	b.Run("sequential", func(b *testing.B) {
 		b.SetBytes(int64(len(payload)))

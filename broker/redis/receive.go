@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/dispatch"
+	"github.com/fraised/fraised/internal/backoff"
 )
 
 // Receiver timing.
@@ -24,8 +24,9 @@ const (
 	// probe within a fraction of its timeout.
 	receivePoll = 250 * time.Millisecond
 	// backoffBase and backoffMax bound the wait between reconnects
-	// (full jitter: a random wait up to base·2^attempt, at most max), so a
-	// fleet that lost Redis does not reconnect in lockstep.
+	// (internal/backoff: doubling from base to max, each wait jittered
+	// into [d/2, d]), so a fleet that lost Redis does not reconnect in
+	// lockstep.
 	backoffBase = 50 * time.Millisecond
 	backoffMax  = 2 * time.Second
 	// repairChunk is the most stream entries one repair read returns:
@@ -68,6 +69,7 @@ type receiver struct {
 func (b *Broker) receive() {
 	defer b.wg.Done()
 	r := &receiver{b: b, track: map[string]*position{}, probeCh: probePrefix + b.node}
+	wait := backoff.Backoff{Min: backoffBase, Max: backoffMax}
 	for attempt := 0; ; attempt++ {
 		ready, err := r.session()
 		if b.stopped() {
@@ -75,14 +77,12 @@ func (b *Broker) receive() {
 		}
 		if ready {
 			attempt = 0
+			wait.Reset()
 		}
 		b.setState(err, isUnreachable(err))
 		b.cfg.Log.Warn("cluster: pub/sub connection to Redis lost; reconnecting", "err", err, "attempt", attempt+1)
-		wait := time.Duration(rand.Int64N(int64(min(backoffMax, backoffBase<<min(attempt, 10))) + 1))
-		select {
-		case <-b.stop:
+		if !backoff.Sleep(b.stop, wait.Next()) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
@@ -352,17 +352,12 @@ func (r *receiver) regressed(topic string, p *position) error {
 // holds.
 func (r *receiver) repair(topic string, p *position, upTo uint64) error {
 	b := r.b
-	keys := []string{metaPrefix + topic, streamPrefix + topic}
 	for upTo == 0 || p.last < upTo {
-		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-		res, err := b.rdb.FCallRo(ctx, "fraised_read", keys, p.last+1, repairChunk).Slice()
-		cancel()
+		res, err := b.readStream(topic, p.last+1, repairChunk)
 		if err != nil {
 			return fmt.Errorf("repair %q from the stream: %w", topic, err)
 		}
-		epoch, _ := res[0].(string)
-		latest, _ := res[1].(int64)
-		switch {
+		switch epoch := res.epoch; {
 		case p.epoch == "" && epoch != "":
 			p.epoch = epoch // its first epoch since the node subscribed
 			continue
@@ -375,37 +370,33 @@ func (r *receiver) repair(topic string, p *position, upTo uint64) error {
 			r.lost(topic, p, "epoch_changed", epoch, 0)
 			p.epoch, p.last, p.dupTo = epoch, 0, 0
 			continue
-		case uint64(latest) < p.last:
+		case res.latest < p.last:
 			return r.regressed(topic, p)
 		}
-		entries := res[2:]
-		if len(entries) == 0 {
-			target := uint64(latest)
+		if len(res.entries) == 0 {
+			target := res.latest
 			if upTo > 0 {
 				target = min(target, upTo)
 			}
 			if target > p.last {
-				r.lost(topic, p, "trimmed", epoch, target)
+				r.lost(topic, p, "trimmed", res.epoch, target)
 			}
 			return nil
 		}
-		for i := 0; i+1 < len(entries); i += 2 {
-			off64, _ := entries[i].(int64)
-			off := uint64(off64)
-			payload, _ := entries[i+1].(string)
-			if upTo > 0 && off > upTo {
+		for _, e := range res.entries {
+			if upTo > 0 && e.off > upTo {
 				return nil
 			}
-			if off > p.last+1 {
-				r.lost(topic, p, "trimmed", epoch, off-1)
+			if e.off > p.last+1 {
+				r.lost(topic, p, "trimmed", res.epoch, e.off-1)
 			}
-			p.last, p.dupTo = off, off
+			p.last, p.dupTo = e.off, e.off
 			b.stats.repaired.Add(1)
-			if err := r.deliver(topic, payload, off, epoch); err != nil {
+			if err := r.deliver(topic, e.payload, e.off, res.epoch); err != nil {
 				return err
 			}
 		}
-		if len(entries) < 2*repairChunk {
+		if len(res.entries) < repairChunk {
 			return nil
 		}
 	}

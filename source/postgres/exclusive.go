@@ -42,7 +42,7 @@ type Exclusive struct {
 	inner   source.Source
 	log     *slog.Logger
 	leading atomic.Bool
-	health  atomic.Pointer[health]
+	health  healthCell
 }
 
 // Election timing, each with its reason.
@@ -67,7 +67,7 @@ func NewExclusive(cfg *Config, key string, inner source.Source, log *slog.Logger
 		log = slog.Default()
 	}
 	e := &Exclusive{cfg: cfg, key: key, inner: inner, log: log.With("source", cfg.String(), "election", key)}
-	e.setHealth(errors.New("not connected yet"))
+	e.health.set(errors.New("not connected yet"))
 	return e
 }
 
@@ -86,50 +86,15 @@ func (e *Exclusive) Healthy() error {
 	if e.leading.Load() {
 		return e.inner.Healthy()
 	}
-	h := e.health.Load()
-	if h.err == nil {
-		return nil
-	}
-	return fmt.Errorf("postgres source %s, forwarder election: %w (since %s)", e.cfg, h.err, h.since.UTC().Format(time.RFC3339))
-}
-
-func (e *Exclusive) setHealth(err error) {
-	if old := e.health.Load(); old != nil && old.err != nil && err != nil {
-		e.health.Store(&health{err: err, since: old.since})
-		return
-	}
-	e.health.Store(&health{err: err, since: time.Now()})
+	return e.health.err("postgres source " + e.cfg.String() + ", forwarder election")
 }
 
 // Run stands by, leads when it gets the lock, and reconnects with backoff
 // when its connection breaks, until ctx ends (nil) or the inner source
 // stops with an error retrying cannot fix.
 func (e *Exclusive) Run(ctx context.Context, sink source.Sink) error {
-	backoff := minBackoff
-	for {
-		start := time.Now()
-		err := e.session(ctx, sink)
-		if ctx.Err() != nil {
-			e.setHealth(errStopped)
-			return nil
-		}
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			e.setHealth(fmt.Errorf("stopped: %w", err))
-			e.log.Error("postgres source stopped", "err", err)
-			return err
-		}
-		e.setHealth(err)
-		var wait time.Duration
-		wait, backoff = nextBackoff(backoff, time.Since(start))
-		e.log.Warn("forwarder election: connection lost; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			e.setHealth(errStopped)
-			return nil
-		case <-time.After(wait):
-		}
-	}
+	return reconnect(ctx, &e.health, e.log, "forwarder election: connection lost; reconnecting",
+		func(ctx context.Context) error { return e.session(ctx, sink) })
 }
 
 // session connects, stands by until it holds the lock, then leads until
@@ -145,7 +110,7 @@ func (e *Exclusive) session(ctx context.Context, sink source.Sink) error {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	e.setHealth(nil)
+	e.health.set(nil)
 	e.log.Info("forwarder election: standing by")
 	for {
 		got, err := e.tryLock(ctx, conn)

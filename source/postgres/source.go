@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,16 +16,7 @@ import (
 	"github.com/fraised/fraised/source"
 )
 
-// Reconnect backoff: the first retry comes quickly (a restart of PostgreSQL
-// or a terminated backend is usually over in a second), later ones spread
-// out so that a long outage costs little, never more than maxBackoff apart
-// so recovery is noticed within seconds.
 const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 10 * time.Second
-	// stableSession is how long a session must run before the backoff
-	// starts again from minBackoff.
-	stableSession = 30 * time.Second
 	// connectTimeout bounds connecting and the session's set-up queries
 	// when the URL sets no connect_timeout.
 	connectTimeout = 10 * time.Second
@@ -47,7 +36,7 @@ var serverKeepalives = map[string]string{
 type Source struct {
 	cfg    *Config
 	log    *slog.Logger
-	health atomic.Pointer[health]
+	health healthCell
 	// published is, per shard, the highest outbox id handed to the sink by
 	// this process (touched only by the goroutine running Run). A session
 	// that broke before storing its position resumes from here, so a
@@ -77,15 +66,7 @@ func (s *Source) skipped(msg string, attrs ...any) {
 	s.lastSkipLog, s.skipsSuppressed = now, 0
 }
 
-type health struct {
-	err   error
-	since time.Time
-}
-
 var _ source.Source = (*Source)(nil)
-
-// errStopped is the health of a source whose Run has returned.
-var errStopped = errors.New("not running")
 
 // New returns a source reading as cfg says, logging to log (nil: the
 // default logger). It does not connect: Run does.
@@ -94,7 +75,7 @@ func New(cfg *Config, log *slog.Logger) *Source {
 		log = slog.Default()
 	}
 	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode)), pruneEvery: pruneEvery}
-	s.setHealth(errors.New("not connected yet"))
+	s.health.set(errors.New("not connected yet"))
 	return s
 }
 
@@ -104,70 +85,16 @@ func (s *Source) String() string { return s.cfg.String() + " (" + string(s.cfg.M
 
 // Healthy is nil while the source is connected and reading; otherwise it
 // says why not and since when. Safe from any goroutine.
-func (s *Source) Healthy() error {
-	h := s.health.Load()
-	if h.err == nil {
-		return nil
-	}
-	return fmt.Errorf("postgres source %s: %w (since %s)", s.cfg, h.err, h.since.UTC().Format(time.RFC3339))
-}
-
-func (s *Source) setHealth(err error) {
-	if old := s.health.Load(); old != nil && old.err != nil && err != nil {
-		s.health.Store(&health{err: err, since: old.since}) // still down: keep since
-		return
-	}
-	s.health.Store(&health{err: err, since: time.Now()})
-}
+func (s *Source) Healthy() error { return s.health.err("postgres source " + s.cfg.String()) }
 
 // Run reads events and publishes them to sink until ctx ends, reconnecting
 // with backoff when the connection breaks. It returns nil when ctx ends, or
 // an error that retrying cannot fix (the fraised schema is missing or too
 // new, another node reads under the same name). Call it once.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	backoff := minBackoff
-	for {
-		start := time.Now()
-		err := s.session(ctx, sink)
-		if ctx.Err() != nil {
-			s.setHealth(errStopped)
-			return nil
-		}
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			s.setHealth(fmt.Errorf("stopped: %w", err))
-			s.log.Error("postgres source stopped", "err", err)
-			return err
-		}
-		s.setHealth(err)
-		var wait time.Duration
-		wait, backoff = nextBackoff(backoff, time.Since(start))
-		s.log.Warn("postgres source disconnected; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			s.setHealth(errStopped)
-			return nil
-		case <-time.After(wait):
-		}
-	}
+	return reconnect(ctx, &s.health, s.log, "postgres source disconnected; reconnecting",
+		func(ctx context.Context) error { return s.session(ctx, sink) })
 }
-
-// nextBackoff returns how long to wait before reconnecting after a session
-// that lasted session, and the backoff for the time after: doubling from
-// minBackoff to maxBackoff, back to minBackoff after a stable session, with
-// the wait jittered into [backoff/2, backoff] so nodes do not reconnect in step.
-func nextBackoff(backoff, session time.Duration) (wait, next time.Duration) {
-	if session > stableSession || backoff < minBackoff {
-		backoff = minBackoff
-	}
-	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, maxBackoff)
-}
-
-// fatalError is a session error that reconnecting cannot fix.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
 
 // session connects, runs one mode's read loop until an error, and closes.
 func (s *Source) session(ctx context.Context, sink source.Sink) error {
@@ -213,7 +140,7 @@ func connectConfig(ctx context.Context, cfg *Config) (*pgx.Conn, error) {
 
 // connected marks the source healthy and logs it.
 func (s *Source) connected(attrs ...any) {
-	s.setHealth(nil)
+	s.health.set(nil)
 	s.log.Info("postgres source connected", attrs...)
 }
 

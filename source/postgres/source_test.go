@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fraised/fraised/internal/backoff"
 )
 
 func TestNotInstalledIsFatal(t *testing.T) {
@@ -354,12 +356,10 @@ func TestHealthyReportsOutage(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	b := time.Duration(0)
+	b := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	var waits []time.Duration
 	for range 10 {
-		var w time.Duration
-		w, b = nextBackoff(b, time.Second)
-		waits = append(waits, w)
+		waits = append(waits, retryWait(&b, time.Second))
 	}
 	if waits[0] < minBackoff/2 || waits[0] > minBackoff {
 		t.Fatalf("first wait %s, want %s..%s", waits[0], minBackoff/2, minBackoff)
@@ -367,7 +367,7 @@ func TestBackoff(t *testing.T) {
 	if last := waits[len(waits)-1]; last < maxBackoff/2 || last > maxBackoff {
 		t.Fatalf("wait after 10 failures %s, want %s..%s", last, maxBackoff/2, maxBackoff)
 	}
-	if w, _ := nextBackoff(maxBackoff, stableSession+time.Second); w > minBackoff {
+	if w := retryWait(&b, stableSession+time.Second); w > minBackoff {
 		t.Fatalf("wait after a stable session %s, want at most %s", w, minBackoff)
 	}
 }
