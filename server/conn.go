@@ -103,6 +103,11 @@ func (c *conn) startClosing() {
 // would be fatal for them).
 const slowConsumerReason = "slow consumer"
 
+// slowConsumerHint is what the log of a slow consumer's cut tells the
+// operator, on the listener and Handler alike (both count against every
+// one of these flags).
+const slowConsumerHint = "the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate"
+
 // CutSlow disconnects a slow consumer: the partly sent frame is finished,
 // queued frames are dropped, and a close frame 1013 "slow consumer"
 // follows; the writer delivers it when the client reads again (or gives
@@ -114,8 +119,7 @@ func (c *conn) CutSlow(why string) {
 	c.startClosing()
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: why})
-	c.srv.refusals.note("slow_consumer", c.remoteAddr, why,
-		"the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate")
+	c.srv.refusals.note("slow_consumer", c.remoteAddr, why, slowConsumerHint)
 }
 
 // Hangup closes the connection (outbox.Owner). Safe for concurrent use, and with the

@@ -329,8 +329,7 @@ func (c *netConn) CutSlow(why string) {
 	c.startClosing()
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.audit(audit.EventSlowConsumer, c.peer, audit.Record{Reason: why})
-	c.srv.refusals.note("slow_consumer", c.peer.Remote, why,
-		"the client must read faster; raise --max-outbound or --write-timeout if its bursts are legitimate")
+	c.srv.refusals.note("slow_consumer", c.peer.Remote, why, slowConsumerHint)
 }
 
 // audit writes a record about the connection of peer; it never blocks.
