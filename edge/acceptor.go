@@ -120,14 +120,9 @@ func AcceptLoop(ln net.Listener, stop <-chan struct{}, failed func(err error, pa
 
 func (a *Acceptor) admit(conn net.Conn) {
 	peer := AddrPortOf(conn.RemoteAddr())
-	t := a.Gate.NewTicket(peer, a.Trusted.Contains(peer.Addr()))
-	if !a.Gate.acquire() {
-		a.refuse(conn, peer, ReasonGlobalCap)
-		return
-	}
-	if !t.Proxy && !t.ChargeAddr(peer.Addr()) {
-		a.Gate.release()
-		a.refuse(conn, peer, ReasonAddrCap)
+	t, r := a.Gate.Admit(peer, a.Trusted.Contains(peer.Addr()))
+	if t == nil {
+		a.refuse(conn, peer, r)
 		return
 	}
 	if err := a.Admit(conn, t); err != nil {

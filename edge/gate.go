@@ -139,6 +139,22 @@ func (g *Gate) NewTicket(peer netip.AddrPort, proxy bool) *Ticket {
 	return &Ticket{gate: g, Peer: peer, Proxy: proxy}
 }
 
+// Admit takes a global slot for a new connection from peer and, unless
+// proxy (a trusted proxy: its client is charged later, with ChargeAddr,
+// from what the proxy says), one slot of peer's address. It returns the
+// ticket holding them, or nil and the cap that refused the connection.
+func (g *Gate) Admit(peer netip.AddrPort, proxy bool) (*Ticket, Reason) {
+	t := g.NewTicket(peer, proxy)
+	if !g.acquire() {
+		return nil, ReasonGlobalCap
+	}
+	if !proxy && !t.ChargeAddr(peer.Addr()) {
+		g.release()
+		return nil, ReasonAddrCap
+	}
+	return t, 0
+}
+
 // ChargeAddr counts the connection against client address a's cap. It
 // reports false (and charges nothing) when a is at the cap. A ticket is
 // charged at most once; later calls report true.

@@ -75,6 +75,22 @@ type Response struct {
 	ContentType string
 	Header      [][2]string
 	Body        []byte
+	// Operation is what the request asked the schema for, for the
+	// server's audit trail; nil when the request was answered before it
+	// named an operation (not acceptable, malformed, wrong method or
+	// media type, or refused by Refuse).
+	Operation *Operation
+}
+
+// Operation is the GraphQL operation of a request and what became of it.
+type Operation struct {
+	Query string // the document, as sent
+	Name  string // the operation name, as sent
+	// Compiled is the operation that ran; nil when it was refused.
+	Compiled *gql.Operation
+	// Refused says why the operation did not run (its first error);
+	// empty when it ran.
+	Refused string
 }
 
 // Options configures New. The zero value is valid.
@@ -130,20 +146,26 @@ func (h *Handler) Serve(ctx context.Context, req *Request, env gql.Env) Response
 		return r
 	}
 	op, errs := h.schema.Compile(gql.Request{Query: params.query, OperationName: params.operationName, Variables: params.variables}, env)
-	if len(errs) > 0 {
-		if req.Method == http.MethodGet && isMutation(params.query, params.operationName) {
-			r := h.fail(media, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "mutations cannot be sent with GET (and fraised does not support mutations)")
-			r.Header = append(r.Header, [2]string{"Allow", "POST"})
-			return r
-		}
-		return h.requestErrors(media, errs)
-	}
-	if op.Kind == gql.KindSubscription {
-		return h.fail(media, requestErrorStatus(media, http.StatusBadRequest), CodeSubscriptionOverWS,
+	asked := &Operation{Query: params.query, Name: params.operationName}
+	var r Response
+	switch {
+	case len(errs) > 0 && req.Method == http.MethodGet && isMutation(params.query, params.operationName):
+		r = h.fail(media, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "mutations cannot be sent with GET (and fraised does not support mutations)")
+		r.Header = append(r.Header, [2]string{"Allow", "POST"})
+		asked.Refused = "mutations cannot be sent with GET"
+	case len(errs) > 0:
+		r = h.requestErrors(media, errs)
+		asked.Refused = errs[0].Message
+	case op.Kind == gql.KindSubscription:
+		r = h.fail(media, requestErrorStatus(media, http.StatusBadRequest), CodeSubscriptionOverWS,
 			"subscriptions are not served over HTTP: subscribe over WebSocket at "+h.wsURL(req)+" with the "+WebSocketProtocol+" protocol")
+		asked.Refused = "subscriptions are not served over HTTP"
+	default:
+		asked.Compiled = op
+		r = h.response(media, http.StatusOK, h.execute(ctx, make([]byte, 0, 512), op))
 	}
-	body := h.execute(ctx, make([]byte, 0, 512), op)
-	return h.response(media, http.StatusOK, body)
+	r.Operation = asked
+	return r
 }
 
 // wsURL names the WebSocket endpoint for req.

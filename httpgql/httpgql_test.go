@@ -276,3 +276,40 @@ func BenchmarkServePOST(b *testing.B) {
 		}
 	}
 }
+
+// TestResponseNamesTheOperation: a response says what became of the
+// request's operation (for the server's audit trail): the compiled
+// operation when it ran, the first error when it was refused, nothing
+// when the request named no operation.
+func TestResponseNamesTheOperation(t *testing.T) {
+	h := New(testSchema(t, gql.Options{}), Options{})
+	for _, tt := range []struct {
+		name    string
+		req     *Request
+		ran     bool
+		refused string // substring of Operation.Refused; "-": no Operation
+	}{
+		{"ran", post(gqlResp, `{"query":"query Q { serverTime }","operationName":"Q"}`), true, ""},
+		{"compile error", post(gqlResp, `{"query":"{ nope }"}`), false, "nope"},
+		{"subscription", post(gqlResp, `{"query":"subscription { events(topic: \"x\") { seq } }"}`), false, "not served over HTTP"},
+		{"mutation over GET", get(gqlResp, "query", "mutation { noop }"), false, "GET"},
+		{"malformed", post(gqlResp, `{"query":`), false, "-"},
+		{"not acceptable", post("text/html", `{"query":"{ serverTime }"}`), false, "-"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op := h.Serve(context.Background(), tt.req, gql.Env{}).Operation
+			switch {
+			case tt.refused == "-":
+				if op != nil {
+					t.Fatalf("operation %+v for a request that named none", op)
+				}
+			case op == nil:
+				t.Fatal("no operation")
+			case tt.ran && (op.Compiled == nil || op.Refused != "" || op.Name != "Q"):
+				t.Fatalf("ran: %+v", op)
+			case !tt.ran && (op.Compiled != nil || !strings.Contains(op.Refused, tt.refused) || op.Query == ""):
+				t.Fatalf("refused: %+v, want %q", op, tt.refused)
+			}
+		})
+	}
+}

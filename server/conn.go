@@ -8,8 +8,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/fraised/fraised/audit"
-	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/internal/wsread"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/session"
 )
@@ -37,9 +37,7 @@ type conn struct {
 	openedAt   int64
 	phase      uint8
 
-	lingerRead int   // bytes discarded since the close frame was queued
-	lingerSkip int64 // payload bytes of the current frame still to skip while lingering
-	lingerJunk bool  // input stopped parsing as frames while lingering
+	linger wsread.Linger // input after the close frame (or the last HTTP response)
 
 	closing   atomic.Bool                     // a close frame is queued: input is discarded
 	httpEndAt atomic.Int64                    // HTTP: when finishHTTP asked to end the output, after a running query's deadline (0: never)
@@ -105,6 +103,11 @@ func (c *conn) startClosing() {
 // would be fatal for them).
 const slowConsumerReason = "slow consumer"
 
+// slowConsumerHint is what the log of a slow consumer's cut tells the
+// operator, on the listener and Handler alike (both count against every
+// one of these flags).
+const slowConsumerHint = "the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate"
+
 // CutSlow disconnects a slow consumer: the partly sent frame is finished,
 // queued frames are dropped, and a close frame 1013 "slow consumer"
 // follows; the writer delivers it when the client reads again (or gives
@@ -116,8 +119,7 @@ func (c *conn) CutSlow(why string) {
 	c.startClosing()
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.guard.audit(audit.EventSlowConsumer, c, audit.Record{Reason: why})
-	c.srv.refusals.note("slow_consumer", c.remoteAddr, why,
-		"the client must read faster; raise --max-outbound, --max-outbound-total or --write-timeout if its bursts are legitimate")
+	c.srv.refusals.note("slow_consumer", c.remoteAddr, why, slowConsumerHint)
 }
 
 // Hangup closes the connection (outbox.Owner). Safe for concurrent use, and with the
@@ -126,22 +128,12 @@ func (c *conn) Hangup() {
 	_ = c.gc.Close()
 }
 
-// Lingering: after its close frame a WebSocket keeps reading (and
-// discarding) until the peer's close frame or EOF, so that input the peer
-// sent before it saw our close frame never meets a closed socket (the
-// kernel would answer with a reset, and the peer would lose the close
-// frame and see 1006). Both the time and the bytes are bounded.
-const (
-	// lingerTimeout bounds the wait for the peer's close frame or EOF
-	// after ours was written: a graphql-ws client answers within a round
-	// trip; 2 s covers a slow mobile link without keeping dead peers.
-	lingerTimeout = 2 * time.Second
-	// lingerMaxInput bounds the bytes read and discarded while lingering:
-	// enough for a client that floods messages (the 4429 case) to notice
-	// the close frame on loopback or a LAN, while a peer that streams
-	// forever costs at most this much reading.
-	lingerMaxInput = 1 << 20
-)
+// lingerTimeout bounds the wait for the peer's close frame or EOF after
+// ours was written (the linger: wsread.Linger): a graphql-ws client
+// answers within a round trip; 2 s covers a slow mobile link without
+// keeping dead peers. The bytes read meanwhile are bounded by
+// wsread.MaxLingerInput.
+const lingerTimeout = 2 * time.Second
 
 // onEnding handles input once the connection's output is ending: it
 // lingers after a close frame (or an HTTP connection's last response),
@@ -154,45 +146,17 @@ func (c *conn) onEnding(gc gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// onLinger discards input after the close frame was queued, watching for
-// the peer's close frame; it closes the connection when the peer's close
-// frame arrived and ours is written, or past lingerMaxInput. Frame
-// payloads are skipped without being buffered whole. Called on the event
-// loop.
+// onLinger discards input after the close frame was queued; it closes
+// the connection when the peer's close frame arrived and ours is
+// written, or past wsread.MaxLingerInput. Called on the event loop.
 func (c *conn) onLinger(gc gnet.Conn) gnet.Action {
 	buf, _ := gc.Peek(-1)
-	off, action := 0, gnet.None
-	for off < len(buf) && action == gnet.None {
-		if c.lingerSkip > 0 {
-			k := int(min(c.lingerSkip, int64(len(buf)-off)))
-			off += k
-			c.lingerSkip -= int64(k)
-			continue
-		}
-		if c.lingerJunk {
-			off = len(buf) // not frames any more: discard everything
-			break
-		}
-		h, n, err := codec.ParseHeader(buf[off:])
-		if err != nil {
-			c.lingerJunk = true
-			continue
-		}
-		if n == 0 {
-			break // a partial header: wait for the rest
-		}
-		off += n
-		c.lingerSkip = max(h.Length, 0)
-		if h.OpCode == ws.OpClose && c.out.PeerClose() {
-			action = gnet.Close
-		}
-	}
-	discard(gc, off)
-	c.lingerRead += off
-	if c.lingerRead > lingerMaxInput {
+	n, closeNow := c.linger.Feed(buf, &c.out)
+	discard(gc, n)
+	if closeNow {
 		return gnet.Close
 	}
-	return action
+	return gnet.None
 }
 
 // release gives back what the connection held at the edge once it

@@ -26,6 +26,13 @@ func rawFrame(msg string) []byte {
 // small raw client adds a few hundred bytes). -benchtime=2000x.
 func BenchmarkConnMemory(b *testing.B) {
 	s := startServer(b, nil)
+	benchConnMemory(b, s, s.opts.Listen, false)
+}
+
+// benchConnMemory opens b.N subscribed connections to addr, a server of
+// s, and reports the heap it keeps per connection, what it allocated,
+// and, with stacks, the goroutine stacks per connection.
+func benchConnMemory(b *testing.B, s *testServer, addr string, stacks bool) {
 	hello := append([]byte(rawUpgrade), rawFrame(`{"type":"connection_init"}`)...)
 	hello = append(hello, rawFrame(`{"id":"1","type":"subscribe","payload":{"query":"subscription($t: String!) { events(topic: $t) { seq body } }","variables":{"t":"mem"}}}`)...)
 	conns := make([]net.Conn, 0, b.N)
@@ -40,7 +47,7 @@ func BenchmarkConnMemory(b *testing.B) {
 	b.ResetTimer()
 	buf := make([]byte, 512)
 	for i := 0; i < b.N; i++ {
-		c, err := net.Dial("tcp", s.opts.Listen)
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -58,5 +65,8 @@ func BenchmarkConnMemory(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "live-B/conn")
+	if stacks {
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(b.N), "stack-B/conn")
+	}
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "alloc-B/conn")
 }

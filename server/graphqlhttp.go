@@ -8,10 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/auth"
-	"github.com/fraised/fraised/edge"
-	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/graphiql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/ratelimit"
@@ -123,53 +120,17 @@ func (c *httpConn) serveGraphiQL(req *http.Request) bool {
 	return c.respondRaw(appendHTTP(nil, r.Status, r.Header, r.Body, c.edge.closeAfter))
 }
 
-// graphqlRefusal checks a request to /graphql from its head alone: the
-// drain, the Origin allowlist, the size cap and, with --auth required,
-// that it carries a token. It returns the status, code and message of the
-// refusal, or status 0. It takes no rate-limit token, so wantsBody and
-// route may both ask.
-func (c *httpConn) graphqlRefusal(req *http.Request) (int, string, string) {
-	g := c.srv.guard
-	switch {
-	case c.srv.draining.Load():
-		return http.StatusServiceUnavailable, CodeDraining, "server is draining (shutting down): retry on another instance"
-	case !g.originAllowed(req.Header.Get("Origin"), req.Host):
-		origin := truncate(strings.ToValidUTF8(req.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
-		c.srv.refusals.note("origin", c.remoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
-			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may query")
-		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " + origin
-	case req.ContentLength > int64(c.srv.opts.MaxMessage):
-		return http.StatusRequestEntityTooLarge, httpgql.CodeRequestTooLarge,
-			"request body is " + strconv.FormatInt(req.ContentLength, 10) + " bytes, more than the limit of " + strconv.Itoa(c.srv.opts.MaxMessage) + " (--max-message)"
-	case g.Auth == auth.ModeRequired && c.httpToken(req) == "":
-		return http.StatusUnauthorized, CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>"
-	}
-	return 0, "", ""
-}
-
-// httpToken is the bearer token of a plain HTTP request: its
-// Authorization header, else the --auth-cookie cookie.
-func (c *httpConn) httpToken(req *http.Request) string {
-	if t, ok := auth.TokenFromHeader(req.Header.Get("Authorization")); ok {
-		return t
-	}
-	if name := c.srv.guard.Cookie; name != "" {
-		if t, ok := auth.TokenFromCookie(req.Header.Get("Cookie"), name); ok {
-			return t
-		}
-	}
-	return ""
-}
-
 // routeGraphQL answers a GraphQL-over-HTTP request: refusals from the
 // head and the rate limits on the event loop, the query itself (token
-// verification and resolvers, which may block) on its own goroutine.
-// body is valid until it returns. false means retry later.
+// verification and resolvers, which may block) on its own goroutine
+// (httpquery.go has the rules both transports share). body is valid
+// until it returns. false means retry later.
 func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
-	h := c.srv.routes.gql
-	accept := strings.Join(req.Header.Values("Accept"), ",")
-	if status, code, msg := c.graphqlRefusal(req); status != 0 {
-		return c.respondGQL(h.Refuse(accept, status, code, msg))
+	s := c.srv
+	h := s.routes.gql
+	peer := session.Peer{ID: c.id, Remote: c.remoteAddr}
+	if status, code, msg := s.queryRefusal(req); status != 0 {
+		return c.respondGQL(s.refuseQuery(h, req, peer, status, code, msg))
 	}
 	if c.pub != nil && c.pub.Inflight() > 0 {
 		// Publish replies are in flight ahead of this request: it waits
@@ -178,104 +139,47 @@ func (c *httpConn) routeGraphQL(req *http.Request, body []byte) bool {
 		c.edge.paused.Store(true)
 		return false
 	}
-	g, now := c.srv.guard, time.Now().UnixNano()
+	g, now := s.guard, time.Now().UnixNano()
 	if !c.gql.msgBucket.Allow(g.Limits.MessagesPerConn, now) || !c.gql.subBucket.Allow(g.Limits.SubscribesPerConn, now) {
 		g.rateTrips.Add(1)
-		g.audit(audit.EventRateLimit, c, audit.Record{Reason: "too many GraphQL-over-HTTP requests"})
-		c.srv.refusals.note("message_rate", c.remoteAddr, "too many GraphQL-over-HTTP requests on one connection (HTTP 429)",
+		s.refusals.note("message_rate", c.remoteAddr, "too many GraphQL-over-HTTP requests on one connection (HTTP 429)",
 			"raise --limit-messages / --limit-subscribes if this client is legitimate")
-		r := h.Refuse(accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: too many requests on this connection")
-		r.Header = append(r.Header, [2]string{"Retry-After", "1"})
-		return c.respondGQL(r)
+		return c.respondGQL(s.refuseQuery(h, req, peer, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: too many requests on this connection"))
 	}
-	select {
-	case c.srv.routes.running <- struct{}{}:
-	default:
-		c.srv.refusals.note("server_busy", c.remoteAddr, "too many GraphQL-over-HTTP queries running (HTTP 503)",
-			"queries wait on slow resolvers: check resolver latency")
-		r := h.Refuse(accept, http.StatusServiceUnavailable, CodeServerBusy,
-			"server busy: too many queries running; retry later")
-		r.Header = append(r.Header, [2]string{"Retry-After", strconv.Itoa(edge.RetryAfterSeconds)})
-		return c.respondGQL(r)
+	if !s.startQuery(peer) {
+		return c.respondGQL(s.refuseQuery(h, req, peer, http.StatusServiceUnavailable, CodeServerBusy, busyMessage))
 	}
 	hreq := &httpgql.Request{
 		Method:      req.Method,
 		RawQuery:    req.URL.RawQuery,
 		ContentType: req.Header.Get("Content-Type"),
-		Accept:      accept,
+		Accept:      strings.Join(req.Header.Values("Accept"), ","),
 		Body:        append([]byte(nil), body...),
 		Host:        req.Host,
 	}
 	token := ""
 	if g.Auth != auth.ModeOff {
-		token = c.httpToken(req)
+		token = tokenOf(req, g.Cookie)
 	}
 	c.gql.state.Store(gqlRunning)
-	go c.runHTTPQuery(hreq, token, c.edge.closeAfter || req.Close)
+	go c.runHTTPQuery(hreq, token, peer, c.edge.closeAfter || req.Close)
 	return true
 }
 
-// runHTTPQuery verifies the request's token, runs the query and queues
-// the answer, then lets the event loop read the next request (or ends
-// the connection when it was the last). Called on its own goroutine.
-func (c *httpConn) runHTTPQuery(req *httpgql.Request, token string, last bool) {
-	defer func() { <-c.srv.routes.running }()
+// runHTTPQuery answers the query (answerQuery) and queues the answer,
+// then lets the event loop read the next request (or ends the connection
+// when it was the last). Called on its own goroutine.
+func (c *httpConn) runHTTPQuery(req *httpgql.Request, token string, peer session.Peer, last bool) {
+	defer c.srv.endQuery()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.srv.routes.timeout.Load()))
 	defer cancel()
-	resp := c.answerHTTPQuery(ctx, req, token)
+	resp := c.srv.answerQuery(ctx, c.srv.routes.gql, req, token, peer)
 	c.send(appendHTTP(nil, resp.Status, withContentType(resp), resp.Body, last))
 	if c.gql.state.Swap(gqlIdle) == gqlEndAfter {
 		c.out.End()
 		return
 	}
 	_ = c.gc.Wake(nil) // read the requests that waited for this answer
-}
-
-// answerHTTPQuery is runHTTPQuery's answer: a refusal of the token, or
-// httpgql's response for the verified identity.
-func (c *httpConn) answerHTTPQuery(ctx context.Context, req *httpgql.Request, token string) (resp httpgql.Response) {
-	h := c.srv.routes.gql
-	defer func() {
-		if r := recover(); r != nil {
-			c.srv.log.Error("BUG: panic while answering a GraphQL-over-HTTP request", "panic", r, "remote", c.remoteAddr)
-			resp = h.Refuse(req.Accept, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "internal server error")
-		}
-	}()
-	env, refusal := c.srv.queryEnv(ctx, h, req.Accept, token, session.Peer{ID: c.id, Remote: c.remoteAddr})
-	if refusal != nil {
-		return *refusal
-	}
-	return h.Serve(ctx, req, env)
-}
-
-// queryEnv verifies a GraphQL-over-HTTP request's token ("": anonymous)
-// and applies the identity's operation rate, for the listener's and
-// Handler's queries alike; it returns the compiler's environment, or the
-// refusal to answer (accept is the request's Accept). It may block on
-// the verifier, up to ctx: never call it on an event loop.
-func (s *Server) queryEnv(ctx context.Context, h *httpgql.Handler, accept, token string, peer session.Peer) (gql.Env, *httpgql.Response) {
-	var env gql.Env
-	g := s.guard
-	if token == "" || g.Auth == auth.ModeOff {
-		return env, nil
-	}
-	id, err := g.Verifier.Verify(ctx, token)
-	if err != nil {
-		s.sess.CountAuthFailure()
-		reason := auth.ReasonOf(err).String()
-		s.audit(audit.EventAuthFailed, peer, audit.Record{Reason: "GraphQL over HTTP: " + reason})
-		s.refusals.note("auth", peer.Remote, "token refused (HTTP 401): "+reason, httpAuthFix)
-		r := h.Refuse(accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
-		return env, &r
-	}
-	if !s.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
-		s.audit(audit.EventRateLimit, peer, audit.Record{Subject: id.Subject, Reason: "too many operations for this identity"})
-		r := h.Refuse(accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-		r.Header = append(r.Header, [2]string{"Retry-After", "1"})
-		return env, &r
-	}
-	env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
-	return env, nil
 }
 
 // withContentType is resp's headers with its Content-Type first.

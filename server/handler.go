@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -18,9 +17,9 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/edge"
-	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
 	"github.com/fraised/fraised/internal/outbox"
+	"github.com/fraised/fraised/internal/wsread"
 	"github.com/fraised/fraised/proto"
 	"github.com/fraised/fraised/session"
 )
@@ -65,23 +64,24 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		origin := truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
+		origin := echoedOrigin(r)
 		s.refusals.note("origin", r.RemoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
 			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect")
 		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
 		return
-	case !g.Limits.ConnsPerIP.Unlimited() && !g.connsPerIP.Allow(hostOf(r.RemoteAddr), time.Now().UnixNano()):
-		g.refusedConns.Add(1)
-		g.rateTrips.Add(1)
-		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-		return
+	}
+	ticket, _ := s.admitNet(w, r)
+	if ticket == nil {
+		return // refused at a connection cap or rate
 	}
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == proto.Subprotocol }}
 	nc, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
+		ticket.Release()
 		return // gobwas/ws answered the bad upgrade
 	}
 	c := newNetConn(s, nc, r, tokenOf(r, g.Cookie))
+	c.ticket = ticket
 	if hs.Protocol != proto.Subprotocol {
 		c.Close(proto.CloseSubprotocolNotOK, "Subprotocol not acceptable")
 	}
@@ -107,14 +107,6 @@ func tokenOf(r *http.Request, cookie string) string {
 	return ""
 }
 
-// hostOf is the host part of a net/http RemoteAddr.
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
-}
-
 // netConn is a graphql-transport-ws connection on a net.Conn: the
 // session's Conn and its outbox's Owner.
 type netConn struct {
@@ -124,11 +116,13 @@ type netConn struct {
 	sess session.Session
 	peer session.Peer
 
-	frag     []byte // a fragmented message being reassembled (read goroutine)
-	fragging bool
+	in     wsread.Reader // frames (read goroutine)
+	linger wsread.Linger // input after the close frame (read goroutine)
+	big    []byte        // a frame larger than the bufio.Reader's buffer (read goroutine)
 
+	ticket    *edge.Ticket // its slots of --max-connections and --max-ip-connections, released when it ends
 	closing   atomic.Bool  // a close frame is queued: input is read only to linger
-	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
+	readAt    int64        // unix nanoseconds of the read being handled: its messages' arrival (read goroutine)
 	initTimer *time.Timer  // the connection_init deadline
 	timer     *time.Timer  // keep-alive pings and token expiry
 	lastPing  time.Time    // timer-owned
@@ -137,15 +131,15 @@ type netConn struct {
 var (
 	_ session.Conn = (*netConn)(nil)
 	_ outbox.Owner = (*netConn)(nil)
+	_ wsread.Conn  = (*netConn)(nil)
 )
 
 func newNetConn(s *Server, nc net.Conn, r *http.Request, token string) *netConn {
 	c := &netConn{srv: s, nc: nc, peer: session.Peer{ID: s.nextConnID.Add(1), Remote: r.RemoteAddr, Token: token}}
 	c.out.InitConn(nc, s.w, c, s.opts.WriteTimeout)
+	c.in.Init(s.opts.MaxMessage)
 	c.sess.Init(s.sess, c, c.peer)
-	now := time.Now()
-	c.lastRead.Store(now.UnixNano())
-	c.lastPing = now
+	c.lastPing = time.Now()
 	s.stats.connections.Add(1)
 	s.netConns.add(c)
 	s.audit(audit.EventConnAccepted, c.peer, audit.Record{})
@@ -166,6 +160,9 @@ func (c *netConn) serve(br *bufio.Reader) {
 	_ = c.nc.Close()
 	c.srv.netConns.remove(c)
 	c.srv.stats.connections.Add(-1)
+	if c.ticket != nil {
+		c.ticket.Release()
+	}
 }
 
 // onTimer closes an expired token's connection and pings when the
@@ -188,136 +185,101 @@ func (c *netConn) onTimer() {
 }
 
 // readLoop reads frames until the connection ends: EOF, an error, the
-// idle deadline (two keep-alive intervals without a frame), or the end
-// of lingering after a close frame.
+// idle deadline (two keep-alive intervals without a whole frame), or the end of
+// lingering after a close frame. Frames are parsed where br buffered
+// them; one larger than br's buffer is read whole into c.big first.
 func (c *netConn) readLoop(br *bufio.Reader) {
-	var buf []byte
+	need := 1 // bytes to have buffered before parsing again
+	c.armReadDeadline()
 	for {
-		c.armReadDeadline()
-		h, err := ws.ReadHeader(br)
-		if err != nil {
-			return
-		}
-		if c.closing.Load() {
-			if !c.linger(br, h) {
+		var n int
+		var end bool
+		if need > br.Size() {
+			if n, end = c.readBig(br, need); n == 0 {
 				return
 			}
-			continue
+		} else {
+			if _, err := br.Peek(need); err != nil {
+				return
+			}
+			buf, _ := br.Peek(br.Buffered())
+			n, end = c.feed(buf)
+			_, _ = br.Discard(n)
 		}
-		if err := ws.CheckHeader(h, ws.StateServerSide); err != nil {
-			c.Close(proto.CloseProtocolError, err.Error())
-			continue
-		}
-		if h.Length > int64(c.srv.opts.MaxMessage) {
-			c.Close(proto.CloseMessageTooBig, "message too big")
-			continue
-		}
-		if cap(buf) < int(h.Length) {
-			buf = make([]byte, h.Length)
-		}
-		payload := buf[:h.Length]
-		if _, err := io.ReadFull(br, payload); err != nil {
+		if end {
 			return
 		}
-		ws.Cipher(payload, h.Mask, 0)
-		c.lastRead.Store(time.Now().UnixNano())
-		c.onFrame(h, payload)
+		need = br.Buffered() + 1 // a partial header (or nothing): any byte more
+		if w := c.in.Want(); w > 0 && !c.closing.Load() {
+			need = w // a partial frame: all of it
+		}
 	}
 }
 
-// armReadDeadline sets how long the next frame may take: the linger
-// timeout once closing, two keep-alive intervals otherwise (a live
-// client answers pings), none when keep-alive is off.
+// readBig reads and handles one frame of size bytes, more than br can
+// buffer; it returns 0 when the connection failed.
+func (c *netConn) readBig(br *bufio.Reader, size int) (int, bool) {
+	if cap(c.big) < size {
+		c.big = make([]byte, size)
+	}
+	buf := c.big[:size]
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return 0, false
+	}
+	return c.feed(buf)
+}
+
+// feed handles input: frames (wsread.Reader) until the close frame is
+// queued, the linger after it. It returns the bytes consumed and whether
+// the connection should end now.
+func (c *netConn) feed(buf []byte) (int, bool) {
+	n := 0
+	if !c.closing.Load() {
+		c.readAt = time.Now().UnixNano()
+		n = c.in.Frames(buf, c)
+		if !c.closing.Load() {
+			if n > 0 {
+				c.armReadDeadline() // a complete frame: the next one's deadline
+			}
+			return n, false
+		}
+	}
+	k, end := c.linger.Feed(buf[n:], &c.out)
+	return n + k, end
+}
+
+// armReadDeadline gives the next frame two keep-alive intervals to
+// arrive whole (a live client answers pings; a byte of a frame is no sign
+// of life), or no deadline when keep-alive is off. Lingering keeps the
+// deadline startClosing set from the close frame: input after it never
+// moves it.
 func (c *netConn) armReadDeadline() {
-	switch ka := c.srv.opts.KeepAlive; {
-	case c.closing.Load():
-		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	case ka > 0:
+	if ka := c.srv.opts.KeepAlive; ka > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(2 * ka))
-	default:
+	} else {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
-}
-
-// linger skips a frame read after our close frame, watching for the
-// peer's; it reports false when the connection should end now.
-func (c *netConn) linger(br *bufio.Reader, h ws.Header) bool {
-	if _, err := io.CopyN(io.Discard, br, min(h.Length, lingerMaxInput)); err != nil || h.Length > lingerMaxInput {
-		return false
-	}
-	if h.OpCode == ws.OpClose && c.out.PeerClose() {
-		return false // our close frame is written: done
-	}
-	return true
-}
-
-// onFrame handles one frame; payload is valid until it returns. The
-// rules are RFC 6455's, as on the gnet path (wsConn.onFrame).
-func (c *netConn) onFrame(h ws.Header, payload []byte) {
-	switch h.OpCode {
-	case ws.OpText:
-		if c.fragging {
-			c.Close(proto.CloseProtocolError, "new message inside a fragmented message")
-			return
-		}
-		if h.Fin {
-			c.onText(payload)
-			return
-		}
-		c.fragging = true
-		c.frag = append(c.frag[:0], payload...)
-	case ws.OpContinuation:
-		if !c.fragging {
-			c.Close(proto.CloseProtocolError, "continuation frame without a message")
-			return
-		}
-		if len(c.frag)+len(payload) > c.srv.opts.MaxMessage {
-			c.Close(proto.CloseMessageTooBig, "message too big")
-			return
-		}
-		c.frag = append(c.frag, payload...)
-		if h.Fin {
-			c.fragging = false
-			c.onText(c.frag)
-			c.frag = nil
-		}
-	case ws.OpBinary:
-		c.Close(proto.CloseUnsupportedData, "binary messages are not supported: graphql-transport-ws messages are text")
-	case ws.OpPing:
-		if !c.sess.ControlAllowed(c.lastRead.Load()) {
-			return // the session closed the connection (4429)
-		}
-		c.send(codec.AppendFrame(nil, ws.OpPong, payload))
-	case ws.OpClose:
-		c.onClientClose(payload)
+	if c.closing.Load() {
+		c.lingerDeadline() // startClosing ran meanwhile: its deadline stands
 	}
 }
 
-// onText hands a whole text message to the session.
-func (c *netConn) onText(b []byte) {
-	if !utf8.Valid(b) {
-		c.Close(proto.CloseInvalidPayload, reasonBadUTF8)
-		return
+// Message hands a whole text message to the session (wsread.Conn).
+func (c *netConn) Message(b []byte) { c.sess.OnMessage(b, c.readAt) }
+
+// Ping answers a WebSocket ping within --limit-messages (wsread.Conn).
+func (c *netConn) Ping(payload []byte) {
+	if !c.sess.ControlAllowed(c.readAt) {
+		return // the session closed the connection (4429)
 	}
-	c.sess.OnMessage(b, c.lastRead.Load())
+	c.send(codec.AppendFrame(nil, ws.OpPong, payload))
 }
 
-// onClientClose echoes the client's close code.
-func (c *netConn) onClientClose(payload []byte) {
-	c.out.PeerClose()
-	code := proto.CloseNormal
-	if len(payload) >= 2 {
-		code = ws.StatusCode(uint16(payload[0])<<8 | uint16(payload[1]))
-	}
-	switch {
-	case len(payload) > 2 && !utf8.Valid(payload[2:]):
-		c.Close(proto.CloseInvalidPayload, reasonBadUTF8Close)
-	case len(payload) == 1 || (len(payload) >= 2 && !validCloseCode(code)):
-		c.Close(proto.CloseProtocolError, "invalid close frame")
-	default:
-		c.Close(code, "")
-	}
-}
+// PeerClose records the peer's close frame (wsread.PeerCloser).
+func (c *netConn) PeerClose() bool { return c.out.PeerClose() }
+
+// Closing reports whether the close frame is queued (wsread.Conn).
+func (c *netConn) Closing() bool { return c.closing.Load() }
 
 // send queues raw frame bytes; past --max-outbound the client is cut as
 // a slow consumer. Safe for concurrent use.
@@ -341,6 +303,12 @@ func (c *netConn) Close(code ws.StatusCode, reason string) {
 // startClosing switches the read loop to lingering, within lingerTimeout.
 func (c *netConn) startClosing() {
 	c.closing.Store(true)
+	c.lingerDeadline()
+}
+
+// lingerDeadline bounds the linger: the close frame's write (at most
+// --write-timeout) and the peer's answer (lingerTimeout).
+func (c *netConn) lingerDeadline() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout + c.srv.opts.WriteTimeout))
 }
 
@@ -361,8 +329,7 @@ func (c *netConn) CutSlow(why string) {
 	c.startClosing()
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.audit(audit.EventSlowConsumer, c.peer, audit.Record{Reason: why})
-	c.srv.refusals.note("slow_consumer", c.peer.Remote, why,
-		"the client must read faster; raise --max-outbound or --write-timeout if its bursts are legitimate")
+	c.srv.refusals.note("slow_consumer", c.peer.Remote, why, slowConsumerHint)
 }
 
 // audit writes a record about the connection of peer; it never blocks.
@@ -388,68 +355,30 @@ func (s *Server) closeNetConns() int {
 }
 
 // serveNetHTTPQuery answers a GraphQL-over-HTTP request to Handler with
-// the listener's rules: the drain, the Origin allowlist, the size cap,
-// the token and the per-identity operation rate (a net/http request has
-// no connection of fraised's to hold per-connection buckets).
+// the listener's rules (httpquery.go): the head's refusals, the cap on
+// running queries, the token and the per-identity operation rate, the
+// audit records. A net/http request has no connection of fraised's to
+// hold the listener's per-connection buckets.
 func (s *Server) serveNetHTTPQuery(w http.ResponseWriter, r *http.Request) {
 	h := httpgql.New(s.opts.Schema, httpgql.Options{MaxBodyBytes: s.opts.MaxMessage, Path: r.URL.Path, Execute: s.routes.queries.Append})
+	peer := session.Peer{Remote: r.RemoteAddr}
+	if status, code, msg := s.queryRefusal(r); status != 0 {
+		writeGQL(w, s.refuseQuery(h, r, peer, status, code, msg))
+		return
+	}
 	req, err := httpgql.FromHTTP(r, s.opts.MaxMessage)
 	if err != nil {
 		http.Error(w, "cannot read the request body", http.StatusBadRequest)
 		return
 	}
-	req.TLS = r.TLS != nil
-	if status, code, msg := s.netQueryRefusal(r); status != 0 {
-		writeGQL(w, h.Refuse(req.Accept, status, code, msg))
+	if !s.startQuery(peer) {
+		writeGQL(w, s.refuseQuery(h, r, peer, http.StatusServiceUnavailable, CodeServerBusy, busyMessage))
 		return
 	}
+	defer s.endQuery()
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.routes.timeout.Load()))
 	defer cancel()
-	env, refusal := s.netQueryEnv(ctx, h, req, tokenOf(r, s.guard.Cookie), r.RemoteAddr)
-	if refusal != nil {
-		writeGQL(w, *refusal)
-		return
-	}
-	writeGQL(w, h.Serve(ctx, req, env))
-}
-
-// netQueryRefusal checks a Handler query from its head, as
-// graphqlRefusal does on the listener.
-func (s *Server) netQueryRefusal(r *http.Request) (int, string, string) {
-	g := s.guard
-	switch {
-	case s.draining.Load():
-		return http.StatusServiceUnavailable, CodeDraining, "server is draining (shutting down): retry on another instance"
-	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " +
-			truncate(strings.ToValidUTF8(r.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
-	case g.Auth == auth.ModeRequired && tokenOf(r, g.Cookie) == "":
-		return http.StatusUnauthorized, CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>"
-	}
-	return 0, "", ""
-}
-
-// netQueryEnv verifies token (if any) and applies the identity's
-// operation rate; it returns the compiler's environment, or the refusal.
-func (s *Server) netQueryEnv(ctx context.Context, h *httpgql.Handler, req *httpgql.Request, token, remote string) (gql.Env, *httpgql.Response) {
-	var env gql.Env
-	if token == "" || s.guard.Auth == auth.ModeOff {
-		return env, nil
-	}
-	id, err := s.guard.Verifier.Verify(ctx, token)
-	if err != nil {
-		s.sess.CountAuthFailure()
-		reason := auth.ReasonOf(err).String()
-		s.audit(audit.EventAuthFailed, session.Peer{Remote: remote}, audit.Record{Reason: "GraphQL over HTTP: " + reason})
-		r := h.Refuse(req.Accept, http.StatusUnauthorized, CodeUnauthenticated, "token refused: "+reason)
-		return env, &r
-	}
-	if !s.sess.AllowOperation(id.Subject, time.Now().UnixNano()) {
-		r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-		return env, &r
-	}
-	env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
-	return env, nil
+	writeGQL(w, s.answerQuery(ctx, h, req, tokenOf(r, s.guard.Cookie), peer))
 }
 
 // writeGQL writes a GraphQL-over-HTTP response to w.

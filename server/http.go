@@ -164,14 +164,14 @@ func (c *httpConn) route(req *http.Request, body []byte) bool {
 
 // wantsBody reports whether req is a request whose body fraised reads: a
 // POST /publish/{topic} that carries the publish token, or a POST
-// /graphql that its head does not refuse (graphqlRefusal). Every other
+// /graphql that its head does not refuse (queryRefusal). Every other
 // request is answered from its head.
 func (c *httpConn) wantsBody(req *http.Request) bool {
 	if req.Method != http.MethodPost {
 		return false
 	}
 	if req.URL.Path == GraphQLPath {
-		status, _, _ := c.graphqlRefusal(req)
+		status, _, _ := c.srv.queryRefusal(req)
 		return status == 0
 	}
 	token := c.srv.opts.PublishToken
@@ -245,7 +245,7 @@ func (c *httpConn) respondClose(status int, body string) {
 // Called on the event loop.
 func (c *httpConn) finishHTTP() {
 	c.phase = phaseClosing
-	c.lingerJunk = true // HTTP input, not frames: discard all of it
+	c.linger.DiscardAll() // HTTP input, not frames
 	endAt := time.Now().UnixNano()
 	if c.queryRunning() {
 		endAt += c.srv.routes.timeout.Load() // its own deadline, not the peer's

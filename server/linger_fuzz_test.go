@@ -6,6 +6,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/fraised/fraised/internal/wsread"
 )
 
 // lingering returns a connection that sent its close frame and lingers.
@@ -75,24 +77,24 @@ func FuzzLinger(f *testing.F) {
 }
 
 // TestLingerInputCap: a lingering peer that keeps streaming is closed
-// once lingerMaxInput bytes were discarded, not read forever.
+// once wsread.MaxLingerInput bytes were discarded, not read forever.
 func TestLingerInputCap(t *testing.T) {
 	s := newFuzzServer(t)
 	c, fc := lingering(t, s)
 	frame := maskedText(`{"type":"ping"}`)
 	fed := 0
-	for fed <= lingerMaxInput {
+	for fed <= wsread.MaxLingerInput {
 		fc.in = append(fc.in, frame...)
 		fed += len(frame)
 		if a := c.onTraffic(fc); a != gnet.None {
-			if fed <= lingerMaxInput {
-				t.Fatalf("closed after %d bytes, cap %d", fed, lingerMaxInput)
+			if fed <= wsread.MaxLingerInput {
+				t.Fatalf("closed after %d bytes, cap %d", fed, wsread.MaxLingerInput)
 			}
 			return
 		}
 	}
 	fc.in = append(fc.in, frame...)
 	if a := c.onTraffic(fc); a != gnet.Close {
-		t.Fatalf("still lingering after %d bytes (cap %d)", fed+len(frame), lingerMaxInput)
+		t.Fatalf("still lingering after %d bytes (cap %d)", fed+len(frame), wsread.MaxLingerInput)
 	}
 }

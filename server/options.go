@@ -98,13 +98,15 @@ type Options struct {
 	// HTTPIdleTimeout closes a keep-alive HTTP connection that sends no new
 	// request for this long after its last response. Default 60s.
 	HTTPIdleTimeout time.Duration
-	// MaxConnections caps the open HTTP/WebSocket connections; past it new
-	// ones get 503 with Retry-After. Default (0): the open-files limit
+	// MaxConnections caps the open HTTP/WebSocket connections of the
+	// listener and the WebSockets of Handler; past it new ones get 503
+	// with Retry-After. Default (0): the open-files limit
 	// minus the descriptors everything else needs (MaxConnectionsFor), so
 	// client connections alone never exhaust the descriptors.
 	MaxConnections int
-	// MaxConnectionsPerAddr caps the open connections of one client
-	// address (IPv6: one /64); past it new ones get 503 with Retry-After.
+	// MaxConnectionsPerAddr caps the open connections (Handler's
+	// WebSockets included) of one client address (IPv6: one /64); past it
+	// new ones get 503 with Retry-After.
 	// Connections from TrustedProxies are counted under the client address
 	// they carry. Default 0: unlimited (the fraised command sets 1000).
 	MaxConnectionsPerAddr int

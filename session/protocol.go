@@ -2,11 +2,9 @@ package session
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/gjson"
 
 	"github.com/fraised/fraised/audit"
@@ -205,7 +203,7 @@ func (s *Session) onSubscribe(m proto.Message) {
 	if op.Kind == gql.KindQuery {
 		q := &query{id: append([]byte(nil), m.ID...), key: strings.Clone(m.IDString)}
 		s.queries = append(s.queries, q)
-		s.auditAccepted(op)
+		s.auditAccepted(op, m.Query)
 		go s.runQuery(q, op)
 		return
 	}
@@ -241,14 +239,13 @@ func (s *Session) addSubscription(m proto.Message, op *gql.Operation) {
 	}
 	s.spendResume(sub.key)
 	s.subs = append(s.subs, sub)
-	s.auditAccepted(op)
+	s.auditAccepted(op, m.Query)
 }
 
 // auditAccepted audits an accepted subscribe message.
-func (s *Session) auditAccepted(op *gql.Operation) {
+func (s *Session) auditAccepted(op *gql.Operation, query string) {
 	if s.h.Audit != nil {
-		s.audit(audit.EventSubscribeAccepted, audit.Record{Operation: op.OperationName, Field: op.Field,
-			DocHash: strconv.FormatUint(op.DocHash, 16), Topic: op.Topic})
+		s.audit(audit.EventSubscribeAccepted, AcceptedRecord(op, query))
 	}
 }
 
@@ -283,8 +280,7 @@ func (s *Session) refuse(m proto.Message, event, reason string, errs []byte) {
 		errs = append(codec.AppendJSONString([]byte(`[{"message":`), reason), "}]"...)
 	}
 	if s.h.Audit != nil {
-		s.audit(event, audit.Record{Operation: m.OperationName, Reason: reason,
-			Field: rootField(m.Query, m.OperationName), DocHash: strconv.FormatUint(xxhash.Sum64String(m.Query), 16)})
+		s.audit(event, RefusedRecord(m.Query, m.OperationName, reason))
 	}
 	s.sendErrors(m.ID, errs)
 }

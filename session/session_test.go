@@ -166,8 +166,12 @@ func FuzzRootField(f *testing.F) {
 	f.Add("{ ... { ... { ... { x } } } }", "")
 	f.Add("subscription { a: b }", "")
 	f.Fuzz(func(t *testing.T, query, op string) {
-		if name := rootField(query, op); name != "" && !strings.Contains(query, name) {
-			t.Fatalf("rootField(%q, %q) = %q, not in the document", query, op, name)
+		name, field := rootField(query, op)
+		if field != "" && !strings.Contains(query, field) {
+			t.Fatalf("rootField(%q, %q) field %q, not in the document", query, op, field)
+		}
+		if name != "" && !strings.Contains(query, name) {
+			t.Fatalf("rootField(%q, %q) name %q, not in the document", query, op, name)
 		}
 	})
 }

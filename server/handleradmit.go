@@ -1,0 +1,62 @@
+package server
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/session"
+)
+
+// Handler WebSockets count against the listener's connection caps: a
+// slot of --max-connections and one of --max-ip-connections for their
+// client, the same edge.Gate the accept loop charges, so the limits an
+// operator sets hold whichever way clients connect, and the descriptors
+// they guard (--max-connections is derived from the open-files limit)
+// are counted once. The host's plain HTTP requests (GraphQL over HTTP)
+// are not counted: the host's http.Server owns those connections.
+
+// admitNet admits a Handler WebSocket before its upgrade: it returns the
+// ticket the connection holds until it ends, and the client address
+// (the forwarded one when the TCP peer is in --trusted-proxies), or nil
+// after answering the refusal (503 with Retry-After at a cap, 429 past
+// the per-address connection rate), logged and audited as the accept
+// loop's.
+func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket, netip.Addr) {
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	proxy := s.opts.TrustedProxies.Contains(peer.Addr())
+	client := peer.Addr()
+	if proxy {
+		h := s.opts.ForwardedHeader
+		if a, ok := edge.ClientAddr(h, []byte(strings.Join(r.Header.Values(h.Name()), ", ")), s.opts.TrustedProxies); ok {
+			client = a
+		}
+	}
+	t, why := s.gate.Admit(peer, proxy)
+	if t != nil && !t.ChargeAddr(client) {
+		t.Release()
+		t, why = nil, edge.ReasonAddrCap
+	}
+	if t == nil {
+		s.refuseAtAccept(r.RemoteAddr, why.String())
+		w.Header().Set("Retry-After", strconv.Itoa(edge.RetryAfterSeconds))
+		w.Header().Set("Connection", "close")
+		http.Error(w, why.String(), http.StatusServiceUnavailable)
+		return nil, client
+	}
+	if !s.allowConnFrom(client) {
+		t.Release()
+		s.guard.refusedConns.Add(1)
+		s.guard.rateTrips.Add(1)
+		s.refusals.note("ip_connections", r.RemoteAddr, "too many new connections per second from this address (HTTP 429)",
+			"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
+		s.audit(audit.EventConnRefused, session.Peer{Remote: r.RemoteAddr}, audit.Record{Reason: "rate limit: connections per IP"})
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return nil, client
+	}
+	return t, client
+}
