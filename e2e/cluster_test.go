@@ -547,7 +547,7 @@ func TestClusterPubSubKillIsInvisible(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	waitLog(t, nodes[0], "reconnects=2")
+	nodes[0].waitLog(t, "reconnects=2")
 	repaired := 0
 	for _, line := range strings.Split(nodes[0].log(), "\n") {
 		if _, rest, ok := strings.Cut(line, "resubscribed after a reconnect"); ok {
@@ -560,18 +560,6 @@ func TestClusterPubSubKillIsInvisible(t *testing.T) {
 	}
 	if repaired == 0 {
 		t.Fatalf("two kills mid-stream and nothing repaired (the events in flight during the reconnects):\n%s", nodes[0].log())
-	}
-}
-
-// waitLog waits until p has logged want.
-func waitLog(t *testing.T, p *proc, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.log(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

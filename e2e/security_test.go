@@ -126,9 +126,9 @@ func (p *proc) waitLog(t *testing.T, want string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.log(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("fraised never logged %q", want)
+			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
