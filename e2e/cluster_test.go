@@ -89,13 +89,7 @@ type seqSubscriber struct {
 
 func subscribeSeq(t *testing.T, p *proc, topic string) *seqSubscriber {
 	t.Helper()
-	c := dialWSHeader(t, p.listen, nil)
-	c.send(`{"type":"connection_init"}`)
-	if got := c.next(); !strings.Contains(got, "connection_ack") {
-		t.Fatalf("init answered %s", got)
-	}
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"%s\") { seq } }"}}`, topic))
-	s := &seqSubscriber{c: c}
+	s := &seqSubscriber{c: subscribeWS(t, p.listen, eventsQuery(topic), "")}
 	go s.read()
 	return s
 }
@@ -646,16 +640,11 @@ type posEvent struct {
 // (nil: no resume).
 func subscribeFeed(t *testing.T, p *proc, room string, resume *posEvent) *posSubscriber {
 	t.Helper()
-	c := dialWSHeader(t, p.listen, nil)
-	c.send(`{"type":"connection_init"}`)
-	if got := c.next(); !strings.Contains(got, "connection_ack") {
-		t.Fatalf("init answered %s", got)
-	}
 	ext := ""
 	if resume != nil {
-		ext = fmt.Sprintf(`,"extensions":{"fraised":{"resume":{"epoch":%q,"offset":%d}}}`, resume.Epoch, resume.Offset)
+		ext = fmt.Sprintf(`{"fraised":{"resume":{"epoch":%q,"offset":%d}}}`, resume.Epoch, resume.Offset)
 	}
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { feed(room: \"%s\") { seq } }"%s}}`, room, ext))
+	c := subscribeWS(t, p.listen, fmt.Sprintf("subscription { feed(room: %q) { seq } }", room), ext)
 	s := &posSubscriber{c: c, done: make(chan struct{})}
 	go s.read()
 	return s

@@ -116,10 +116,7 @@ type subscriber struct {
 // subscribe opens a WebSocket to p and subscribes to query.
 func subscribe(t *testing.T, p *proc, query string) *subscriber {
 	t.Helper()
-	q, _ := json.Marshal(query)
-	s := &subscriber{c: dialWSHeader(t, p.listen, nil), ended: make(chan struct{})}
-	s.c.send(`{"type":"connection_init"}`)
-	s.c.send(`{"id":"1","type":"subscribe","payload":{"query":` + string(q) + `}}`)
+	s := &subscriber{c: subscribeWS(t, p.listen, query, ""), ended: make(chan struct{})}
 	go s.run()
 	return s
 }
