@@ -74,24 +74,7 @@ func TestPublishOnceDropsWhatWasPublished(t *testing.T) {
 // one more HGET and HSET in the function) against a plain one, one round
 // trip each: what exactly-once costs a clustered source.
 func BenchmarkPublishOnce(b *testing.B) {
-	r := redistest.Start(b)
-	br, err := New(Config{URL: r.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := br.Start(nopInlet{}); err != nil {
-		b.Fatal(err)
-	}
-	defer br.Stop()
-	br.TopicAdded("bench")
-	deadline := time.Now().Add(10 * time.Second)
-	for br.Ready() != nil {
-		if time.Now().After(deadline) {
-			b.Fatalf("not ready: %v", br.Ready())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+	br, payload := benchBroker(b)
 	ctx := context.Background()
 	seq := int64(0) // across every run of a sub-benchmark: a seq is never reused
 	run := func(name string, publish func(seq int64) error) {

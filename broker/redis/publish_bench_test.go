@@ -23,24 +23,7 @@ func (nopInlet) Deliver([]byte, []byte, broker.Position, <-chan struct{}) bool {
 // Redis and one publisher connection. With a node subscribed, each event
 // also costs Redis the PUBLISH to it.
 func BenchmarkPublish(b *testing.B) {
-	r := redistest.Start(b)
-	br, err := New(Config{URL: r.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := br.Start(nopInlet{}); err != nil {
-		b.Fatal(err)
-	}
-	defer br.Stop()
-	br.TopicAdded("bench")
-	deadline := time.Now().Add(10 * time.Second)
-	for br.Ready() != nil {
-		if time.Now().After(deadline) {
-			b.Fatalf("not ready: %v", br.Ready())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	payload := []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
+	br, payload := benchBroker(b)
 	ctx := context.Background()
 	b.Run("sequential", func(b *testing.B) {
 		b.SetBytes(int64(len(payload)))
@@ -68,6 +51,31 @@ func BenchmarkPublish(b *testing.B) {
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric((redisCPU(b, br)-cpu0)*1e6/float64(b.N*n), "redis-µs/event")
 	})
+}
+
+// benchBroker starts a broker on a fresh local redis-server, subscribed
+// to topic "bench" and ready (stopped when b ends), and returns it with a
+// 144-byte event payload.
+func benchBroker(b *testing.B) (*Broker, []byte) {
+	b.Helper()
+	r := redistest.Start(b)
+	br, err := New(Config{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(nopInlet{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(br.Stop)
+	br.TopicAdded("bench")
+	deadline := time.Now().Add(10 * time.Second)
+	for br.Ready() != nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("not ready: %v", br.Ready())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return br, []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Sprintf("%0100d", 0) + `"}`)
 }
 
 // redisCPU returns redis-server's CPU seconds (user + system) so far.
