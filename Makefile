@@ -65,12 +65,14 @@ vet:
 	$(GO) vet ./...
 
 # The zero-allocation tests skip themselves under -race (the race detector
-# makes sync.Pool drop items), so they run a second time without it.
+# makes sync.Pool drop items), so they run a second time without it. The
+# binary tests (e2e/, perf/'s smoke) run bin/fraised, the release build,
+# instead of building their own copy.
 ALLOC_TESTS := Alloc
 
-unit:
-	$(GO) test -race -count=1 -timeout 10m ./...
-	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
+unit: build
+	FRAISED_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 10m ./...
+	FRAISED_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./...
 
 # The real npm clients against the real binary: graphql-ws (and graphql-js
 # reading its introspection) and ioredis; and graphql-http's

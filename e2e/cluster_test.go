@@ -89,13 +89,7 @@ type seqSubscriber struct {
 
 func subscribeSeq(t *testing.T, p *proc, topic string) *seqSubscriber {
 	t.Helper()
-	c := dialWSHeader(t, p.listen, nil)
-	c.send(`{"type":"connection_init"}`)
-	if got := c.next(); !strings.Contains(got, "connection_ack") {
-		t.Fatalf("init answered %s", got)
-	}
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"%s\") { seq } }"}}`, topic))
-	s := &seqSubscriber{c: c}
+	s := &seqSubscriber{c: subscribeWS(t, p.listen, eventsQuery(topic), "")}
 	go s.read()
 	return s
 }
@@ -547,7 +541,7 @@ func TestClusterPubSubKillIsInvisible(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	waitLog(t, nodes[0], "reconnects=2")
+	nodes[0].waitLog(t, "reconnects=2")
 	repaired := 0
 	for _, line := range strings.Split(nodes[0].log(), "\n") {
 		if _, rest, ok := strings.Cut(line, "resubscribed after a reconnect"); ok {
@@ -560,18 +554,6 @@ func TestClusterPubSubKillIsInvisible(t *testing.T) {
 	}
 	if repaired == 0 {
 		t.Fatalf("two kills mid-stream and nothing repaired (the events in flight during the reconnects):\n%s", nodes[0].log())
-	}
-}
-
-// waitLog waits until p has logged want.
-func waitLog(t *testing.T, p *proc, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.log(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -658,16 +640,11 @@ type posEvent struct {
 // (nil: no resume).
 func subscribeFeed(t *testing.T, p *proc, room string, resume *posEvent) *posSubscriber {
 	t.Helper()
-	c := dialWSHeader(t, p.listen, nil)
-	c.send(`{"type":"connection_init"}`)
-	if got := c.next(); !strings.Contains(got, "connection_ack") {
-		t.Fatalf("init answered %s", got)
-	}
 	ext := ""
 	if resume != nil {
-		ext = fmt.Sprintf(`,"extensions":{"fraised":{"resume":{"epoch":%q,"offset":%d}}}`, resume.Epoch, resume.Offset)
+		ext = fmt.Sprintf(`{"fraised":{"resume":{"epoch":%q,"offset":%d}}}`, resume.Epoch, resume.Offset)
 	}
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { feed(room: \"%s\") { seq } }"%s}}`, room, ext))
+	c := subscribeWS(t, p.listen, fmt.Sprintf("subscription { feed(room: %q) { seq } }", room), ext)
 	s := &posSubscriber{c: c, done: make(chan struct{})}
 	go s.read()
 	return s

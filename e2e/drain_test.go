@@ -100,10 +100,7 @@ type seqReader struct {
 
 func startSeqReader(t *testing.T, addr, topic string) *seqReader {
 	t.Helper()
-	c := dialWSHeader(t, addr, nil)
-	c.send(`{"type":"connection_init"}`)
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"%s\") { seq } }"}}`, topic))
-	s := &seqReader{c: c, ended: make(chan struct{})}
+	s := &seqReader{c: subscribeWS(t, addr, eventsQuery(topic), ""), ended: make(chan struct{})}
 	go s.run()
 	return s
 }

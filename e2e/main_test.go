@@ -29,8 +29,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bin = filepath.Join(dir, "fraised")
-		// Static, like `make build`: the release binary (it refuses --plugin).
-		build := exec.Command("go", "build", "-o", bin, "../cmd/fraised")
+		// Static and -trimpath, like `make build`: the release binary (it
+		// refuses --plugin), sharing make build's compile cache.
+		build := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/fraised")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := build.CombinedOutput()
 		if err != nil {

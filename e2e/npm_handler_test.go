@@ -20,6 +20,31 @@ import (
 	"github.com/fraised/fraised/server"
 )
 
+// startEmbedded starts fraised embedded on the example schema (its own
+// listener on a free port; publishListen "-" turns the RESP listener off,
+// "" keeps the default), shut down when t ends.
+func startEmbedded(t *testing.T, publishListen string) *fraised.Server {
+	t.Helper()
+	srv, err := fraised.New(fraised.Options{SchemaFile: "../examples/schema.graphql",
+		Server: server.Options{Listen: "127.0.0.1:0", PublishListen: publishListen, Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv
+}
+
+// graphqlMux mounts srv's Handler on /graphql of a standard ServeMux, as
+// examples/embed does.
+func graphqlMux(srv *fraised.Server) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", srv.Handler())
+	return mux
+}
+
 // TestNPMGraphQLWSOverTLSHandler: the real npm graphql-ws client over
 // wss:// to fraised's Handler mounted on a net/http TLS server (the
 // standard ServeMux), which terminates TLS itself; the events are
@@ -28,18 +53,8 @@ func TestNPMGraphQLWSOverTLSHandler(t *testing.T) {
 	if os.Getenv("FRAISED_NPM_E2E") == "" {
 		t.Skip("set FRAISED_NPM_E2E=1 after `npm ci --prefix e2e/npm` (make test does)")
 	}
-	srv, err := fraised.New(fraised.Options{SchemaFile: "../examples/schema.graphql",
-		Server: server.Options{Listen: "127.0.0.1:0", PublishListen: "-", Logger: slog.New(slog.DiscardHandler)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", srv.Handler())
-	ts := httptest.NewTLSServer(mux)
+	srv := startEmbedded(t, "-")
+	ts := httptest.NewTLSServer(graphqlMux(srv))
 	defer ts.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {

@@ -3,9 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraised/fraised"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/httpgql"
-	"github.com/fraised/fraised/server"
 )
 
 // TestNPMHTTPAudit runs graphql-http's audit suite (every MUST and SHOULD
@@ -53,18 +49,7 @@ func TestNPMHTTPAudit(t *testing.T) {
 	t.Run("httpgql", func(t *testing.T) { audit(t, "http://"+ln.Addr().String()+"/graphql") })
 	t.Run("binary", func(t *testing.T) { audit(t, "http://"+startBinary(t).listen+"/graphql") })
 	t.Run("Handler", func(t *testing.T) {
-		fs, err := fraised.New(fraised.Options{SchemaFile: "../examples/schema.graphql",
-			Server: server.Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fs.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer fs.Shutdown(context.Background())
-		mux := http.NewServeMux()
-		mux.Handle("/graphql", fs.Handler())
-		ts := httptest.NewServer(mux)
+		ts := httptest.NewServer(graphqlMux(startEmbedded(t, "")))
 		defer ts.Close()
 		audit(t, ts.URL+"/graphql")
 	})

@@ -53,13 +53,7 @@ type offsetSubscriber struct {
 
 func subscribeOffsets(t *testing.T, p *proc, topic string) *offsetSubscriber {
 	t.Helper()
-	c := dialWSHeader(t, p.listen, nil)
-	c.send(`{"type":"connection_init"}`)
-	if got := c.next(); !strings.Contains(got, "connection_ack") {
-		t.Fatalf("init answered %s", got)
-	}
-	c.send(fmt.Sprintf(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"%s\") { seq } }"}}`, topic))
-	s := &offsetSubscriber{c: c}
+	s := &offsetSubscriber{c: subscribeWS(t, p.listen, eventsQuery(topic), "")}
 	go s.read()
 	return s
 }

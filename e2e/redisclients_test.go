@@ -36,12 +36,7 @@ func subscribeCounting(t *testing.T, p *proc, topic string) *deliveries {
 	t.Helper()
 	d := &deliveries{}
 	for i := range subsPerTopic {
-		c := dialWSHeader(t, p.listen, nil)
-		c.send(`{"type":"connection_init"}`)
-		if got := c.next(); got != ack {
-			t.Fatalf("init: %s", got)
-		}
-		c.send(`{"id":"1","type":"subscribe","payload":{"query":"subscription { events(topic: \"` + topic + `\") { seq } }"}}`)
+		c := subscribeWS(t, p.listen, eventsQuery(topic), "")
 		d.done.Add(1)
 		go d.read(c, i)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -87,6 +88,32 @@ func initWith(t *testing.T, addr, token string) (*wsClient, string) {
 
 const ack = `{"type":"connection_ack"}`
 
+// subscribeWS connects to addr, waits for connection_ack and subscribes
+// (id "1") to query; extensions, when not "", is the subscribe payload's
+// extensions object (raw JSON).
+func subscribeWS(t *testing.T, addr, query, extensions string) *wsClient {
+	t.Helper()
+	c := dialWSHeader(t, addr, nil)
+	c.send(`{"type":"connection_init"}`)
+	if got := c.next(); got != ack {
+		t.Fatalf("connection_init answered %s", got)
+	}
+	q, err := json.Marshal(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extensions != "" {
+		extensions = `,"extensions":` + extensions
+	}
+	c.send(`{"id":"1","type":"subscribe","payload":{"query":` + string(q) + extensions + `}}`)
+	return c
+}
+
+// eventsQuery is the example schema's subscription to topic's seqs.
+func eventsQuery(topic string) string {
+	return fmt.Sprintf("subscription { events(topic: %q) { seq } }", topic)
+}
+
 func edKey(t *testing.T) (ed25519.PrivateKey, []byte) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -126,9 +153,9 @@ func (p *proc) waitLog(t *testing.T, want string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.log(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("fraised never logged %q", want)
+			t.Fatalf("fraised never logged %q:\n%s", want, p.log())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

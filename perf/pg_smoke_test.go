@@ -15,6 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	removeFraisedBin()
 	os.Exit(code)
 }
 
@@ -28,12 +29,7 @@ func TestSmokePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "fraised")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/fraised")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("cannot build cmd/fraised: %v\n%s", err, out)
-	}
+	bin := fraisedBin(t)
 	for _, name := range []string{"smoke-pg-outbox", "smoke-pg-listen"} {
 		t.Run(name, func(t *testing.T) {
 			sc, err := loadgen.Lookup(name)

@@ -98,22 +98,14 @@ func TestSmokeFloors(t *testing.T) {
 	}
 }
 
-// TestSmokeFraised builds ./cmd/fraised and runs the smoke scenario
-// against it on free ports.
+// TestSmokeFraised runs the smoke scenario against fraised (fraisedBin)
+// on free ports.
 func TestSmokeFraised(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(root, "cmd", "fraised", "*.go")); len(m) == 0 {
-		t.Skip("cmd/fraised does not exist yet: the smoke test ran against the floor servers only")
-	}
-	bin := filepath.Join(t.TempDir(), "fraised")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/fraised")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("cannot build cmd/fraised: %v\n%s", err, out)
-	}
+	bin := fraisedBin(t)
 	ws, pub := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -26,13 +26,15 @@ func rawFrame(msg string) []byte {
 // small raw client adds a few hundred bytes). -benchtime=2000x.
 func BenchmarkConnMemory(b *testing.B) {
 	s := startServer(b, nil)
-	benchConnMemory(b, s, s.opts.Listen, false)
+	connMemory(b, s, s.opts.Listen)
 }
 
-// benchConnMemory opens b.N subscribed connections to addr, a server of
-// s, and reports the heap it keeps per connection, what it allocated,
-// and, with stacks, the goroutine stacks per connection.
-func benchConnMemory(b *testing.B, s *testServer, addr string, stacks bool) {
+// connMemory is the body of the connection-memory benchmarks: b.N
+// subscribed raw connections to addr, served by s; it reports the heap
+// kept (live-B/conn), the goroutine stacks kept (stack-B/conn) and the
+// bytes allocated (alloc-B/conn) per connection.
+func connMemory(b *testing.B, s *testServer, addr string) {
+	b.Helper()
 	hello := append([]byte(rawUpgrade), rawFrame(`{"type":"connection_init"}`)...)
 	hello = append(hello, rawFrame(`{"id":"1","type":"subscribe","payload":{"query":"subscription($t: String!) { events(topic: $t) { seq body } }","variables":{"t":"mem"}}}`)...)
 	conns := make([]net.Conn, 0, b.N)
@@ -65,8 +67,6 @@ func benchConnMemory(b *testing.B, s *testServer, addr string, stacks bool) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "live-B/conn")
-	if stacks {
-		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(b.N), "stack-B/conn")
-	}
+	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(b.N), "stack-B/conn")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "alloc-B/conn")
 }

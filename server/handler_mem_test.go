@@ -14,5 +14,5 @@ func BenchmarkHandlerConnMemory(b *testing.B) {
 	s := startServer(b, nil)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	benchConnMemory(b, s, ts.Listener.Addr().String(), true)
+	connMemory(b, s, ts.Listener.Addr().String())
 }

@@ -36,27 +36,18 @@ const pgQueryTimeout = 30 * time.Second
 // "bench_0"); fraised's --source maps it back with channels=.
 func PGChannel(topic string) string { return strings.ReplaceAll(topic, ".", "_") }
 
-type pgJob struct {
-	seq    int64
-	topic  int32
-	queued int64 // ns since base
-}
-
 // pgSink commits each event as its own transaction from a pool of writers.
 type pgSink struct {
-	sh     *shared
+	jobQueue
 	listen bool
-	jobs   chan pgJob
 	wg     sync.WaitGroup
 	conns  []*pgx.Conn
 
 	replies, errs atomic.Int64
-	maxQueueNs    atomic.Int64
-	deadline      atomic.Pointer[time.Time] // send gives up past it
 }
 
 func dialPG(sh *shared, url, mode string) (*pgSink, error) {
-	s := &pgSink{sh: sh, listen: mode == SourceListen, jobs: make(chan pgJob, 4*pgWriters)}
+	s := &pgSink{jobQueue: jobQueue{sh: sh, jobs: make(chan queuedJob, 4*pgWriters)}, listen: mode == SourceListen}
 	for range pgWriters {
 		ctx, cancel := context.WithTimeout(context.Background(), pgQueryTimeout)
 		c, err := pgx.Connect(ctx, url)
@@ -71,23 +62,6 @@ func dialPG(sh *shared, url, mode string) (*pgSink, error) {
 		s.wg.Go(func() { s.work(c) })
 	}
 	return s, nil
-}
-
-func (s *pgSink) send(seqs []int64, topics []int32) error {
-	var deadline <-chan time.Time
-	if d := s.deadline.Load(); d != nil {
-		t := time.NewTimer(time.Until(*d))
-		defer t.Stop()
-		deadline = t.C
-	}
-	for i, seq := range seqs {
-		select {
-		case s.jobs <- pgJob{seq: seq, topic: topics[i], queued: s.sh.nowNs()}:
-		case <-deadline:
-			return errPublishDeadline
-		}
-	}
-	return nil
 }
 
 // work commits the jobs, one transaction each.
@@ -114,7 +88,7 @@ func (s *pgSink) work(c *pgx.Conn) {
 
 // commit runs one transaction: BEGIN, the publish, then (with the event's
 // send time taken) COMMIT.
-func (s *pgSink) commit(c *pgx.Conn, sql, topic, payload string, j pgJob) error {
+func (s *pgSink) commit(c *pgx.Conn, sql, topic, payload string, j queuedJob) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pgQueryTimeout)
 	defer cancel()
 	tx, err := c.Begin(ctx)
@@ -125,23 +99,9 @@ func (s *pgSink) commit(c *pgx.Conn, sql, topic, payload string, j pgJob) error 
 	if _, err := tx.Exec(ctx, sql, topic, payload); err != nil {
 		return err
 	}
-	if j.seq >= 0 {
-		now := s.sh.nowNs()
-		atomic.StoreInt64(&s.sh.sendNs[j.seq], now)
-		for q := now - j.queued; q > s.maxQueueNs.Load(); {
-			if s.maxQueueNs.CompareAndSwap(s.maxQueueNs.Load(), q) {
-				break
-			}
-		}
-	}
+	s.leaving(j)
 	return tx.Commit(ctx)
 }
-
-func (s *pgSink) setDeadline(d *time.Time) { s.deadline.Store(d) }
-
-// queueLag returns the longest an event waited for a free writer (and for
-// its own BEGIN and publish) and resets it.
-func (s *pgSink) queueLag() time.Duration { return time.Duration(s.maxQueueNs.Swap(0)) }
 
 // acked counts committed rows; the deliveries are not reported (the
 // database does not know them).

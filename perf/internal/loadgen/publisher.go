@@ -139,53 +139,27 @@ var errPublishDeadline = errors.New("loadgen: the publisher could not send every
 // httpWorkers is the number of concurrent POST /publish requests.
 const httpWorkers = 16
 
-type httpJob struct {
-	seq    int64
-	topic  int32
-	queued int64 // ns since base
-}
-
 // httpSink POSTs each event to BASE/publish/{topic} from a pool of workers.
 type httpSink struct {
-	sh     *shared
+	jobQueue
 	base   string
 	token  string
 	client *http.Client
-	jobs   chan httpJob
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 
 	replies, deliveries, errs atomic.Int64
-	maxQueueNs                atomic.Int64
-	deadline                  atomic.Pointer[time.Time] // send gives up past it
 }
 
 func newHTTPSink(sh *shared, base, token string) *httpSink {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &http.Transport{MaxIdleConnsPerHost: httpWorkers, MaxConnsPerHost: httpWorkers, DisableCompression: true}
-	s := &httpSink{sh: sh, base: base, token: token, cancel: cancel,
-		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, jobs: make(chan httpJob, 4*httpWorkers)}
+	s := &httpSink{jobQueue: jobQueue{sh: sh, jobs: make(chan queuedJob, 4*httpWorkers)}, base: base, token: token, cancel: cancel,
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	for range httpWorkers {
 		s.wg.Go(func() { s.work(ctx) })
 	}
 	return s
-}
-
-func (s *httpSink) send(seqs []int64, topics []int32) error {
-	var deadline <-chan time.Time
-	if d := s.deadline.Load(); d != nil {
-		t := time.NewTimer(time.Until(*d))
-		defer t.Stop()
-		deadline = t.C
-	}
-	for i, seq := range seqs {
-		select {
-		case s.jobs <- httpJob{seq: seq, topic: topics[i], queued: s.sh.nowNs()}:
-		case <-deadline:
-			return errPublishDeadline
-		}
-	}
-	return nil
 }
 
 func (s *httpSink) work(ctx context.Context) {
@@ -201,15 +175,7 @@ func (s *httpSink) work(ctx context.Context) {
 		if s.token != "" {
 			req.Header.Set("Authorization", "Bearer "+s.token)
 		}
-		if j.seq >= 0 {
-			now := s.sh.nowNs()
-			atomic.StoreInt64(&s.sh.sendNs[j.seq], now)
-			for q := now - j.queued; q > s.maxQueueNs.Load(); {
-				if s.maxQueueNs.CompareAndSwap(s.maxQueueNs.Load(), q) {
-					break
-				}
-			}
-		}
+		s.leaving(j)
 		resp, err := s.client.Do(req)
 		if err != nil {
 			s.fail(err.Error())
@@ -228,12 +194,6 @@ func (s *httpSink) work(ctx context.Context) {
 		}
 	}
 }
-
-func (s *httpSink) setDeadline(d *time.Time) { s.deadline.Store(d) }
-
-// queueLag returns the longest an event waited for a free HTTP worker and
-// resets it.
-func (s *httpSink) queueLag() time.Duration { return time.Duration(s.maxQueueNs.Swap(0)) }
 
 func (s *httpSink) fail(msg string) {
 	s.errs.Add(1)

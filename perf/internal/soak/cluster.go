@@ -31,15 +31,6 @@ import (
 // (-9, then restarted) or drained (SIGTERM) mid-stream: every client must
 // end with every event of its topic exactly once, in order.
 
-// clusterSDL is the cluster scenarios' schema: every topic keeps the
-// whole run (and Redis' stream of it, the history size) for a resume.
-const clusterSDL = `type Event { seq: Int! ts: Float! body: String }
-type Query { serverTime: String }
-type Subscription {
-  events(topic: String!): Event! @topic(name: "{topic}") @history(size: 200000, ttl: "2m")
-}
-`
-
 // Bounds of the cluster scenarios.
 const (
 	// clusterNodes is the cluster's size: the issue's three.
@@ -373,15 +364,7 @@ func clusterKill9(e *Env) {
 				e.Fail("cannot kill node 0: %v", err)
 			}
 		},
-		heal: func(e *Env) {
-			start := time.Now()
-			if err := e.Child.Restart(e.Ctx); err != nil {
-				e.Fail("restart after kill -9: %v", err)
-				return
-			}
-			e.Fig("restart", "%.2fs", time.Since(start).Seconds())
-			e.Sampler.Rebase()
-		},
+		heal: func(e *Env) { e.restart() },
 	})
 }
 

@@ -354,13 +354,9 @@ func kill9Restart(e *Env) {
 			break
 		}
 	}
-	start := time.Now()
-	if err := e.Child.Restart(e.Ctx); err != nil {
-		e.Fail("restart after kill -9: %v", err)
+	if !e.restart() {
 		return
 	}
-	e.Fig("restart", "%.2fs", time.Since(start).Seconds())
-	e.Sampler.Rebase()
 	readers = startReaders(e, n, topic, "seq", events)
 	defer waitReaders(readers, 0)
 	e.Fig("reconnected", "%d/%d", len(readers), n)

@@ -55,27 +55,11 @@ func publisherFloodFairness(e *Env) {
 		return
 	}
 	pp.conn.Close()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var sent, acked int64
-	for i := range flooders {
-		p, err := dialPub(e.src.next(), e.Child.Pub, 0)
-		if err != nil {
-			e.Fail("flooder %d: %v", i, err)
-			continue
-		}
-		defer p.conn.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, a := pipeline(e, p, topic, maxLoadEvents, tailSeq(floodPayload), d)
-			mu.Lock()
-			sent, acked = sent+s, acked+a
-			mu.Unlock()
-		}()
-	}
+	flood := tailSeq(floodPayload)
+	wait := pipelines(e, "flooder", flooders, topic, maxLoadEvents, d,
+		func(int) func([]byte, int64) []byte { return flood })
 	lat := lightPublisher(e, d)
-	wg.Wait()
+	_, acked := wait()
 	e.Fig("flood_acked_per_s", "%.0f", float64(acked)/d.Seconds())
 	if len(lat) == 0 {
 		e.Fail("the light publisher got no reply")
@@ -162,32 +146,50 @@ func ringBytes(e *Env) {
 	}
 	pp.conn.Close()
 	d := e.scaleD(15*time.Second, 6*time.Second)
+	big := tailSeq(ringPayload)
+	sent, acked := pipelines(e, "publisher", ringPublishers, topic, e.scale(2000, 500), d,
+		func(i int) func([]byte, int64) []byte {
+			return func(dst []byte, seq int64) []byte { return big(dst, int64(i)*ringSeqSpan+seq) }
+		})()
+	e.Fig("published", "%d", sent)
+	e.Fig("acked", "%d", acked)
+	e.Fig("published_MiB", "%.0f", float64(sent)*ringPayload/(1<<20))
+	e.catchUp(readers, acked)
+}
+
+// pipelines starts n publishers, each on its own connection (from the next
+// source address) running pipeline on topic with the events mk(i) makes
+// (at most count, for at most d); the returned wait blocks until every
+// one has stopped, closes their connections and returns the totals.
+func pipelines(e *Env, who string, n int, topic string, count int, d time.Duration,
+	mk func(i int) func(dst []byte, seq int64) []byte) (wait func() (sent, acked int64)) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var sent, acked int64
-	for i := range ringPublishers {
+	var pubs []*pubConn
+	for i := range n {
 		p, err := dialPub(e.src.next(), e.Child.Pub, 0)
 		if err != nil {
-			e.Fail("publisher %d: %v", i, err)
+			e.Fail("%s %d: %v", who, i, err)
 			continue
 		}
-		defer p.conn.Close()
+		pubs = append(pubs, p)
 		wg.Add(1)
-		big := tailSeq(ringPayload)
-		mk := func(dst []byte, seq int64) []byte { return big(dst, int64(i)*ringSeqSpan+seq) }
 		go func() {
 			defer wg.Done()
-			s, a := pipeline(e, p, topic, e.scale(2000, 500), mk, d)
+			s, a := pipeline(e, p, topic, count, mk(i), d)
 			mu.Lock()
 			sent, acked = sent+s, acked+a
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
-	e.Fig("published", "%d", sent)
-	e.Fig("acked", "%d", acked)
-	e.Fig("published_MiB", "%.0f", float64(sent)*ringPayload/(1<<20))
-	e.catchUp(readers, acked)
+	return func() (int64, int64) {
+		wg.Wait()
+		for _, p := range pubs {
+			p.conn.Close()
+		}
+		return sent, acked
+	}
 }
 
 // tailSeq makes `{"body":"x…","seq":N}` events of size bytes, the

@@ -17,9 +17,10 @@ import (
 	"github.com/fraised/fraised/perf/internal/wsframe"
 )
 
-// historySDL is the resume storm's schema: examples/schema.graphql's
-// events field with @history, so every topic (the canary's too) keeps
-// the whole run.
+// historySDL is the resume storm's and the cluster scenarios' schema:
+// examples/schema.graphql's events field with @history, so every topic
+// (the canary's too) keeps the whole run (in a cluster, Redis' stream of
+// it: the history size) for a resume.
 const historySDL = `type Event { seq: Int! ts: Float! body: String }
 type Query { serverTime: String }
 type Subscription {

@@ -32,9 +32,9 @@ func Scenarios() []Scenario {
 			What: "1 MB events published faster than the dispatcher takes them"},
 		{Name: "resume-storm", SDL: historySDL, Run: resumeStorm,
 			What: "100 clients (20 with --quick) cut and resume at random moments during 10 s at 10,000 events/s (2 s at 2,000/s): gap-free, duplicate-free"},
-		{Name: "cluster-kill9", SDL: clusterSDL, Cluster: true, Ends: true, Run: clusterKill9,
+		{Name: "cluster-kill9", SDL: historySDL, Cluster: true, Ends: true, Run: clusterKill9,
 			What: "3 nodes on Redis behind a round-robin proxy, 10,000 events/s across 100 topics to 300 recipe clients (2,000/s, 20, 60 with --quick); kill -9 one node, restart it: 0 lost, 0 duplicated, in order"},
-		{Name: "cluster-drain", SDL: clusterSDL, Cluster: true, Ends: true, Run: clusterDrain,
+		{Name: "cluster-drain", SDL: historySDL, Cluster: true, Ends: true, Run: clusterDrain,
 			What: "3 nodes on Redis behind a round-robin proxy, 1,000 recipe clients on 100 topics at 5,000 events/s (100, 10, 1,000/s with --quick); SIGTERM one node: 1001 after the queued frames, resumed elsewhere, 0 lost"},
 	}
 }

@@ -145,6 +145,20 @@ func (e *Env) Deliveries(acked, delivered int64) {
 	e.res.Delivered += delivered
 }
 
+// restart restarts the server after a kill -9 on its addresses, records
+// how long that took (figure "restart") and rebases the sampler on the
+// new process; false (and a failure) when it did not come back.
+func (e *Env) restart() bool {
+	start := time.Now()
+	if err := e.Child.Restart(e.Ctx); err != nil {
+		e.Fail("restart after kill -9: %v", err)
+		return false
+	}
+	e.Fig("restart", "%.2fs", time.Since(start).Seconds())
+	e.Sampler.Rebase()
+	return true
+}
+
 // alive reports whether the server is still running.
 func (e *Env) alive() bool {
 	select {
