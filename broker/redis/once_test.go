@@ -74,7 +74,7 @@ func TestPublishOnceDropsWhatWasPublished(t *testing.T) {
 // one more HGET and HSET in the function) against a plain one, one round
 // trip each: what exactly-once costs a clustered source.
 func BenchmarkPublishOnce(b *testing.B) {
-	br := benchBroker(b)
+	br := benchBroker(b, nopInlet{})
 	payload := benchPayload
 	ctx := context.Background()
 	seq := int64(0) // across every run of a sub-benchmark: a seq is never reused

@@ -17,16 +17,17 @@ type nopInlet struct{}
 
 func (nopInlet) Deliver([]byte, []byte, broker.Position, <-chan struct{}) bool { return true }
 
-// benchBroker starts a broker on its own redis-server, subscribed to
-// topic "bench" and ready; both stop when b ends.
-func benchBroker(b *testing.B) *Broker {
+// benchBroker starts a broker delivering into in on its own
+// redis-server, subscribed to topic "bench" and ready; both stop when b
+// ends.
+func benchBroker(b *testing.B, in broker.Inlet) *Broker {
 	b.Helper()
 	r := redistest.Start(b)
 	br, err := New(Config{URL: r.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := br.Start(nopInlet{}); err != nil {
+	if err := br.Start(in); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(br.Stop)
@@ -50,7 +51,7 @@ var benchPayload = []byte(`{"seq":123456,"ts":1732740000.123,"body":"` + fmt.Spr
 // Redis and one publisher connection. With a node subscribed, each event
 // also costs Redis the PUBLISH to it.
 func BenchmarkPublish(b *testing.B) {
-	br := benchBroker(b)
+	br := benchBroker(b, nopInlet{})
 	payload := benchPayload
 	ctx := context.Background()
 	b.Run("sequential", func(b *testing.B) {
