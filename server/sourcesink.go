@@ -53,7 +53,7 @@ func (c *clusterSink) try(ctx context.Context, topic, payload []byte, o *source.
 	op := c.s.opts.Cluster.(broker.OncePublisher)
 	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
 	defer cancel()
-	_, dup, err := op.PublishOnce(pctx, topic, payload, broker.Origin{Stream: o.Stream, Part: o.Part, Seq: o.Seq})
+	_, dup, err := op.PublishOnce(pctx, topic, payload, *o)
 	if err != nil {
 		return fmt.Errorf("cluster publish: %w", err)
 	}
