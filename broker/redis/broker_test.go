@@ -311,3 +311,47 @@ func TestPassword(t *testing.T) {
 		t.Fatalf("Redact left the password in %q", got)
 	}
 }
+
+// TestUnansweredPublishIsOutcomeUnknown: a publish sent to Redis whose
+// answer does not come within its deadline (Redis busy with a slow
+// script, as it can be during a failover) may still run, so it fails with
+// broker.ErrOutcomeUnknown, never with ErrUnavailable (which promises the
+// event was not published); here it does run once Redis is free. A
+// publish Redis refuses with an error reply (out of memory) did not run:
+// ErrUnavailable.
+func TestUnansweredPublishIsOutcomeUnknown(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	waitReady(t, n)
+	c := newClient(t, r)
+	busy := make(chan error, 1)
+	go func() { // one to two seconds of Redis' only thread
+		busy <- c.Eval(context.Background(), "local s = redis.call('TIME')[1] while redis.call('TIME')[1] - s < 2 do end return 1", nil).Err()
+	}()
+	time.Sleep(300 * time.Millisecond) // the script is running: it holds Redis at least a second
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := n.Publish(ctx, []byte("t"), []byte(`{}`))
+	cancel()
+	if !errors.Is(err, broker.ErrOutcomeUnknown) || errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("publish with no answer in time: %v, want ErrOutcomeUnknown (and not ErrUnavailable)", err)
+	}
+	if err := <-busy; err != nil {
+		t.Fatalf("the slow script: %v", err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if o := c.HGet(context.Background(), metaPrefix+"t", "o").Val(); o != "1" {
+			return fmt.Errorf("topic offset %q after the script, want 1 (the unanswered publish ran)", o)
+		}
+		return nil
+	})
+
+	r.Do("CONFIG", "SET", "maxmemory", "1")
+	_, err = n.Publish(context.Background(), []byte("t"), []byte(`{}`))
+	r.Do("CONFIG", "SET", "maxmemory", "0")
+	if !errors.Is(err, broker.ErrUnavailable) || errors.Is(err, broker.ErrOutcomeUnknown) {
+		t.Fatalf("publish refused by Redis (OOM): %v, want ErrUnavailable", err)
+	}
+	if o := c.HGet(context.Background(), metaPrefix+"t", "o").Val(); o != "1" {
+		t.Fatalf("topic offset %q after a refused publish, want 1", o)
+	}
+}
