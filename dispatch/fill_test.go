@@ -222,6 +222,39 @@ func TestFillCatchesUpANodeBehindTheClient(t *testing.T) {
 	keeper.expectSeqs(t, 6, 10)
 }
 
+// TestFillResumeFromTheStartAsksTheAuthority: the node's stream of the
+// topic begins at 6 (its first resume was filled from offset 5); a resume
+// from offset 0 ("from the oldest retained") must not be served from 6:
+// the oldest is the authority's, so it is filled (After offset 0) and the
+// client gets 1..8 exactly once, then the live events.
+func TestFillResumeFromTheStartAsksTheAuthority(t *testing.T) {
+	r := newFillRig(t)
+	a := r.subscribe("a", &history.Position{Offset: 5, Epoch: "E"})
+	req := r.request()
+	r.stage(6, 8)
+	r.feed.Filled(req.ID, []byte("h.t"), history.Position{Offset: 8, Epoch: "E"}, r.stop)
+	a.expectSeqs(t, 6, 8)
+	b := r.subscribe("b", &history.Position{Offset: 0, Epoch: "E"})
+	req = r.request()
+	if req.After != (history.Position{Offset: 0, Epoch: "E"}) {
+		t.Fatalf("request %+v, want After offset 0 in epoch E", req)
+	}
+	b.expectNothing(t)
+	r.stage(1, 8)
+	r.feed.Filled(req.ID, []byte("h.t"), history.Position{Offset: 8, Epoch: "E"}, r.stop)
+	b.expectSeqs(t, 1, 8)
+	r.live(9, 9)
+	b.expectSeqs(t, 9, 9)
+	a.expectSeqs(t, 9, 9)
+	c := r.subscribe("c", &history.Position{Offset: 0, Epoch: "E"}) // the stream now begins at 1
+	c.expectSeqs(t, 1, 9)
+	select {
+	case req := <-r.filler.reqs:
+		t.Fatalf("fill %+v for a stream that holds offset 1", req)
+	default:
+	}
+}
+
 // TestFillRefusesWhatTheAuthorityNoLongerHolds: the authority's stream
 // starts at 8 for a resume from 3 (trimmed); one in another epoch
 // (epoch_changed); one past the authority's latest (ahead). Each gets the

@@ -124,6 +124,12 @@ func (d *Dispatcher) resume(s *Subscription) bool {
 	if st != nil {
 		d.hist.ExpireStream(st, d.now)
 		from, why = st.ResumeFrom(*s.Resume)
+		if why == "" && d.filler != nil && !s.filled && s.Resume.Offset == 0 && st.First() > 1 {
+			// "From the oldest retained" means the authority's oldest:
+			// this node's stream may begin later (it began listening, or
+			// was filled, after offset 1), so it cannot answer alone.
+			why = history.Trimmed
+		}
 	}
 	if why != "" {
 		switch {
