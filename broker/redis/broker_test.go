@@ -355,3 +355,25 @@ func TestUnansweredPublishIsOutcomeUnknown(t *testing.T) {
 		t.Fatalf("topic offset %q after a refused publish, want 1", o)
 	}
 }
+
+// TestBatchToADeadRedisIsUnavailable: a RESP publisher's batch sent when
+// Redis has just died, before the receiver marks it down, cannot get a
+// connection (a refused dial): nothing was sent, so every event fails
+// with ErrUnavailable ("not published: retry"), never with a missing
+// reply read as ErrOutcomeUnknown. The pipeline is called directly so the
+// receiver's down flag cannot answer first.
+func TestBatchToADeadRedisIsUnavailable(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	waitReady(t, n)
+	r.Kill()
+	evs := []broker.Event{{Topic: []byte("a"), Payload: []byte(`{}`)}, {Topic: []byte("b"), Payload: []byte(`{}`)}}
+	out := make([]broker.Result, len(evs))
+	n.pipeline(context.Background(), evs, out)
+	for i, res := range out {
+		err := publishErr(res.Err)
+		if !errors.Is(err, broker.ErrUnavailable) || errors.Is(err, broker.ErrOutcomeUnknown) {
+			t.Fatalf("event %d of a batch to a dead Redis: %v, want ErrUnavailable (and not ErrOutcomeUnknown)", i, err)
+		}
+	}
+}
