@@ -296,7 +296,7 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		cmds := make([]*goredis.Cmd, len(evs))
-		_, _ = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_, perr := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, ev := range evs {
 				if attempt == 0 || isNoFunction(out[i].Err) {
 					cmds[i] = b.fcallPublish(ctx, p, ev.Topic, ev.Payload)
@@ -310,6 +310,9 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 				continue
 			}
 			rc, err := receipt(cmd)
+			if cmd.Err() == nil && cmd.Val() == nil && perr != nil {
+				err = perr // the pipeline failed before this command had an answer (no connection: not sent)
+			}
 			out[i] = broker.Result{Receipt: rc, Err: err}
 			missing = missing || (err != nil && isNoFunction(err))
 		}
