@@ -294,19 +294,9 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 		}
 		return
 	}
-	b.pipeline(ctx, evs, out)
-	for i := range out[:len(evs)] {
-		out[i].Err = publishErr(out[i].Err)
-	}
-}
-
-// pipeline runs fraised_publish for evs in one pipeline, and once more
-// for those Redis had lost the functions for; out[i].Err is evs[i]'s
-// command error as go-redis gave it (publishErr says what it means).
-func (b *Broker) pipeline(ctx context.Context, evs []broker.Event, out []broker.Result) {
 	for attempt := 0; attempt < 2; attempt++ {
 		cmds := make([]*goredis.Cmd, len(evs))
-		_, pipeErr := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_, perr := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, ev := range evs {
 				if attempt == 0 || isNoFunction(out[i].Err) {
 					cmds[i] = b.fcallPublish(ctx, p, ev.Topic, ev.Payload)
@@ -319,19 +309,19 @@ func (b *Broker) pipeline(ctx context.Context, evs []broker.Event, out []broker.
 			if cmd == nil {
 				continue
 			}
-			if cmd.Err() == nil && cmd.Val() == nil && pipeErr != nil {
-				// go-redis leaves a pipeline's commands without error
-				// when it could not get a connection (a refused dial):
-				// the pipeline's error is theirs.
-				cmd.SetErr(pipeErr)
-			}
 			rc, err := receipt(cmd)
+			if cmd.Err() == nil && cmd.Val() == nil && perr != nil {
+				err = perr // the pipeline failed before this command had an answer (no connection: not sent)
+			}
 			out[i] = broker.Result{Receipt: rc, Err: err}
 			missing = missing || (err != nil && isNoFunction(err))
 		}
 		if !missing || b.loadLibrary(ctx) != nil {
 			break
 		}
+	}
+	for i := range out[:len(evs)] {
+		out[i].Err = publishErr(out[i].Err)
 	}
 }
 
