@@ -42,10 +42,18 @@ type Receipt struct {
 }
 
 // ErrUnavailable is returned by Publish when the authority cannot take
-// the event now (unreachable, failing its liveness probe, or too busy):
-// the event was not accepted, and the publisher should retry later or on
-// another node. Errors wrap it with the reason.
+// the event now (unreachable, failing its liveness probe, too busy, or it
+// refused the command): the event was not published, and the publisher
+// may retry later or on another node. Errors wrap it with the reason.
 var ErrUnavailable = errors.New("broker: the event broker is unavailable")
+
+// ErrOutcomeUnknown is returned by Publish when the event was sent to the
+// authority but no answer came back (a timeout, a connection cut while
+// waiting): it may have been published or not. A publisher that sends it
+// again may publish it twice; one that needs exactly once publishes with
+// an origin (OncePublisher), whose retry the authority drops. Errors wrap
+// it with the reason; it does not wrap ErrUnavailable.
+var ErrOutcomeUnknown = errors.New("broker: no answer from the event broker; the event may have been published")
 
 // Inlet is where a broker hands the events its authority ordered into this
 // node's dispatcher. Deliver is called by the broker's receiving goroutine

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -64,7 +65,7 @@ func readFrames(t *testing.T, b []byte) [][]byte {
 }
 
 func TestMessages(t *testing.T) {
-	id := AppendJSONString(nil, "sub\"1")
+	id := jsonx.AppendString(nil, "sub\"1")
 	b := AppendNext(nil, id, []byte(`{"data":{"x":1}}`))
 	if len(b) != NextLen(id, []byte(`{"data":{"x":1}}`)) {
 		t.Fatalf("NextLen mismatch")
@@ -99,25 +100,6 @@ func TestAppendClose(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", "quote\"back\\slash", "ctl\x00\x1f\n\t\r", "utf8 ✓", "bad \xff utf8"} {
-		var got string
-		if err := json.Unmarshal(AppendJSONString(nil, s), &got); err != nil {
-			t.Fatalf("%q: invalid JSON: %v", s, err)
-		}
-		want, _ := json.Marshal(s)
-		var w string
-		_ = json.Unmarshal(want, &w)
-		if got != w {
-			t.Errorf("%q round-trips to %q, want %q", s, got, w)
-		}
-	}
-	// The wire bytes of line separators: escaped, as encoding/json does.
-	if got := string(AppendJSONString(nil, "a\u2028b\u2029")); got != `"a\u2028b\u2029"` {
-		t.Errorf("line separators encoded as %s", got)
-	}
-}
-
 func TestFrameRemainder(t *testing.T) {
 	a := AppendFrame(nil, ws.OpText, []byte("hello"))  // 7 bytes
 	b := AppendFrame(nil, ws.OpText, []byte("world!")) // 8 bytes
@@ -133,7 +115,7 @@ func TestFrameRemainder(t *testing.T) {
 var sink []byte
 
 func BenchmarkAppendNext(b *testing.B) {
-	id := AppendJSONString(nil, "42")
+	id := jsonx.AppendString(nil, "42")
 	payload := bytes.Repeat([]byte("x"), 200)
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()

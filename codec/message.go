@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/gobwas/ws"
 
 	"github.com/fraised/fraised/proto"
@@ -46,12 +45,4 @@ func AppendError(dst, id, errs []byte) []byte {
 func AppendComplete(dst, id []byte) []byte {
 	dst = AppendHeader(dst, true, ws.OpText, proto.CompleteLen(id))
 	return proto.AppendComplete(dst, id)
-}
-
-// AppendJSONString appends s as a JSON string literal: jsonx.AppendString
-// (quotes, backslashes, control characters and U+2028/U+2029 escaped,
-// invalid UTF-8 as U+FFFD), kept here because message ids and error
-// reasons are quoted with it.
-func AppendJSONString(dst []byte, s string) []byte {
-	return jsonx.AppendString(dst, s)
 }

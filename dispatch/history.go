@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/history"
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/fraised/fraised/resp"
 )
 
@@ -138,7 +138,7 @@ func appendResumeError(dst []byte, why history.Reason, requested history.Positio
 	dst = append(dst, `[{"message":"`+resumeMessage+`","extensions":{"code":"`+ResumeUnavailableCode+`","reason":"`...)
 	dst = append(dst, why...)
 	dst = append(dst, `","requested":{"epoch":`...)
-	dst = codec.AppendJSONString(dst, requested.Epoch)
+	dst = jsonx.AppendString(dst, requested.Epoch)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendUint(dst, requested.Offset, 10)
 	dst = append(dst, `},"available":`...)
@@ -146,7 +146,7 @@ func appendResumeError(dst []byte, why history.Reason, requested history.Positio
 		dst = append(dst, "null"...)
 	} else {
 		dst = append(dst, `{"epoch":`...)
-		dst = codec.AppendJSONString(dst, st.Epoch())
+		dst = jsonx.AppendString(dst, st.Epoch())
 		dst = append(dst, `,"first":`...)
 		dst = strconv.AppendUint(dst, st.First(), 10)
 		dst = append(dst, `,"last":`...)
@@ -174,7 +174,7 @@ func appendHTTPPosition(dst []byte, n int, pos *history.Position) []byte {
 	var body [128 + history.MaxEpochLen]byte
 	b := strconv.AppendInt(append(body[:0], `{"delivered":`...), int64(n), 10)
 	b = strconv.AppendUint(append(b, `,"offset":`...), pos.Offset, 10)
-	b = append(codec.AppendJSONString(append(b, `,"epoch":`...), pos.Epoch), '}')
+	b = append(jsonx.AppendString(append(b, `,"epoch":`...), pos.Epoch), '}')
 	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(b)), 10)
 	dst = append(dst, "\r\n\r\n"...)

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/backoff"
 )
 
-// Reconnection backoff of a resolver process: from minBackoff, doubling
-// to maxBackoff, back to minBackoff once a connection stayed up for
-// stableAfter. A crashing child is restarted at most every 5 s, so a
-// resolver that dies at start cannot make fraised spin.
+// Reconnection backoff of a resolver process (internal/backoff: doubling
+// with jitter): from minBackoff to maxBackoff, back to minBackoff once a
+// connection stayed up for stableAfter. A child that keeps crashing is
+// restarted once every 2.5 to 5 s, so a resolver that dies at start
+// cannot make fraised spin.
 const (
 	minBackoff  = 100 * time.Millisecond
 	maxBackoff  = 5 * time.Second
@@ -203,14 +205,14 @@ func (cl *Client) inflightLen() int {
 // flight, and reconnects with backoff, until Close.
 func (cl *Client) run() {
 	defer close(cl.done)
-	backoff := minBackoff
+	wait := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	for {
 		sock, err := cl.c.dial()
 		if err == nil {
 			since := time.Now()
 			err = cl.serve(sock)
 			if time.Since(since) >= stableAfter {
-				backoff = minBackoff
+				wait.Reset()
 			}
 		}
 		exit := cl.c.stop(stopGrace)
@@ -218,14 +220,12 @@ func (cl *Client) run() {
 			return
 		}
 		cl.restarts.Add(1)
+		d := wait.Next()
 		cl.log.Warn("resolve: resolver process unavailable; calls get RESOLVER_UNAVAILABLE until it is back",
-			"err", err, "exit", exit, "retry_in", backoff)
-		select {
-		case <-cl.stopped:
+			"err", err, "exit", exit, "retry_in", d.Round(time.Millisecond))
+		if !backoff.Sleep(cl.stopped, d) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -141,10 +141,23 @@ func (c *pubConn) flushCluster() {
 // publishError is the message a publisher gets for a refused cluster
 // publish.
 func publishError(err error) string {
-	if errors.Is(err, broker.ErrUnavailable) {
+	switch {
+	case errors.Is(err, broker.ErrUnavailable):
 		return "cluster unavailable, event not published: " + err.Error() + " (retry, or publish to another node)"
+	case errors.Is(err, broker.ErrOutcomeUnknown):
+		return "cluster publish outcome unknown: " + err.Error() + " (publishing it again may deliver it twice; check Redis' health)"
 	}
 	return "event not published: " + err.Error()
+}
+
+// publishStatus is the HTTP status of a refused cluster publish: 504
+// when Redis never answered (the event may have been published), else
+// 503 (it was not; retry).
+func publishStatus(err error) int {
+	if errors.Is(err, broker.ErrOutcomeUnknown) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusServiceUnavailable
 }
 
 // clusterHTTP is an HTTP connection's publish waiting for the broker: the
@@ -180,7 +193,7 @@ func (c *httpConn) clusterPublish(topic string, body []byte) bool {
 		h.rc, h.err = broker.Receipt{}, nil
 		h.state.Store(chIdle)
 		if err != nil {
-			return c.respond(http.StatusServiceUnavailable, publishError(err)+"\n")
+			return c.respond(publishStatus(err), publishError(err)+"\n")
 		}
 		c.send(appendClusterReceipt(nil, rc, c.edge.closeAfter))
 		return true

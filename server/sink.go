@@ -33,8 +33,9 @@ var _ source.Sink = (*Server)(nil)
 // (sending it again would be refused again), ctx.Err() when ctx ends
 // first (the event is dropped), and an error wrapping ErrDraining once
 // Shutdown has begun. In cluster mode (Options.Cluster) the event goes to
-// the broker instead, once (nil: Redis took it), and an unavailable
-// broker's error wraps broker.ErrUnavailable.
+// the broker instead, once (nil: Redis took it); an unavailable broker's
+// error wraps broker.ErrUnavailable (not published), one that never
+// answered broker.ErrOutcomeUnknown (it may have been published).
 //
 // Safe for concurrent use from any goroutine (not from a gnet event loop:
 // it blocks while the ring is full). topic and payload are copied; the

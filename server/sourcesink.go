@@ -32,8 +32,9 @@ const (
 
 // publishCluster hands one validated event to the cluster broker once,
 // within clusterPublishTimeout and ctx. Its error wraps
-// broker.ErrUnavailable when the broker cannot take the event now (after
-// a timeout the event may still have been published).
+// broker.ErrUnavailable when the broker did not take the event, and
+// broker.ErrOutcomeUnknown when it was sent but no answer came (it may
+// have been published).
 func (s *Server) publishCluster(ctx context.Context, topic, payload []byte) error {
 	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
 	defer cancel()
@@ -46,13 +47,13 @@ func (s *Server) publishCluster(ctx context.Context, topic, payload []byte) erro
 // try publishes once: through the broker's PublishOnce when the event has
 // an origin and the broker can, else through publishCluster.
 func (c *clusterSink) try(ctx context.Context, topic, payload []byte, o *source.Origin) error {
-	op, ok := c.s.opts.Cluster.(broker.OncePublisher)
-	if o == nil || !ok {
+	if !c.dedups(o) {
 		return c.s.publishCluster(ctx, topic, payload)
 	}
+	op := c.s.opts.Cluster.(broker.OncePublisher)
 	pctx, cancel := context.WithTimeout(ctx, clusterPublishTimeout)
 	defer cancel()
-	_, dup, err := op.PublishOnce(pctx, topic, payload, broker.Origin{Stream: o.Stream, Part: o.Part, Seq: o.Seq})
+	_, dup, err := op.PublishOnce(pctx, topic, payload, *o)
 	if err != nil {
 		return fmt.Errorf("cluster publish: %w", err)
 	}
@@ -61,6 +62,13 @@ func (c *clusterSink) try(ctx context.Context, topic, payload []byte, o *source.
 			"stream", o.Stream, "part", o.Part, "seq", o.Seq)
 	}
 	return nil
+}
+
+// dedups reports whether a second publish of an event with origin o
+// (nil: none) is dropped by the broker, so that retrying it is safe.
+func (c *clusterSink) dedups(o *source.Origin) bool {
+	_, ok := c.s.opts.Cluster.(broker.OncePublisher)
+	return o != nil && ok
 }
 
 // sourceSink returns the Sink Options.Sources[i] publishes to: the server
@@ -89,9 +97,11 @@ type clusterSink struct {
 // ends first, and ErrDraining once the server shuts down; the source then
 // does not store the event's position, so it is read again later.
 //
-// A publish that timed out may have run at Redis; its retry then
-// publishes the event twice (at-least-once), unless it comes through
-// PublishOnce, where Redis drops the retry.
+// A publish sent whose answer never came (broker.ErrOutcomeUnknown) may
+// have run at Redis. Publish's event has no origin to tell a retry from a
+// new event, so it is not sent again (at most once, as a LISTEN source
+// promises): it is logged and Publish returns nil. PublishOnce retries it,
+// since Redis drops a second publish of the same origin.
 func (c *clusterSink) Publish(ctx context.Context, topic string, payload []byte) error {
 	return c.publish(ctx, topic, payload, nil)
 }
@@ -127,7 +137,12 @@ func (c *clusterSink) publish(ctx context.Context, topic string, payload []byte,
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, broker.ErrUnavailable) {
+		if errors.Is(err, broker.ErrOutcomeUnknown) && !c.dedups(o) {
+			c.log.Warn("cluster publish got no answer: the event may or may not have been published; not sent again (an event without an origin is published at most once)",
+				"topic", topic, "err", err)
+			return nil
+		}
+		if !errors.Is(err, broker.ErrUnavailable) && !errors.Is(err, broker.ErrOutcomeUnknown) {
 			return err
 		}
 		if retries == 0 {

@@ -100,6 +100,29 @@ func TestClusterSourcePublishesThroughTheBroker(t *testing.T) {
 	}
 }
 
+// TestClusterSourceDoesNotResendAnUnknownOutcome: a source event without
+// an origin (a LISTEN notification, at most once) whose cluster publish
+// was sent but never answered (broker.ErrOutcomeUnknown: Redis may have
+// run it) is not sent again, which could deliver it twice: the source
+// goes on with its next event, one publish each.
+func TestClusterSourceDoesNotResendAnUnknownOutcome(t *testing.T) {
+	f := newFakeCluster()
+	src := newFakeSource("src")
+	src.healthy.Store(true)
+	startServer(t, func(o *server.Options) {
+		o.Cluster = f
+		o.Sources = []source.Source{src}
+	})
+	waitUntil(t, "the source publishes", func() bool { return src.acked.Load() > 10 })
+	f.set(nil, fmt.Errorf("%w: read tcp: i/o timeout", broker.ErrOutcomeUnknown))
+	before, acked := f.calls(), src.acked.Load()
+	waitUntil(t, "publishes while the broker does not answer", func() bool { return f.calls() >= before+20 })
+	calls, now := f.calls()-before, src.acked.Load()-acked
+	if now < int64(calls)-2 {
+		t.Fatalf("%d publishes went to the broker for %d source events: an event with an unknown outcome was sent again", calls, now)
+	}
+}
+
 // TestClusterPublishGoesToTheBroker: Server.Publish (the library's
 // publish) goes to the broker in cluster mode, and answers an unavailable
 // broker's refusal as an error wrapping broker.ErrUnavailable (once: the

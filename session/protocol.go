@@ -11,6 +11,7 @@ import (
 	"github.com/fraised/fraised/auth"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -277,7 +278,7 @@ func (s *Session) admit() (reason, fix string) {
 // from reason.
 func (s *Session) refuse(m proto.Message, event, reason string, errs []byte) {
 	if errs == nil {
-		errs = append(codec.AppendJSONString([]byte(`[{"message":`), reason), "}]"...)
+		errs = append(jsonx.AppendString([]byte(`[{"message":`), reason), "}]"...)
 	}
 	if s.h.Audit != nil {
 		s.audit(event, RefusedRecord(m.Query, m.OperationName, reason))
@@ -396,7 +397,7 @@ func existsReason(id string) string {
 	var tmp [16]byte
 	for i, w := 0, 0; i < len(id); i += w {
 		_, w = utf8.DecodeRuneInString(id[i:])
-		q := codec.AppendJSONString(tmp[:0], id[i:i+w])
+		q := jsonx.AppendString(tmp[:0], id[i:i+w])
 		if len(b)+len(q)-2 > limit {
 			break
 		}

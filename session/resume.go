@@ -11,6 +11,7 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/codec"
 	"github.com/fraised/fraised/history"
+	"github.com/fraised/fraised/internal/jsonx"
 	"github.com/fraised/fraised/proto"
 )
 
@@ -51,7 +52,7 @@ func (s *Session) initResume(payload []byte) bool {
 func (s *Session) setResume(sub *subscription, m proto.Message) bool {
 	pos, err := parseSubscribeResume(m.Extensions)
 	if err != nil {
-		errs := codec.AppendJSONString([]byte(`[{"message":`), err.Error())
+		errs := jsonx.AppendString([]byte(`[{"message":`), err.Error())
 		errs = append(errs, `,"extensions":{"code":"`+ResumeInvalidCode+`"}}]`...)
 		s.refuse(m, audit.EventSubscribeRefused, err.Error(), errs)
 		return false

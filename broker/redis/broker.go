@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +205,7 @@ func (b *Broker) Publish(ctx context.Context, topic, payload []byte) (broker.Rec
 // call runs fcall (one FCALL), failing at once while Redis is known to
 // be unreachable, and once more after loading fraised's functions when
 // Redis had lost them (then nothing ran). Its error wraps
-// broker.ErrUnavailable.
+// broker.ErrUnavailable or broker.ErrOutcomeUnknown (publishErr).
 func (b *Broker) call(ctx context.Context, fcall func() error) error {
 	if err := b.unavailable(); err != nil {
 		return err
@@ -215,10 +216,38 @@ func (b *Broker) call(ctx context.Context, fcall func() error) error {
 			err = fcall()
 		}
 	}
-	if err != nil {
+	return publishErr(err)
+}
+
+// publishErr is err, an FCALL's error (nil: none), wrapped in what it
+// means for the event: broker.ErrUnavailable when Redis did not run it
+// (it answered with an error, or no connection could be had, so the
+// command was never sent), broker.ErrOutcomeUnknown when it was sent and
+// no answer came (a timeout or a cut: it may have run).
+func publishErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if notSent(err) {
 		return fmt.Errorf("%w: publish to Redis: %w", broker.ErrUnavailable, err)
 	}
-	return nil
+	return fmt.Errorf("%w: publish to Redis: %w", broker.ErrOutcomeUnknown, err)
+}
+
+// notSent reports whether err, a command's error, shows the command did
+// not run at Redis: an error reply (a Lua error aborts before fraised_publish's
+// PUBLISH, which is its last write), a refused dial, a pool timeout or a
+// closed client. Anything else (a read timeout, EOF, a reset) is unknown.
+func notSent(err error) bool {
+	var reply goredis.Error
+	var op *net.OpError
+	switch {
+	case errors.As(err, &reply):
+		return true
+	case errors.As(err, &op) && op.Op == "dial":
+		return true
+	}
+	return errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrPoolExhausted) || errors.Is(err, goredis.ErrClosed)
 }
 
 // unavailable is the error of a publish while Redis is known to be
@@ -267,7 +296,7 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		cmds := make([]*goredis.Cmd, len(evs))
-		_, _ = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_, perr := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, ev := range evs {
 				if attempt == 0 || isNoFunction(out[i].Err) {
 					cmds[i] = b.fcallPublish(ctx, p, ev.Topic, ev.Payload)
@@ -281,6 +310,9 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 				continue
 			}
 			rc, err := receipt(cmd)
+			if cmd.Err() == nil && cmd.Val() == nil && perr != nil {
+				err = perr // the pipeline failed before this command had an answer (no connection: not sent)
+			}
 			out[i] = broker.Result{Receipt: rc, Err: err}
 			missing = missing || (err != nil && isNoFunction(err))
 		}
@@ -289,9 +321,7 @@ func (b *Broker) PublishBatch(ctx context.Context, evs []broker.Event, out []bro
 		}
 	}
 	for i := range out[:len(evs)] {
-		if err := out[i].Err; err != nil {
-			out[i].Err = fmt.Errorf("%w: publish to Redis: %w", broker.ErrUnavailable, err)
-		}
+		out[i].Err = publishErr(out[i].Err)
 	}
 }
 

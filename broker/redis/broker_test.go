@@ -182,7 +182,19 @@ func TestOutageFailsPublishesFast(t *testing.T) {
 	n := startNode(t, r.URL(), nil)
 	n.TopicAdded("t")
 	waitReady(t, n)
+	for range 3 { // pooled connections (on a topic of its own: "t" stays in one epoch)
+		if _, err := n.Publish(context.Background(), []byte("warm"), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r.Kill()
+	// At once, before the broker noticed: a pipeline that cannot connect
+	// sent nothing, so its events are unavailable, not of unknown outcome.
+	out0 := make([]broker.Result, 1)
+	n.PublishBatch(context.Background(), []broker.Event{{Topic: []byte("warm"), Payload: []byte(`{}`)}}, out0)
+	if !errors.Is(out0[0].Err, broker.ErrUnavailable) {
+		t.Fatalf("batched publish just after Redis died: %v, want ErrUnavailable", out0[0].Err)
+	}
 	eventually(t, 10*time.Second, func() error {
 		if n.Ready() == nil {
 			return errors.New("still ready with Redis down")
@@ -190,6 +202,13 @@ func TestOutageFailsPublishesFast(t *testing.T) {
 		return nil
 	})
 	start := time.Now()
+	out := make([]broker.Result, 2)
+	n.PublishBatch(context.Background(), []broker.Event{{Topic: []byte("t"), Payload: []byte(`{}`)}, {Topic: []byte("t"), Payload: []byte(`{}`)}}, out)
+	for i, r := range out {
+		if !errors.Is(r.Err, broker.ErrUnavailable) || errors.Is(r.Err, broker.ErrOutcomeUnknown) {
+			t.Fatalf("batched publish %d during the outage: %v, want ErrUnavailable", i, r.Err)
+		}
+	}
 	_, err := n.Publish(context.Background(), []byte("t"), []byte(`{}`))
 	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("publish during the outage: %v, want ErrUnavailable", err)
@@ -309,5 +328,49 @@ func TestPassword(t *testing.T) {
 	})
 	if got := Redact("redis://:s3cret@host:6379/0"); strings.Contains(got, "s3cret") {
 		t.Fatalf("Redact left the password in %q", got)
+	}
+}
+
+// TestUnansweredPublishIsOutcomeUnknown: a publish sent to Redis whose
+// answer does not come within its deadline (Redis busy with a slow
+// script, as it can be during a failover) may still run, so it fails with
+// broker.ErrOutcomeUnknown, never with ErrUnavailable (which promises the
+// event was not published); here it does run once Redis is free. A
+// publish Redis refuses with an error reply (out of memory) did not run:
+// ErrUnavailable.
+func TestUnansweredPublishIsOutcomeUnknown(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	waitReady(t, n)
+	c := newClient(t, r)
+	busy := make(chan error, 1)
+	go func() { // one to two seconds of Redis' only thread
+		busy <- c.Eval(context.Background(), "local s = redis.call('TIME')[1] while redis.call('TIME')[1] - s < 2 do end return 1", nil).Err()
+	}()
+	time.Sleep(300 * time.Millisecond) // the script is running: it holds Redis at least a second
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := n.Publish(ctx, []byte("t"), []byte(`{}`))
+	cancel()
+	if !errors.Is(err, broker.ErrOutcomeUnknown) || errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("publish with no answer in time: %v, want ErrOutcomeUnknown (and not ErrUnavailable)", err)
+	}
+	if err := <-busy; err != nil {
+		t.Fatalf("the slow script: %v", err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if o := c.HGet(context.Background(), metaPrefix+"t", "o").Val(); o != "1" {
+			return fmt.Errorf("topic offset %q after the script, want 1 (the unanswered publish ran)", o)
+		}
+		return nil
+	})
+
+	r.Do("CONFIG", "SET", "maxmemory", "1")
+	_, err = n.Publish(context.Background(), []byte("t"), []byte(`{}`))
+	r.Do("CONFIG", "SET", "maxmemory", "0")
+	if !errors.Is(err, broker.ErrUnavailable) || errors.Is(err, broker.ErrOutcomeUnknown) {
+		t.Fatalf("publish refused by Redis (OOM): %v, want ErrUnavailable", err)
+	}
+	if o := c.HGet(context.Background(), metaPrefix+"t", "o").Val(); o != "1" {
+		t.Fatalf("topic offset %q after a refused publish, want 1", o)
 	}
 }
