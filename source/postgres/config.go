@@ -41,8 +41,8 @@ const (
 // Limits and defaults of the URL parameters, each with the reason for it.
 const (
 	// DefaultBatch rows per read: big enough that a burst is read in few
-	// round trips, small enough that a crash re-delivers little (the
-	// position is stored once per batch).
+	// round trips, small enough that a crash re-delivers little (at most
+	// one batch of events is ever unstored, see storeEvery).
 	DefaultBatch = 500
 	// MaxBatch bounds the rows (and so the memory: rows times payload
 	// size) one read holds.

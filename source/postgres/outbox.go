@@ -24,6 +24,15 @@ const (
 	pruneCalls = 10
 	// maxShards bounds what fraised.meta may claim (the schema ships 16).
 	maxShards = 1024
+	// storeEvery is how long handed-over events may go without their
+	// position being stored. Storing with every read made each read a
+	// write transaction (an upsert and a commit that waits for the WAL
+	// flush, and holds back the read's rows until then): at 1,000 rows/s
+	// that was one commit per row, the largest part of the reader's cost
+	// in PostgreSQL and of its tail latency. 100 ms caps the stores at 10
+	// a second while rows trickle in; a crash re-delivers at most these
+	// 100 ms of events (and never more than batch= events, see read).
+	storeEvery = 100 * time.Millisecond
 )
 
 // readSQL takes, for every shard, the rows above that shard's position, in
@@ -80,9 +89,13 @@ type reader struct {
 	conn      *pgx.Conn
 	positions []int64 // per shard
 	moved     []bool  // per shard: position not stored yet
-	rows      []row
-	arena     []byte
-	lastPrune time.Time
+	// unstored counts the events handed over since the positions were
+	// last stored, and since when (zero: none); see read.
+	unstored      int
+	unstoredSince time.Time
+	rows          []row
+	arena         []byte
+	lastPrune     time.Time
 	// origin is set when the sink publishes at most once by origin
 	// (cluster mode): Stream names this outbox and source name (lineage),
 	// parts[shard] is the shard's Part. Nil: plain publishes.
@@ -249,8 +262,10 @@ func (r *reader) checkPruned(ctx context.Context) error {
 }
 
 // readAndPublish reads one batch and publishes it in id order. The new
-// positions are stored with the next read (one round trip for both) or by
-// flush when the session ends; so at most one batch is ever unstored.
+// positions are stored with a later read (one round trip for both, once
+// storeEvery has passed or half a batch is unstored) or by flush when the
+// session ends; so at most batch= events, handed over within storeEvery,
+// are ever unstored.
 func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more bool, err error) {
 	if more, err = r.read(ctx); err != nil || len(r.rows) == 0 {
 		return false, err
@@ -262,6 +277,10 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 			return false, err
 		}
 		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
+		if r.unstored == 0 {
+			r.unstoredSince = r.s.now()
+		}
+		r.unstored++
 	}
 	return more, nil
 }
@@ -300,12 +319,28 @@ func (r *reader) flush(ctx context.Context) error {
 	if err := r.store(ctx, r.moved); err != nil {
 		return err
 	}
-	clear(r.moved)
+	r.stored()
 	return nil
 }
 
-// read fills r.rows with the next batch (at most Batch rows, stopping early
-// past maxBatchBytes) and reports whether more rows may be waiting.
+// stored records that every handed-over position is stored.
+func (r *reader) stored() {
+	clear(r.moved)
+	r.unstored = 0
+}
+
+// storeDue reports whether the next read must store the positions: they
+// have been unstored for storeEvery, or half a batch is unstored (so the
+// read, limited to the rest of the batch, keeps the unstored events at
+// most one batch).
+func (r *reader) storeDue(now time.Time) bool {
+	return r.unstored > 0 && (r.unstored >= r.s.cfg.Batch/2 || now.Sub(r.unstoredSince) >= storeEvery)
+}
+
+// read fills r.rows with the next batch (at most Batch rows less those
+// still unstored, stopping early past maxBatchBytes) and reports whether
+// more rows may be waiting. When a store is due it goes in the same round
+// trip, before the read; otherwise the read is a read-only transaction.
 func (r *reader) read(ctx context.Context) (more bool, err error) {
 	// A stop does not cut the read short: pgx closes a connection whose
 	// query is interrupted, and the position could then not be stored
@@ -317,11 +352,17 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	r.dropBuffered()
 	var b pgx.Batch
-	shards, last := r.marked(r.moved)
-	if len(shards) > 0 {
+	var shards []int16
+	var last []int64
+	if r.storeDue(r.s.now()) {
+		shards, last = r.marked(r.moved)
 		b.Queue(storeSQL, r.s.cfg.Name, shards, last)
 	}
-	b.Queue(readSQL, r.positions, r.s.cfg.Batch, r.s.cfg.maxPayload())
+	limit := r.s.cfg.Batch
+	if len(shards) == 0 {
+		limit -= r.unstored // below half a batch unstored: storeDue
+	}
+	b.Queue(readSQL, r.positions, limit, r.s.cfg.maxPayload())
 	br := r.conn.SendBatch(ctx, &b)
 	defer br.Close()
 	if len(shards) > 0 {
@@ -354,7 +395,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 		}
 		r.rows = append(r.rows, ev)
 	}
-	more = len(r.rows) == r.s.cfg.Batch || len(r.arena) >= maxBatchBytes
+	more = len(r.rows) == limit || len(r.arena) >= maxBatchBytes
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("reading the outbox: %w", err)
@@ -364,7 +405,9 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	}
 	// The store and the read are one implicit transaction: the positions
 	// are stored only now, so a failed read leaves them to flush.
-	clear(r.moved)
+	if len(shards) > 0 {
+		r.stored()
+	}
 	return more, nil
 }
 
@@ -412,9 +455,17 @@ func (r *reader) store(ctx context.Context, moved []bool) error {
 	return nil
 }
 
-// wait blocks until a NOTIFY arrives or Poll passes.
+// wait blocks until a NOTIFY arrives, Poll passes, or a position store
+// falls due (storeEvery).
 func (r *reader) wait(ctx context.Context) error {
-	wctx, cancel := context.WithTimeout(ctx, r.s.cfg.Poll)
+	d := r.s.cfg.Poll
+	if r.unstored > 0 {
+		d = min(d, storeEvery-r.s.now().Sub(r.unstoredSince))
+		if d <= 0 {
+			return nil // the next read stores
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	_, err := r.conn.WaitForNotification(wctx)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil && !r.conn.IsClosed() {

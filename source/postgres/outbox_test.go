@@ -617,3 +617,70 @@ func TestReadUsesTheShardIndex(t *testing.T) {
 		t.Fatalf("the read does not range-scan (shard, id):\n%s", p)
 	}
 }
+
+// TestPositionStoresAreCoalesced: rows trickling in (one per read) do not
+// make every read store the positions (one write transaction per row,
+// which was most of the reader's cost in PostgreSQL); the positions are
+// stored once half a batch is unstored, or once storeEvery has passed on
+// the source's clock (stopped here, moved by hand).
+func TestPositionStoresAreCoalesced(t *testing.T) {
+	const batch = 20
+	url := newDB(t)
+	app := connect(t, url)
+	admin := connect(t, url)
+	cfg, err := ParseURL(fmt.Sprintf("%s&batch=%d&start=earliest", url, batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	src := New(cfg, nil)
+	src.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	sink := &fakeSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitHealthy(t, src)
+	stored := func() int64 {
+		var id int64
+		if err := admin.QueryRow(context.Background(), "SELECT coalesce(max(last_id), 0) FROM fraised.position WHERE source = 'default'").Scan(&id); err != nil {
+			t.Fatalf("reading fraised.position: %v", err)
+		}
+		return id
+	}
+	waitStored := func(want int64, why string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for got := stored(); got != want; got = stored() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: stored position %d, want %d", why, got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	var last int64
+	for i := range batch/2 - 1 {
+		last = publish(t, app, "seq", fmt.Sprintf(`{"seq": %d}`, i))
+		sink.waitN(t, i+1, within)
+	}
+	if got := stored(); got != 0 {
+		t.Fatalf("after %d rows read one by one (clock stopped) the position %d was stored: each read stored it", batch/2-1, got)
+	}
+	last = publish(t, app, "seq", fmt.Sprintf(`{"seq": %d}`, batch/2-1))
+	sink.waitN(t, batch/2, within)
+	waitStored(last, "half a batch unstored")
+	last = publish(t, app, "seq", fmt.Sprintf(`{"seq": %d}`, batch/2))
+	sink.waitN(t, batch/2+1, within)
+	if got := stored(); got == last {
+		t.Fatalf("a single unstored row was stored before storeEvery passed on the source's clock")
+	}
+	clock.Add(int64(storeEvery))
+	waitStored(last, "storeEvery passed")
+	assertSeq(t, sink.snapshot(), batch/2+1)
+}

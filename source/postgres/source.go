@@ -44,6 +44,9 @@ type Source struct {
 	published []int64
 	// pruneEvery is the retention interval (pruneEvery; tests shorten it).
 	pruneEvery time.Duration
+	// now is the clock the position stores are timed by (storeEvery;
+	// tests stop it).
+	now func() time.Time
 	// lastSkipLog and skipsSuppressed throttle the skipped-event warnings
 	// (Run's goroutine only).
 	lastSkipLog     time.Time
@@ -74,7 +77,7 @@ func New(cfg *Config, log *slog.Logger) *Source {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode)), pruneEvery: pruneEvery}
+	s := &Source{cfg: cfg, log: log.With("source", cfg.String(), "mode", string(cfg.Mode)), pruneEvery: pruneEvery, now: time.Now}
 	s.health.set(errors.New("not connected yet"))
 	return s
 }
