@@ -68,7 +68,7 @@ func selfCPU() float64 {
 func BenchmarkFcall(b *testing.B) {
 	s := startRedis(b)
 	for _, cl := range clients {
-		b.Run(cl.name, func(b *testing.B) {
+		b.Run("client="+cl.name, func(b *testing.B) {
 			c := dial(b, s, cl.dial)
 			ctx := context.Background()
 			lat := newLatencies()
@@ -101,7 +101,7 @@ func BenchmarkPipeline(b *testing.B) {
 		payloads[i] = payload
 	}
 	for _, cl := range clients {
-		b.Run(fmt.Sprintf("%s/batch=%d", cl.name, batchSize), func(b *testing.B) {
+		b.Run(fmt.Sprintf("client=%s/batch=%d", cl.name, batchSize), func(b *testing.B) {
 			c := dial(b, s, cl.dial)
 			ctx := context.Background()
 			out := make([]receipt, batchSize)
@@ -135,7 +135,7 @@ const publishers = 16
 func BenchmarkParallel(b *testing.B) {
 	s := startRedis(b)
 	for _, cl := range clients {
-		b.Run(fmt.Sprintf("%s/publishers=%d", cl.name, publishers), func(b *testing.B) {
+		b.Run(fmt.Sprintf("client=%s/publishers=%d", cl.name, publishers), func(b *testing.B) {
 			c := dial(b, s, cl.dial)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -165,7 +165,7 @@ func BenchmarkPubSub(b *testing.B) {
 	s := startRedis(b)
 	channel := channelPrefix + string(topic)
 	for _, cl := range clients {
-		b.Run(cl.name, func(b *testing.B) {
+		b.Run("client="+cl.name, func(b *testing.B) {
 			sub := dial(b, s, cl.dial)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
