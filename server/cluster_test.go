@@ -216,6 +216,15 @@ func TestClusterHTTPAndReadiness(t *testing.T) {
 	if got := p.publish("h", `{"seq":9}`); !strings.HasPrefix(got, "-ERR cluster unavailable, event not published") {
 		t.Fatalf("RESP publish with the broker down = %q", got)
 	}
+	// Sent but never answered: it may have been published, so neither
+	// publisher is told it was not.
+	f.set(nil, fmt.Errorf("%w: read tcp: i/o timeout", broker.ErrOutcomeUnknown))
+	if code, body := post(); code != 504 || !strings.Contains(body, "cluster publish outcome unknown") || strings.Contains(body, "not published") {
+		t.Fatalf("POST with no answer from the broker = %d %q, want 504 outcome unknown", code, body)
+	}
+	if got := p.publish("h", `{"seq":10}`); !strings.HasPrefix(got, "-ERR cluster publish outcome unknown") {
+		t.Fatalf("RESP publish with no answer from the broker = %q", got)
+	}
 	f.set(nil, nil)
 	if code, body := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz after recovery = %d %q", code, body)
