@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -153,4 +154,77 @@ func TestClusterPublishGoesToTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(`{"id":"1","type":"next","payload":{"data":{"events":{"seq":3,"body":null}}}}`)
+}
+
+// onceCluster is a fakeCluster that is also a broker.OncePublisher: it
+// answers the first unknown publishes with ErrOutcomeUnknown (sent, no
+// answer) and records every PublishOnce's origin sequence.
+type onceCluster struct {
+	*fakeCluster
+	mu      sync.Mutex
+	unknown int
+	seqs    []int64
+}
+
+func (c *onceCluster) PublishOnce(ctx context.Context, topic, payload []byte, o broker.Origin) (broker.Receipt, bool, error) {
+	c.mu.Lock()
+	c.seqs = append(c.seqs, o.Seq)
+	fail := c.unknown > 0
+	if fail {
+		c.unknown--
+	}
+	c.mu.Unlock()
+	if fail {
+		return broker.Receipt{}, false, fmt.Errorf("%w: read tcp: i/o timeout", broker.ErrOutcomeUnknown)
+	}
+	rc, err := c.Publish(ctx, topic, payload)
+	return rc, false, err
+}
+
+func (c *onceCluster) calls() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int64(nil), c.seqs...)
+}
+
+// onceSource publishes n events through PublishOnce, origin seq 1..n.
+type onceSource struct {
+	n    int64
+	done chan error
+}
+
+func (s *onceSource) Run(ctx context.Context, sink source.Sink) error {
+	var err error
+	for seq := int64(1); seq <= s.n && err == nil; seq++ {
+		err = sink.(source.OnceSink).PublishOnce(ctx, "once", fmt.Appendf(nil, `{"seq":%d}`, seq), source.Origin{Stream: "db", Part: "0", Seq: seq})
+	}
+	s.done <- err
+	<-ctx.Done()
+	return nil
+}
+
+func (s *onceSource) Healthy() error { return nil }
+
+// TestClusterSourceResendsAnUnknownOutcomeWithAnOrigin: an event with an
+// origin (an outbox row) whose cluster publish got no answer is sent
+// again, with the same origin, until the broker answers (the broker drops
+// a second copy by its origin): none is skipped.
+func TestClusterSourceResendsAnUnknownOutcomeWithAnOrigin(t *testing.T) {
+	c := &onceCluster{fakeCluster: newFakeCluster(), unknown: 3}
+	src := &onceSource{n: 2, done: make(chan error, 1)}
+	startServer(t, func(o *server.Options) {
+		o.Cluster = c
+		o.Sources = []source.Source{src}
+	})
+	select {
+	case err := <-src.done:
+		if err != nil {
+			t.Fatalf("the source's publishes: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the source's publishes did not finish; PublishOnce calls: %v", c.calls())
+	}
+	if got, want := fmt.Sprint(c.calls()), "[1 1 1 1 2]"; got != want {
+		t.Fatalf("PublishOnce origin seqs = %s, want %s (event 1 sent again after each unknown outcome)", got, want)
+	}
 }
