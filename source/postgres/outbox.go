@@ -45,12 +45,13 @@ const (
 // of the shard idle longest, a cost that grows with the table. $1 holds
 // the positions indexed by shard, $2 the batch size, $3 the payload limit
 // (a larger payload comes back NULL with its length, and is skipped
-// unread).
+// unread), $4 which shards to read (indexed by shard: a shard not wanted
+// costs no index probe).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
        CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
        octet_length(o.body)
-FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
+FROM (SELECT * FROM unnest($1::bigint[], $4::bool[]) WITH ORDINALITY AS u(last_id, wanted, n) WHERE u.wanted) p
 CROSS JOIN LATERAL (
 	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
 	WHERE (shard, id) > ((p.n - 1)::smallint, p.last_id)
@@ -89,6 +90,12 @@ type reader struct {
 	conn      *pgx.Conn
 	positions []int64 // per shard
 	moved     []bool  // per shard: position not stored yet
+	// want marks the shards the next read reads (per shard): those a
+	// NOTIFY named, or all of them (wantAll) after a notification that
+	// names none, a poll, a backlog, or at the start of a session.
+	want    []bool
+	wantAll bool
+	reading []bool // the read's copy of want
 	// unstored counts the events handed over since the positions were
 	// last stored, and since when (zero: none); see read.
 	unstored      int
@@ -114,7 +121,7 @@ SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' ||
        'fraised.outbox'::regclass::oid::text`
 
 func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
-	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
+	r := &reader{s: s, conn: conn, lastPrune: time.Now(), wantAll: true}
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
@@ -135,6 +142,7 @@ func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) e
 			return err
 		}
 		if more {
+			r.wantAll = true
 			continue // a backlog: read on at once
 		}
 		if err := r.maybePrune(ctx); err != nil {
@@ -350,7 +358,8 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
-	r.dropBuffered()
+	r.takeBuffered()
+	want := r.wanted()
 	var b pgx.Batch
 	var shards []int16
 	var last []int64
@@ -362,7 +371,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	if len(shards) == 0 {
 		limit -= r.unstored // below half a batch unstored: storeDue
 	}
-	b.Queue(readSQL, r.positions, limit, r.s.cfg.maxPayload())
+	b.Queue(readSQL, r.positions, limit, r.s.cfg.maxPayload(), want)
 	br := r.conn.SendBatch(ctx, &b)
 	defer br.Close()
 	if len(shards) > 0 {
@@ -419,15 +428,44 @@ var doneCtx = func() context.Context {
 	return ctx
 }()
 
-// dropBuffered discards the notifications pgx received while earlier
-// queries ran: their transactions committed before this read starts, so the
-// read covers them, and each would otherwise cost one empty read.
-func (r *reader) dropBuffered() {
+// takeBuffered marks the shards named by the notifications pgx received
+// while earlier queries ran: their transactions committed before this
+// read starts, so the read covers them, and each would otherwise cost one
+// read of its own.
+func (r *reader) takeBuffered() {
 	for {
-		if n, _ := r.conn.WaitForNotification(doneCtx); n == nil {
+		n, _ := r.conn.WaitForNotification(doneCtx)
+		if n == nil {
 			return
 		}
+		r.notified(n.Payload)
 	}
+}
+
+// notified marks the shard a notification's payload names; a payload
+// that names none (an install older than the shard payload, or a NOTIFY
+// sent by hand) wants every shard.
+func (r *reader) notified(payload string) {
+	s, err := strconv.Atoi(payload)
+	if err != nil || s < 0 || s >= len(r.want) {
+		r.wantAll = true
+		return
+	}
+	r.want[s] = true
+}
+
+// wanted returns the shards this read reads and clears the marks for the
+// next one.
+func (r *reader) wanted() []bool {
+	if len(r.want) != len(r.positions) {
+		r.want, r.reading, r.wantAll = make([]bool, len(r.positions)), make([]bool, len(r.positions)), true
+	}
+	for i := range r.reading {
+		r.reading[i] = r.wantAll || r.want[i]
+		r.want[i] = false
+	}
+	r.wantAll = false
+	return r.reading
 }
 
 // marked lists the shards marked in mask with their positions.
@@ -467,13 +505,17 @@ func (r *reader) wait(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	_, err := r.conn.WaitForNotification(wctx)
+	n, err := r.conn.WaitForNotification(wctx)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil && !r.conn.IsClosed() {
-		return nil // poll interval passed
+		if d == r.s.cfg.Poll {
+			r.wantAll = true // poll interval passed: read every shard
+		}
+		return nil // or a position store fell due: the read stores
 	}
 	if err != nil {
 		return fmt.Errorf("waiting for %s: %w", notifyChannel, err)
 	}
+	r.notified(n.Payload)
 	return nil
 }
 

@@ -598,7 +598,11 @@ func TestReadUsesTheShardIndex(t *testing.T) {
 	exec1(t, app, `SELECT fraised.publish('busy', '{"n": 1}') FROM generate_series(1, 20000)`) // one transaction: one shard
 	exec1(t, app, "ANALYZE fraised.outbox")
 	positions := make([]int64, 16) // fifteen shards idle since id 0
-	rows, err := app.Query(context.Background(), "EXPLAIN "+readSQL, positions, DefaultBatch, DefaultMaxPayload)
+	all := make([]bool, 16)
+	for i := range all {
+		all[i] = true
+	}
+	rows, err := app.Query(context.Background(), "EXPLAIN "+readSQL, positions, DefaultBatch, DefaultMaxPayload, all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,4 +687,45 @@ func TestPositionStoresAreCoalesced(t *testing.T) {
 	clock.Add(int64(storeEvery))
 	waitStored(last, "storeEvery passed")
 	assertSeq(t, sink.snapshot(), batch/2+1)
+}
+
+// TestNotifyNamesTheShard: fraised.publish's NOTIFY names its shard and
+// the reader reads that shard alone; a notification naming no shard (an
+// older install's empty payload) reads every shard. A row in shard 5
+// that came with no notification is not read by the reads shard 3's
+// notifications cause, and is read by the next all-shard read, in id
+// order with the rest.
+func TestNotifyNamesTheShard(t *testing.T) {
+	url := newDB(t)
+	app := connect(t, url)
+	admin := connect(t, url)
+	cfg, err := ParseURL(url + "&poll=1m&start=earliest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := New(cfg, nil)
+	sink := &fakeSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitHealthy(t, src)
+	exec1(t, app, "SET fraised.shard = '3'")
+	publish(t, app, "seq", `{"seq": 0}`)
+	sink.waitN(t, 1, within)
+	// A row in shard 5 with no NOTIFY (as if its notification were lost).
+	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (5, 'seq', '{"seq": 2}')`)
+	publish(t, app, "seq", `{"seq": 1}`)
+	sink.waitN(t, 2, within)
+	if got := sink.snapshot(); len(got) != 2 {
+		t.Fatalf("after two notifications naming shard 3 the reader handed over %d events, want 2 (shard 5 read too)", len(got))
+	}
+	exec1(t, admin, `SELECT pg_notify('fraised_outbox', '')`)
+	sink.waitN(t, 3, within)
+	assertSeq(t, sink.snapshot(), 3)
 }

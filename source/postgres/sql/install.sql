@@ -131,7 +131,9 @@ BEGIN
 	INSERT INTO fraised.outbox (shard, topic, payload)
 		VALUES (s, publish.topic, publish.payload)
 		RETURNING id INTO new_id;
-	PERFORM pg_notify('fraised_outbox', '');
+	-- The payload names the shard, so the reader reads that shard alone
+	-- (an empty payload, from an older install, means every shard).
+	PERFORM pg_notify('fraised_outbox', s::text);
 	RETURN new_id;
 END
 $fn$;
