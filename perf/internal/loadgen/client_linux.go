@@ -68,6 +68,9 @@ func (d *dialer) dial(rcvbuf int) (int, error) {
 		return -1, fmt.Errorf("cannot open a socket (open-files limit?): %w", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// Receive timestamps: each read also says when its bytes reached the
+	// socket (receiver.hk), apart from when this harness got to them.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	if rcvbuf > 0 {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	}

@@ -48,7 +48,7 @@ func (q *jobQueue) leaving(j queuedJob) {
 		return
 	}
 	now := q.sh.nowNs()
-	atomic.StoreInt64(&q.sh.sendNs[j.seq], now)
+	q.sh.sent(j.seq, now)
 	for lag := now - j.queued; lag > q.maxQueueNs.Load(); {
 		if q.maxQueueNs.CompareAndSwap(q.maxQueueNs.Load(), lag) {
 			break

@@ -89,7 +89,7 @@ func (s *respSink) send(seqs []int64, topics []int32) error {
 	now := s.sh.nowNs()
 	for _, seq := range seqs {
 		if seq >= 0 {
-			atomic.StoreInt64(&s.sh.sendNs[seq], now)
+			s.sh.sent(seq, now)
 		}
 	}
 	if _, err := s.nc.Write(s.buf); err != nil {

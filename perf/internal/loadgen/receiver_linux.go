@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -20,12 +21,15 @@ const readBuf = 2*maxFrame + 256<<10
 // shared is the state every receiver reads or bumps; the slices are sized
 // before the receivers start and their elements accessed atomically.
 type shared struct {
-	base    time.Time
-	host    string
-	topics  [][]byte
-	sendNs  []int64  // send time by seq (ns since base); 0 = not sent
-	subGot  []uint32 // measured deliveries per subscription
-	subWarm []uint32 // 1 once the subscription got a warm-up event
+	base   time.Time
+	host   string
+	topics [][]byte
+	sendNs []int64 // send time by seq (ns since base); 0 = not sent
+	// sendWall is the send time by seq on CLOCK_REALTIME (ns since the
+	// epoch), the clock of the kernel's receive timestamps; 0 = not sent.
+	sendWall []int64
+	subGot   []uint32 // measured deliveries per subscription
+	subWarm  []uint32 // 1 once the subscription got a warm-up event
 
 	ready, failed, warmed                     atomic.Int64
 	delivered, slowDelivered, warmDelivered   atomic.Int64
@@ -38,6 +42,12 @@ type shared struct {
 
 func (sh *shared) nowNs() int64 { return int64(time.Since(sh.base)) }
 
+// sent records seq's send time: now (nowNs) and the wall clock.
+func (sh *shared) sent(seq, now int64) {
+	atomic.StoreInt64(&sh.sendNs[seq], now)
+	atomic.StoreInt64(&sh.sendWall[seq], time.Now().UnixNano())
+}
+
 func (sh *shared) noteErr(s string) {
 	sh.errMu.Lock()
 	if sh.firstErr == "" {
@@ -49,22 +59,28 @@ func (sh *shared) noteErr(s string) {
 // receiver serves its connections from one epoll instance on one locked
 // OS thread. Other goroutines talk to it only through do.
 type receiver struct {
-	sh     *shared
-	epfd   int
-	evfd   int
-	in     chan *conn
-	cmds   chan func()
-	conns  []*conn // by fd
-	slow   []*conn // slow consumers, also once closed
-	buf    []byte
-	mu     sync.Mutex // guards h against snapshot/reset from other goroutines
-	h      *hist.Histogram
+	sh    *shared
+	epfd  int
+	evfd  int
+	in    chan *conn
+	cmds  chan func()
+	conns []*conn // by fd
+	slow  []*conn // slow consumers, also once closed
+	buf   []byte
+	mu    sync.Mutex // guards h against snapshot/reset from other goroutines
+	h     *hist.Histogram
+	// hk is the latency to the kernel's receive timestamp of the read
+	// that carried the frame (SO_TIMESTAMPNS: when the bytes reached the
+	// socket, before this goroutine ran), guarded by mu like h.
+	hk     *hist.Histogram
+	oob    []byte
 	stop   atomic.Bool
 	done   chan struct{}
 	events [512]unix.EpollEvent
 
 	// per-read counters, flushed once per read
 	nDelivered, nSlow, nWarm int64
+	rxWall                   int64 // the read's kernel receive time (ns since the epoch), 0 if none
 }
 
 func newReceiver(sh *shared) (*receiver, error) {
@@ -84,7 +100,7 @@ func newReceiver(sh *shared) (*receiver, error) {
 		return nil, err
 	}
 	return &receiver{sh: sh, epfd: epfd, evfd: evfd, in: make(chan *conn, 4096), cmds: make(chan func(), 16),
-		buf: make([]byte, readBuf), h: new(hist.Histogram), done: make(chan struct{})}, nil
+		buf: make([]byte, readBuf), h: new(hist.Histogram), hk: new(hist.Histogram), oob: make([]byte, 64), done: make(chan struct{})}, nil
 }
 
 func (r *receiver) wake() {
@@ -109,12 +125,15 @@ func (r *receiver) do(f func()) {
 	}
 }
 
-// snapshot merges the latency histogram into dst and, if reset, empties it.
-func (r *receiver) snapshot(dst *hist.Histogram, reset bool) {
+// snapshot merges the latency histograms into dst and dstKernel and, if
+// reset, empties them.
+func (r *receiver) snapshot(dst, dstKernel *hist.Histogram, reset bool) {
 	r.mu.Lock()
 	dst.Merge(r.h)
+	dstKernel.Merge(r.hk)
 	if reset {
 		r.h.Reset()
+		r.hk.Reset()
 	}
 	r.mu.Unlock()
 }
@@ -247,7 +266,7 @@ func (r *receiver) flushOut(c *conn) {
 // handles every complete frame in it.
 func (r *receiver) read(c *conn) {
 	n0 := copy(r.buf, c.carry)
-	n, err := unix.Read(c.fd, r.buf[n0:])
+	n, oobn, _, _, err := unix.Recvmsg(c.fd, r.buf[n0:], r.oob, 0)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -260,6 +279,7 @@ func (r *receiver) read(c *conn) {
 		return
 	}
 	now := r.sh.nowNs()
+	r.rxWall = rxTimestamp(r.oob[:oobn])
 	data := r.buf[:n0+n]
 	r.mu.Lock()
 	used := r.process(c, data, now)
@@ -409,6 +429,9 @@ func (r *receiver) onNext(c *conn, p []byte, now int64) {
 		if sent := atomic.LoadInt64(&r.sh.sendNs[seq]); sent > 0 {
 			r.h.Record(now - sent)
 		}
+		if wall := atomic.LoadInt64(&r.sh.sendWall[seq]); wall > 0 && r.rxWall > 0 {
+			r.hk.Record(max(r.rxWall-wall, 0))
+		}
 	default:
 		r.sh.unknown.Add(1)
 	}
@@ -481,4 +504,31 @@ func (r *receiver) closeAll() {
 	r.conns = nil
 	_ = unix.Close(r.epfd)
 	_ = unix.Close(r.evfd)
+}
+
+// rxTimestamp reads the SCM_TIMESTAMPNS control message of a recvmsg
+// (ns since the epoch), 0 if there is none. For TCP the kernel gives the
+// time of the last segment the read took, so a frame that arrived earlier
+// in the same read is never timed early. It parses in place: no
+// allocation per read.
+func rxTimestamp(oob []byte) int64 {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && int(h.Len) >= unix.SizeofCmsghdr+int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.SizeofCmsghdr]))
+			return ts.Nano()
+		}
+		oob = oob[cmsgSpace(int(h.Len)):]
+	}
+	return 0
+}
+
+// cmsgSpace is a control message's length rounded up to the alignment
+// of the next one.
+func cmsgSpace(n int) int {
+	const align = int(unsafe.Sizeof(uintptr(0)))
+	return (n + align - 1) &^ (align - 1)
 }

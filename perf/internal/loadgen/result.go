@@ -56,6 +56,12 @@ type Result struct {
 	P999Us float64 `json:"p999_us"`
 	MaxUs  float64 `json:"max_us"`
 	MeanUs float64 `json:"mean_us"`
+	// The same latencies to the kernel's receive timestamp of the read
+	// that carried each frame (SO_TIMESTAMPNS): when the frame reached
+	// the subscriber's socket, without the harness's own wait to run.
+	KernelP50Us  float64 `json:"kernel_rx_p50_us"`
+	KernelP99Us  float64 `json:"kernel_rx_p99_us"`
+	KernelP999Us float64 `json:"kernel_rx_p999_us"`
 
 	RSSBeforeKB int64   `json:"server_rss_before_kb"`
 	RSSAfterKB  int64   `json:"server_rss_after_kb"`
@@ -148,6 +154,9 @@ func WriteDetail(w io.Writer, rs []Result) {
 		}
 		if r.SlowConns > 0 {
 			notes = fmt.Sprintf("slow: %d cut off, %d open, RSS max %.1f MB; %s", r.SlowCut, r.SlowOpen, float64(r.RSSMaxKB)/1024, notes)
+		}
+		if r.KernelP99Us > 0 {
+			notes = fmt.Sprintf("to the socket (kernel rx time): p50 %s, p99 %s, p99.9 %s ms; %s", ms(r.KernelP50Us), ms(r.KernelP99Us), ms(r.KernelP999Us), notes)
 		}
 		fmt.Fprintf(w, "| %s | %s | %d×%d | %s | %d/%d (%.2f%% lost) | %s | %s | %s | %s | %.2f | %.0f | %.2f | %s | %.1f | %s |\n",
 			r.Target, r.Scenario, r.Conns, r.Subs, human(r.Rate), r.Delivered, r.Expected, r.LossPct,

@@ -99,7 +99,7 @@ func (r *run) setup() error {
 	if len(sc.Steps) > 0 {
 		total *= 2 // each step may be retried once
 	}
-	r.sh = &shared{base: time.Now(), host: r.t.WS, sendNs: make([]int64, total),
+	r.sh = &shared{base: time.Now(), host: r.t.WS, sendNs: make([]int64, total), sendWall: make([]int64, total),
 		subGot:  make([]uint32, sc.allSubs()),
 		subWarm: make([]uint32, sc.allSubs())}
 	for i := range sc.Topics {
@@ -373,12 +373,13 @@ type phase struct {
 	otherCPU            time.Duration // the machine's busy time outside both processes
 	lag                 time.Duration
 	h                   hist.Histogram
+	hk                  hist.Histogram // to the kernel's receive timestamps
 }
 
 func (r *run) runPhase(ctx context.Context, rate float64) (*phase, error) {
 	ph := &phase{rate: rate}
 	for _, rc := range r.recv {
-		rc.snapshot(&ph.h, true) // drop anything before the phase
+		rc.snapshot(&ph.h, &ph.hk, true) // drop anything before the phase
 	}
 	ph.h.Reset()
 	d0 := r.sh.delivered.Load()
@@ -411,7 +412,7 @@ func (r *run) runPhase(ctx context.Context, rate float64) (*phase, error) {
 	a1, _, _ := r.sink.acked()
 	ph.acked = a1 - a0
 	for _, rc := range r.recv {
-		rc.snapshot(&ph.h, true)
+		rc.snapshot(&ph.h, &ph.hk, true)
 	}
 	return ph, err
 }
@@ -518,6 +519,8 @@ func (r *run) fill(ph *phase) {
 	res.P50Us, res.P90Us = us(ph.h.Quantile(0.5)), us(ph.h.Quantile(0.9))
 	res.P99Us, res.P999Us = us(ph.h.Quantile(0.99)), us(ph.h.Quantile(0.999))
 	res.MaxUs, res.MeanUs = us(ph.h.Max()), ph.h.Mean()/1000
+	res.KernelP50Us, res.KernelP99Us = us(ph.hk.Quantile(0.5)), us(ph.hk.Quantile(0.99))
+	res.KernelP999Us = us(ph.hk.Quantile(0.999))
 	if ph.delivered > 0 {
 		res.ServerCPUUs = float64(ph.serverCPU.Microseconds()) / float64(ph.delivered)
 		res.HarnessCPUUs = float64(ph.selfCPU.Microseconds()) / float64(ph.delivered)
