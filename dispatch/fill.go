@@ -102,9 +102,13 @@ func (d *Dispatcher) startFill(s *Subscription, spec history.Spec) bool {
 	return true
 }
 
-// stage records an event read for a fill.
+// stage records an event read for a fill. One of a topic the node no
+// longer listens to is dropped, as record drops a publish: its fill was
+// given up (stopListening dropped its stage) and its answer may never
+// come (the broker drops the request of a topic no longer wanted), so a
+// stage it started would hold its share of the cap for good.
 func (d *Dispatcher) stage(ev *event) {
-	if d.hist == nil {
+	if d.hist == nil || !d.listening(ev.topic) {
 		return
 	}
 	if spec, ok := d.histOf.HistoryOf(ev.topic); ok {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,13 @@ type fillRig struct {
 
 func newFillRig(t *testing.T) *fillRig {
 	t.Helper()
+	return newFillRigCap(t, 0)
+}
+
+// newFillRigCap is newFillRig with the history capped at maxBytes
+// (Config.HistoryMaxBytes; zero: the default).
+func newFillRigCap(t *testing.T, maxBytes int64) *fillRig {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	w, err := outbox.NewWriter(log)
 	if err != nil {
@@ -60,7 +68,7 @@ func newFillRig(t *testing.T) *fillRig {
 	}
 	r := &fillRig{t: t, w: w, filler: &fakeFiller{reqs: make(chan FillRequest, 16)}, hook: &interestLog{}, schema: schema, stop: make(chan struct{})}
 	r.d = New(Config{RingSize: 1024, RingBytes: testRingBytes, MaxOutbound: testMaxOutbound, Writer: w, Log: log,
-		Interest: r.hook, History: schema, Filler: r.filler})
+		Interest: r.hook, History: schema, Filler: r.filler, HistoryMaxBytes: maxBytes})
 	go r.d.Run()
 	r.feed = NewFeed(r.d)
 	t.Cleanup(func() { close(r.stop); r.d.Stop(); w.Stop() })
@@ -325,6 +333,35 @@ func TestFillThatNeverAnswersEndsUnavailable(t *testing.T) {
 	r.filler.refuse = true // for a position the node's stream (4..5 of E) cannot serve
 	c2 := r.subscribe("2", &history.Position{Offset: 3, Epoch: "OLD"})
 	c2.expectFail(t, "unavailable")
+}
+
+// TestFillGivenUpStagesNothingMore: the events a fill given up (timed
+// out: its topic no longer listened to) still stages are dropped, and its
+// answer may never come (the broker drops the request of a topic no
+// longer wanted). Kept, they would stay: these go past the stage cap
+// (half the history cap), which refuses the topic's stage until a Fill,
+// so the next fill of the topic would merge nothing and its resume would
+// end "trimmed" although the authority sent what it asked for.
+func TestFillGivenUpStagesNothingMore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the fill timeout")
+	}
+	t.Parallel() // beside TestFillThatNeverAnswersEndsUnavailable's wait
+	const maxBytes = 64 << 10
+	r := newFillRigCap(t, maxBytes)
+	c := r.subscribe("1", &history.Position{Offset: 3, Epoch: "E"})
+	r.request()
+	c.expectFail(t, "unavailable")
+	body := strings.Repeat("x", 1<<10)
+	for i := 4; i < 4+maxBytes/2/len(body)+1; i++ { // past half the cap
+		r.feed.Stage([]byte("h.t"), fmt.Appendf(nil, `{"seq":%d,"body":%q}`, i, body), history.Position{Offset: uint64(i), Epoch: "E"}, r.stop)
+	}
+	waitFor(t, r.d.Barrier()) // dispatched before the next subscribe holds the topic again
+	c2 := r.subscribe("2", &history.Position{Offset: 3, Epoch: "E"})
+	req := r.request()
+	r.stage(4, 5)
+	r.feed.Filled(req.ID, []byte("h.t"), history.Position{Offset: 5, Epoch: "E"}, r.stop)
+	c2.expectSeqs(t, 4, 5)
 }
 
 // TestLossEndsTheTopicsSubscriptions: a loss reported through the Feed
