@@ -183,7 +183,7 @@ func appendHTTPPosition(dst []byte, n int, pos *history.Position) []byte {
 
 // PublishAt is Publish for an event whose position in its topic's
 // stream was assigned elsewhere (a clustered source ordering events in
-// Redis): the dispatcher records it at pos as is (Store.AppendAt: a new
+// Redis): the dispatcher records it at pos as is (Store.RecordAt: a new
 // epoch starts the stream over, a gap drops what is retained, an offset
 // already recorded is not recorded again) and delivers it with pos. pos
 // must have an offset of at least 1 and a history.ValidEpoch epoch; an
@@ -193,11 +193,8 @@ func (p *Publisher) PublishAt(topic, payload []byte, pos history.Position, rk Re
 	return p.push(newPositionedEvent(topic, payload, p, rk, pos))
 }
 
-// PublishAtWait is PublishAt that waits like PublishWait.
-func (p *Publisher) PublishAtWait(topic, payload []byte, pos history.Position, rk ReplyKind, woken, cancel <-chan struct{}) (waited, ok bool) {
-	return p.pushWait(newPositionedEvent(topic, payload, p, rk, pos), woken, cancel)
-}
-
+// newPositionedEvent is newPublishEvent with pos, when it is one
+// (PublishAt's rules).
 func newPositionedEvent(topic, payload []byte, p *Publisher, rk ReplyKind, pos history.Position) *event {
 	ev := newPublishEvent(topic, payload, p, rk)
 	if pos.Offset > 0 && history.ValidEpoch(pos.Epoch) {
