@@ -729,3 +729,50 @@ func TestNotifyNamesTheShard(t *testing.T) {
 	sink.waitN(t, 3, within)
 	assertSeq(t, sink.snapshot(), 3)
 }
+
+// TestPollReadsEveryShardUnderTraffic: notifications for one shard that
+// keep coming faster than poll= do not put off the poll's read of every
+// shard: a row of another shard whose NOTIFY was lost is delivered within
+// about poll=, not only once the traffic stops.
+func TestPollReadsEveryShardUnderTraffic(t *testing.T) {
+	const poll = 200 * time.Millisecond
+	url := newDB(t)
+	app := connect(t, url)
+	admin := connect(t, url)
+	cfg, err := ParseURL(fmt.Sprintf("%s&poll=%s&start=earliest", url, poll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := New(cfg, nil)
+	sink := &fakeSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitHealthy(t, src)
+	exec1(t, app, "SET fraised.shard = '3'")
+	publish(t, app, "busy", `{"n": 0}`)
+	sink.waitN(t, 1, within)
+	// A row in shard 5 with no NOTIFY (as if its notification were lost).
+	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (5, 'lost', '{"n": 0}')`)
+	// Shard 3 notifies every poll/4 until the lost row arrives; many polls
+	// of the machine's time (a shared machine) before giving up.
+	deadline := time.Now().Add(25 * poll)
+	for n := 1; ; n++ {
+		for _, ev := range sink.snapshot() {
+			if ev.topic == "lost" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row of shard 5 was not read in %s (poll=%s) while shard 3 was notified every %s", 25*poll, poll, poll/4)
+		}
+		publish(t, app, "busy", fmt.Sprintf(`{"n": %d}`, n))
+		time.Sleep(poll / 4)
+	}
+}
