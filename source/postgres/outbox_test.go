@@ -632,25 +632,11 @@ func TestPositionStoresAreCoalesced(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
-	cfg, err := ParseURL(fmt.Sprintf("%s&batch=%d&start=earliest", url, batch))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
-	src := New(cfg, nil)
-	src.now = func() time.Time { return time.Unix(0, clock.Load()) }
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	sink := runClean(t, fmt.Sprintf("%s&batch=%d&start=earliest", url, batch), func(src *Source) {
+		src.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	})
-	waitHealthy(t, src)
 	stored := func() int64 {
 		var id int64
 		if err := admin.QueryRow(context.Background(), "SELECT coalesce(max(last_id), 0) FROM fraised.position WHERE source = 'default'").Scan(&id); err != nil {
@@ -699,22 +685,7 @@ func TestNotifyNamesTheShard(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
-	cfg, err := ParseURL(url + "&poll=1m&start=earliest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := New(cfg, nil)
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitHealthy(t, src)
+	sink := runClean(t, url+"&poll=1m&start=earliest", nil)
 	exec1(t, app, "SET fraised.shard = '3'")
 	publish(t, app, "seq", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
@@ -739,22 +710,7 @@ func TestPollReadsEveryShardUnderTraffic(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
-	cfg, err := ParseURL(fmt.Sprintf("%s&poll=%s&start=earliest", url, poll))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := New(cfg, nil)
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitHealthy(t, src)
+	sink := runClean(t, fmt.Sprintf("%s&poll=%s&start=earliest", url, poll), nil)
 	exec1(t, app, "SET fraised.shard = '3'")
 	publish(t, app, "busy", `{"n": 0}`)
 	sink.waitN(t, 1, within)
