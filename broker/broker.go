@@ -27,7 +27,7 @@ import (
 // 3, ... with no gap) within an epoch, the name of one unbroken run of the
 // stream (a new epoch means the stream's history was lost). It is the
 // history's position: the dispatcher records an event a broker ordered at
-// that position (dispatch.Publisher.PublishAt).
+// that position (dispatch.Feed.Push).
 type Position = history.Position
 
 // Receipt is the authority's answer to a publish.

@@ -48,7 +48,7 @@ type event struct {
 	payload   []byte // sub-slice of data
 	data      []byte // owned storage; the reply itself for evReply
 	from      *Publisher
-	pos       history.Position // assigned elsewhere (PublishAt), when hasPos
+	pos       history.Position // assigned elsewhere (Feed.Push), when hasPos
 	hasPos    bool
 	fillID    uint64 // evFilled
 }

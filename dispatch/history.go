@@ -20,10 +20,9 @@ import (
 //
 // Replay, its pacing and its fairness are in replay.go.
 //
-// For a clustered source (positions assigned elsewhere), Publisher.
-// PublishAt hands an event over with its position: history records it
-// as is (a new epoch starts the stream over), and it is delivered with
-// that position.
+// For a clustered source (positions assigned elsewhere), Feed.Push
+// hands an event over with its position: history records it as is (a new
+// epoch starts the stream over), and it is delivered with that position.
 
 // HistorySource says which topics keep a history: *gql.Schema.
 type HistorySource interface {
@@ -181,20 +180,14 @@ func appendHTTPPosition(dst []byte, n int, pos *history.Position) []byte {
 	return append(dst, b...)
 }
 
-// PublishAt is Publish for an event whose position in its topic's
-// stream was assigned elsewhere (a clustered source ordering events in
-// Redis): the dispatcher records it at pos as is (Store.RecordAt: a new
-// epoch starts the stream over, a gap drops what is retained, an offset
-// already recorded is not recorded again) and delivers it with pos. pos
-// must have an offset of at least 1 and a history.ValidEpoch epoch; an
-// invalid one, or a topic without history, is published as Publish
-// would.
-func (p *Publisher) PublishAt(topic, payload []byte, pos history.Position, rk ReplyKind) bool {
-	return p.push(newPositionedEvent(topic, payload, p, rk, pos))
-}
-
-// newPositionedEvent is newPublishEvent with pos, when it is one
-// (PublishAt's rules).
+// newPositionedEvent is newPublishEvent for an event whose position in
+// its topic's stream was assigned elsewhere (a broker ordering events in
+// Redis; Feed.Push): the dispatcher records it at pos as is
+// (Store.RecordAt: a new epoch starts the stream over, a gap drops what is
+// retained, an offset already recorded is not recorded again) and delivers
+// it with pos. A pos without an offset of at least 1 and a
+// history.ValidEpoch epoch is ignored: the event is published as any
+// other.
 func newPositionedEvent(topic, payload []byte, p *Publisher, rk ReplyKind, pos history.Position) *event {
 	ev := newPublishEvent(topic, payload, p, rk)
 	if pos.Offset > 0 && history.ValidEpoch(pos.Epoch) {
