@@ -65,7 +65,14 @@ func (s *Server) refuseQuery(h *httpgql.Handler, req *http.Request, peer session
 		event = audit.EventRateLimit
 	}
 	s.audit(event, peer, audit.Record{Reason: "GraphQL over HTTP: " + msg})
-	r := h.Refuse(strings.Join(req.Header.Values("Accept"), ","), status, code, msg)
+	return refusal(h, strings.Join(req.Header.Values("Accept"), ","), status, code, msg)
+}
+
+// refusal is h's refusal with status, code and msg, told when to retry:
+// Retry-After 1 for 429 (the rate buckets refill within a second), the
+// edge's RetryAfterSeconds for 503.
+func refusal(h *httpgql.Handler, accept string, status int, code, msg string) httpgql.Response {
+	r := h.Refuse(accept, status, code, msg)
 	switch status {
 	case http.StatusTooManyRequests:
 		r.Header = append(r.Header, [2]string{"Retry-After", "1"})
@@ -119,9 +126,7 @@ func (s *Server) answerQuery(ctx context.Context, h *httpgql.Handler, req *httpg
 		subject = id.Subject
 		if !s.sess.AllowOperation(subject, time.Now().UnixNano()) {
 			s.audit(audit.EventRateLimit, peer, audit.Record{Subject: subject, Reason: "GraphQL over HTTP: too many operations for this identity"})
-			r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-			r.Header = append(r.Header, [2]string{"Retry-After", "1"})
-			return r
+			return refusal(h, req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
 		}
 		env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
 	}
