@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/session"
 )
@@ -50,11 +49,7 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 	}
 	if !s.allowConnFrom(client) {
 		t.Release()
-		s.guard.refusedConns.Add(1)
-		s.guard.rateTrips.Add(1)
-		s.refusals.note("ip_connections", r.RemoteAddr, "too many new connections per second from this address (HTTP 429)",
-			"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
-		s.audit(audit.EventConnRefused, session.Peer{Remote: r.RemoteAddr}, audit.Record{Reason: "rate limit: connections per IP"})
+		s.refuseConnRate(session.Peer{Remote: r.RemoteAddr})
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return nil, client
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/server"
 )
 
@@ -95,5 +98,26 @@ func TestHandlerCountsAgainstMaxIPConnections(t *testing.T) {
 	}
 	if _, st, retry := handlerUpgrade(t, ts); st != http.StatusServiceUnavailable || retry == "" {
 		t.Fatalf("second upgrade from the same address: %d (Retry-After %q), want 503", st, retry)
+	}
+}
+
+// TestHandlerRateLimitsConnectionsPerIP: --limit-ip-connections holds for
+// Handler WebSockets as on the listener: past the burst an upgrade gets
+// 429, counted, audited (conn.refused) and logged like the listener's.
+func TestHandlerRateLimitsConnectionsPerIP(t *testing.T) {
+	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
+		o.Security.Limits.ConnsPerIP = ratelimit.Limit{Rate: 0.01, Burst: 1}
+	})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if _, st, _ := handlerUpgrade(t, ts); st != http.StatusSwitchingProtocols {
+		t.Fatalf("first upgrade: %d", st)
+	}
+	if _, st, _ := handlerUpgrade(t, ts); st != http.StatusTooManyRequests {
+		t.Fatalf("second upgrade past the burst of 1: %d, want 429", st)
+	}
+	sink.wait(t, audit.EventConnRefused, func(r auditRec) bool { return strings.Contains(r.Reason, "connections per IP") })
+	if st := s.Stats(); st.RefusedConns == 0 || st.RateLimited == 0 {
+		t.Fatalf("refusal not counted: %+v", st)
 	}
 }
