@@ -64,9 +64,7 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		origin := echoedOrigin(r)
-		s.refusals.note("origin", r.RemoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
-			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect")
+		origin := s.noteOriginRefused(r.RemoteAddr, r.Header.Get("Origin"), "connect")
 		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
 		return
 	}
