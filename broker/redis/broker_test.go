@@ -347,7 +347,14 @@ func TestUnansweredPublishIsOutcomeUnknown(t *testing.T) {
 	go func() { // one to two seconds of Redis' only thread
 		busy <- c.Eval(context.Background(), "local s = redis.call('TIME')[1] while redis.call('TIME')[1] - s < 2 do end return 1", nil).Err()
 	}()
-	time.Sleep(300 * time.Millisecond) // the script is running: it holds Redis at least a second
+	probe := goredis.NewClient(&goredis.Options{Addr: r.Addr, DisableIdentity: true, Protocol: 2, MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
+	defer probe.Close()
+	eventually(t, 5*time.Second, func() error { // the script holds Redis (at least a second from now): a PING goes unanswered
+		if probe.Ping(context.Background()).Err() == nil {
+			return errors.New("Redis still answers PING: the slow script has not started")
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	_, err := n.Publish(ctx, []byte("t"), []byte(`{}`))
 	cancel()

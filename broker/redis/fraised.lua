@@ -109,7 +109,9 @@ end
 -- shard), a seq at or above this one: the event was published before (a
 -- source's new forwarder re-reading rows the old one had published but not
 -- yet marked read in its database). The mark is written in the same call,
--- so an event is numbered at most once. seq is a decimal string without
+-- so an event is numbered at most once, and after the publish, so a
+-- publish that errors (nothing sent on the channel) leaves no mark to
+-- drop its retry. seq is a decimal string without
 -- leading zeros (compared by length, then bytes: no float rounding).
 -- Returns {receivers, offset, epoch, 1} when published, {0, 0, '', 0}
 -- for a duplicate.
@@ -119,8 +121,8 @@ local function publish_once(keys, args)
   if last and (#last > #seq or (#last == #seq and last >= seq)) then
     return {0, 0, '', 0}
   end
-  redis.call('HSET', marks, part, seq)
   local r = publish(keys, args)
+  redis.call('HSET', marks, part, seq)
   r[4] = 1
   return r
 end

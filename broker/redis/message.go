@@ -58,27 +58,3 @@ func parseMessage(msg string) (offset uint64, epoch, payload string, ok bool) {
 func isEpochByte(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z'
 }
-
-// appendMessage appends a message as fraised.lua builds it (for tests).
-func appendMessage(dst []byte, offset uint64, epoch string, payload []byte) []byte {
-	dst = append(dst, "F1 "...)
-	dst = appendUint(dst, offset)
-	dst = append(dst, ' ')
-	dst = append(dst, epoch...)
-	dst = append(dst, '\n')
-	return append(dst, payload...)
-}
-
-func appendUint(dst []byte, n uint64) []byte {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
-}

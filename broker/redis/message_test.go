@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,4 +66,14 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("%q re-encodes as %q", msg, again)
 		}
 	})
+}
+
+// appendMessage appends a message as fraised.lua builds it.
+func appendMessage(dst []byte, offset uint64, epoch string, payload []byte) []byte {
+	dst = append(dst, "F1 "...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, ' ')
+	dst = append(dst, epoch...)
+	dst = append(dst, '\n')
+	return append(dst, payload...)
 }

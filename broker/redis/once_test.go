@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -66,6 +67,35 @@ func TestPublishOnceDropsWhatWasPublished(t *testing.T) {
 	}
 	if got, err := newClient(t, r).HGet(ctx, markPrefix+"s1", "0").Result(); err != nil || got != "100" {
 		t.Fatalf("the mark of s1/0 is %q, want 100", got)
+	}
+}
+
+// TestPublishOnceThatFailsLeavesNoMark: a fraised_publish_once that
+// fails with an error reply (here the topic's meta key holds a value of
+// another type, as a stray SET leaves it) answers broker.ErrUnavailable,
+// which promises nothing was published; so its origin's mark must not be
+// written either, or the publisher's retry would be dropped as a
+// duplicate and the event lost.
+func TestPublishOnceThatFailsLeavesNoMark(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, r.URL(), nil)
+	waitReady(t, n)
+	ctx := context.Background()
+	c := newClient(t, r)
+	if err := c.Set(ctx, metaPrefix+"t", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	o := broker.Origin{Stream: "s1", Part: "0", Seq: 1}
+	if _, _, err := n.PublishOnce(ctx, []byte("t"), []byte(`{}`), o); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("publish once onto a meta key of the wrong type: %v, want ErrUnavailable", err)
+	}
+	if got := c.HGet(ctx, markPrefix+"s1", "0").Val(); got != "" {
+		t.Fatalf("a failed publish once left the mark %q", got)
+	}
+	c.Del(ctx, metaPrefix+"t")
+	rc, dup, err := n.PublishOnce(ctx, []byte("t"), []byte(`{}`), o)
+	if err != nil || dup || rc.Pos.Offset != 1 {
+		t.Fatalf("the retry: receipt %+v, duplicate %v, err %v; want published at offset 1", rc, dup, err)
 	}
 }
 

@@ -66,13 +66,7 @@ func TestClientsAgree(t *testing.T) {
 			}
 			next += batchSize + 1
 			cancel()
-			deadline := time.Now().Add(arrivalTimeout)
-			for s.numsub(t, channel) != 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the subscription outlived its context")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			s.waitSubscribed(t, channel, 0) // the subscription ends with its context
 		})
 	}
 }

@@ -216,7 +216,7 @@ type rawPublisher struct {
 
 func newRawPublisher(tb testing.TB, s *server, topic, payload []byte) *rawPublisher {
 	tb.Helper()
-	c, err := net.DialTimeout("tcp", s.addr, time.Second)
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
 		tb.Fatal(err)
 	}

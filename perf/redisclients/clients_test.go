@@ -210,9 +210,9 @@ func (c *rueidisClient) close() { c.c.Close() }
 // dial connects one client for tb, closed when tb ends.
 func dial(tb testing.TB, s *server, d func(string) (client, error)) client {
 	tb.Helper()
-	c, err := d(s.addr)
+	c, err := d(s.Addr)
 	if err != nil {
-		tb.Fatalf("connect to %s: %v", s.addr, err)
+		tb.Fatalf("connect to %s: %v", s.Addr, err)
 	}
 	tb.Cleanup(c.close)
 	return c

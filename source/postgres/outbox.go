@@ -92,10 +92,12 @@ type reader struct {
 	moved     []bool  // per shard: position not stored yet
 	// want marks the shards the next read reads (per shard): those a
 	// NOTIFY named, or all of them (wantAll) after a notification that
-	// names none, a poll, a backlog, or at the start of a session.
+	// names none or a backlog, and once Poll has passed since lastAll
+	// (the zero time at the start of a session).
 	want    []bool
 	wantAll bool
-	reading []bool // the read's copy of want
+	reading []bool    // the read's copy of want
+	lastAll time.Time // when the last read of every shard began
 	// unstored counts the events handed over since the positions were
 	// last stored, and since when (zero: none); see read.
 	unstored      int
@@ -121,7 +123,7 @@ SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' ||
        'fraised.outbox'::regclass::oid::text`
 
 func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) error {
-	r := &reader{s: s, conn: conn, lastPrune: time.Now(), wantAll: true}
+	r := &reader{s: s, conn: conn, lastPrune: time.Now()}
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
@@ -193,6 +195,7 @@ func (r *reader) setup(ctx context.Context) error {
 
 func (r *reader) loadPositions(ctx context.Context, shards int) error {
 	r.positions, r.moved = make([]int64, shards), make([]bool, shards)
+	r.want, r.reading = make([]bool, shards), make([]bool, shards)
 	known := make([]bool, shards)
 	rows, err := r.conn.Query(ctx, "SELECT shard, last_id FROM fraised.position WHERE source = $1", r.s.cfg.Name)
 	if err != nil {
@@ -359,7 +362,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
 	r.takeBuffered()
-	want := r.wanted()
+	want := r.wanted(r.s.now())
 	var b pgx.Batch
 	var shards []int16
 	var last []int64
@@ -454,11 +457,16 @@ func (r *reader) notified(payload string) {
 	r.want[s] = true
 }
 
-// wanted returns the shards this read reads and clears the marks for the
-// next one.
-func (r *reader) wanted() []bool {
-	if len(r.want) != len(r.positions) {
-		r.want, r.reading, r.wantAll = make([]bool, len(r.positions)), make([]bool, len(r.positions)), true
+// wanted returns the shards a read beginning at now reads and clears the
+// marks for the next one. Every shard is read at least once per Poll,
+// however often notifications for some shards come: that read is what
+// bounds the delay of an event whose NOTIFY was lost.
+func (r *reader) wanted(now time.Time) []bool {
+	if now.Sub(r.lastAll) >= r.s.cfg.Poll {
+		r.wantAll = true
+	}
+	if r.wantAll {
+		r.lastAll = now
 	}
 	for i := range r.reading {
 		r.reading[i] = r.wantAll || r.want[i]
@@ -493,24 +501,22 @@ func (r *reader) store(ctx context.Context, moved []bool) error {
 	return nil
 }
 
-// wait blocks until a NOTIFY arrives, Poll passes, or a position store
-// falls due (storeEvery).
+// wait blocks until a NOTIFY arrives, the poll of every shard falls due
+// (Poll after lastAll), or a position store does (storeEvery).
 func (r *reader) wait(ctx context.Context) error {
-	d := r.s.cfg.Poll
+	now := r.s.now()
+	d := r.s.cfg.Poll - now.Sub(r.lastAll)
 	if r.unstored > 0 {
-		d = min(d, storeEvery-r.s.now().Sub(r.unstoredSince))
-		if d <= 0 {
-			return nil // the next read stores
-		}
+		d = min(d, storeEvery-now.Sub(r.unstoredSince))
+	}
+	if d <= 0 {
+		return nil // the next read polls or stores
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	n, err := r.conn.WaitForNotification(wctx)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil && !r.conn.IsClosed() {
-		if d == r.s.cfg.Poll {
-			r.wantAll = true // poll interval passed: read every shard
-		}
-		return nil // or a position store fell due: the read stores
+		return nil // a poll or a position store fell due: the read does it
 	}
 	if err != nil {
 		return fmt.Errorf("waiting for %s: %w", notifyChannel, err)

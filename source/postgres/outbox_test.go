@@ -632,25 +632,11 @@ func TestPositionStoresAreCoalesced(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
-	cfg, err := ParseURL(fmt.Sprintf("%s&batch=%d&start=earliest", url, batch))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
-	src := New(cfg, nil)
-	src.now = func() time.Time { return time.Unix(0, clock.Load()) }
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	sink := runClean(t, fmt.Sprintf("%s&batch=%d&start=earliest", url, batch), func(src *Source) {
+		src.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	})
-	waitHealthy(t, src)
 	stored := func() int64 {
 		var id int64
 		if err := admin.QueryRow(context.Background(), "SELECT coalesce(max(last_id), 0) FROM fraised.position WHERE source = 'default'").Scan(&id); err != nil {
@@ -699,22 +685,7 @@ func TestNotifyNamesTheShard(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
-	cfg, err := ParseURL(url + "&poll=1m&start=earliest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := New(cfg, nil)
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitHealthy(t, src)
+	sink := runClean(t, url+"&poll=1m&start=earliest", nil)
 	exec1(t, app, "SET fraised.shard = '3'")
 	publish(t, app, "seq", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
@@ -728,4 +699,36 @@ func TestNotifyNamesTheShard(t *testing.T) {
 	exec1(t, admin, `SELECT pg_notify('fraised_outbox', '')`)
 	sink.waitN(t, 3, within)
 	assertSeq(t, sink.snapshot(), 3)
+}
+
+// TestPollReadsEveryShardUnderTraffic: notifications for one shard that
+// keep coming faster than poll= do not put off the poll's read of every
+// shard: a row of another shard whose NOTIFY was lost is delivered within
+// about poll=, not only once the traffic stops.
+func TestPollReadsEveryShardUnderTraffic(t *testing.T) {
+	const poll = 200 * time.Millisecond
+	url := newDB(t)
+	app := connect(t, url)
+	admin := connect(t, url)
+	sink := runClean(t, fmt.Sprintf("%s&poll=%s&start=earliest", url, poll), nil)
+	exec1(t, app, "SET fraised.shard = '3'")
+	publish(t, app, "busy", `{"n": 0}`)
+	sink.waitN(t, 1, within)
+	// A row in shard 5 with no NOTIFY (as if its notification were lost).
+	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (5, 'lost', '{"n": 0}')`)
+	// Shard 3 notifies every poll/4 until the lost row arrives; many polls
+	// of the machine's time (a shared machine) before giving up.
+	deadline := time.Now().Add(25 * poll)
+	for n := 1; ; n++ {
+		for _, ev := range sink.snapshot() {
+			if ev.topic == "lost" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row of shard 5 was not read in %s (poll=%s) while shard 3 was notified every %s", 25*poll, poll, poll/4)
+		}
+		publish(t, app, "busy", fmt.Sprintf(`{"n": %d}`, n))
+		time.Sleep(poll / 4)
+	}
 }

@@ -146,7 +146,17 @@ func runSource(t testing.TB, url string, sink source.Sink) (*Source, func() erro
 
 func runConfig(t testing.TB, cfg *Config, sink source.Sink) (*Source, func() error) {
 	t.Helper()
+	return runPrepared(t, cfg, sink, nil)
+}
+
+// runPrepared is runConfig with prep (if not nil) applied to the source
+// before it runs (a test's clock, say).
+func runPrepared(t testing.TB, cfg *Config, sink source.Sink, prep func(*Source)) (*Source, func() error) {
+	t.Helper()
 	src := New(cfg, nil)
+	if prep != nil {
+		prep(src)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, sink) }()
@@ -167,7 +177,6 @@ func runConfig(t testing.TB, cfg *Config, sink source.Sink) (*Source, func() err
 	return src, stop
 }
 
-// waitHealthy waits until the source reports healthy.
 // runHealthy runs a source on url into a new fakeSink and waits until it
 // is healthy.
 func runHealthy(t testing.TB, url string) (*fakeSink, *Source) {
@@ -178,6 +187,26 @@ func runHealthy(t testing.TB, url string) (*fakeSink, *Source) {
 	return sink, src
 }
 
+// runClean is runHealthy for a run that must end cleanly: Run's error
+// when the test stops it fails the test. prep is as for runPrepared.
+func runClean(t *testing.T, url string, prep func(*Source)) *fakeSink {
+	t.Helper()
+	cfg, err := ParseURL(url)
+	if err != nil {
+		t.Fatalf("ParseURL: %v", err)
+	}
+	sink := &fakeSink{}
+	src, stop := runPrepared(t, cfg, sink, prep)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitHealthy(t, src)
+	return sink
+}
+
+// waitHealthy waits until the source reports healthy.
 func waitHealthy(t testing.TB, src *Source) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -21,15 +21,12 @@ const readBuf = 2*maxFrame + 256<<10
 // shared is the state every receiver reads or bumps; the slices are sized
 // before the receivers start and their elements accessed atomically.
 type shared struct {
-	base   time.Time
-	host   string
-	topics [][]byte
-	sendNs []int64 // send time by seq (ns since base); 0 = not sent
-	// sendWall is the send time by seq on CLOCK_REALTIME (ns since the
-	// epoch), the clock of the kernel's receive timestamps; 0 = not sent.
-	sendWall []int64
-	subGot   []uint32 // measured deliveries per subscription
-	subWarm  []uint32 // 1 once the subscription got a warm-up event
+	base    time.Time
+	host    string
+	topics  [][]byte
+	sendNs  []int64  // send time by seq (ns since base); 0 = not sent
+	subGot  []uint32 // measured deliveries per subscription
+	subWarm []uint32 // 1 once the subscription got a warm-up event
 
 	ready, failed, warmed                     atomic.Int64
 	delivered, slowDelivered, warmDelivered   atomic.Int64
@@ -42,11 +39,8 @@ type shared struct {
 
 func (sh *shared) nowNs() int64 { return int64(time.Since(sh.base)) }
 
-// sent records seq's send time: now (nowNs) and the wall clock.
-func (sh *shared) sent(seq, now int64) {
-	atomic.StoreInt64(&sh.sendNs[seq], now)
-	atomic.StoreInt64(&sh.sendWall[seq], time.Now().UnixNano())
-}
+// sent records seq's send time, now (nowNs).
+func (sh *shared) sent(seq, now int64) { atomic.StoreInt64(&sh.sendNs[seq], now) }
 
 func (sh *shared) noteErr(s string) {
 	sh.errMu.Lock()
@@ -80,7 +74,11 @@ type receiver struct {
 
 	// per-read counters, flushed once per read
 	nDelivered, nSlow, nWarm int64
-	rxWall                   int64 // the read's kernel receive time (ns since the epoch), 0 if none
+	// rxAge is how long before the read its bytes reached the socket
+	// (the wall clock less the kernel's receive timestamp, both
+	// CLOCK_REALTIME and taken together, so a clock step between send
+	// and receive does not skew it); -1 if the read had no timestamp.
+	rxAge int64
 }
 
 func newReceiver(sh *shared) (*receiver, error) {
@@ -278,8 +276,12 @@ func (r *receiver) read(c *conn) {
 		r.closeConn(c, "eof")
 		return
 	}
-	now := r.sh.nowNs()
-	r.rxWall = rxTimestamp(r.oob[:oobn])
+	t := time.Now()
+	now := int64(t.Sub(r.sh.base))
+	r.rxAge = -1
+	if rx := rxTimestamp(r.oob[:oobn]); rx > 0 {
+		r.rxAge = max(t.UnixNano()-rx, 0)
+	}
 	data := r.buf[:n0+n]
 	r.mu.Lock()
 	used := r.process(c, data, now)
@@ -428,9 +430,9 @@ func (r *receiver) onNext(c *conn, p []byte, now int64) {
 		atomic.AddUint32(&r.sh.subGot[k], 1)
 		if sent := atomic.LoadInt64(&r.sh.sendNs[seq]); sent > 0 {
 			r.h.Record(now - sent)
-		}
-		if wall := atomic.LoadInt64(&r.sh.sendWall[seq]); wall > 0 && r.rxWall > 0 {
-			r.hk.Record(max(r.rxWall-wall, 0))
+			if r.rxAge >= 0 {
+				r.hk.Record(max(now-r.rxAge-sent, 0))
+			}
 		}
 	default:
 		r.sh.unknown.Add(1)

@@ -99,7 +99,7 @@ func (r *run) setup() error {
 	if len(sc.Steps) > 0 {
 		total *= 2 // each step may be retried once
 	}
-	r.sh = &shared{base: time.Now(), host: r.t.WS, sendNs: make([]int64, total), sendWall: make([]int64, total),
+	r.sh = &shared{base: time.Now(), host: r.t.WS, sendNs: make([]int64, total),
 		subGot:  make([]uint32, sc.allSubs()),
 		subWarm: make([]uint32, sc.allSubs())}
 	for i := range sc.Topics {
