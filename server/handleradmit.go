@@ -16,7 +16,12 @@ import (
 // operator sets hold whichever way clients connect, and the descriptors
 // they guard (--max-connections is derived from the open-files limit)
 // are counted once. The host's plain HTTP requests (GraphQL over HTTP)
-// are not counted: the host's http.Server owns those connections.
+// are not counted: the host's http.Server owns those connections. A peer
+// with no IP address (the host serves a Unix socket, a reverse proxy's
+// usually) names no client: its WebSockets take only a slot of
+// --max-connections, since charging them all to one unknown address
+// would cap every client together at --max-ip-connections and
+// --limit-ip-connections.
 
 // admitNet admits a Handler WebSocket before its upgrade: it returns the
 // ticket the connection holds until it ends, and the client address
@@ -35,8 +40,9 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 			client = a
 		}
 	}
-	t, why := s.gate.Admit(peer, proxy)
-	if t != nil && !t.ChargeAddr(client) {
+	known := client.IsValid()
+	t, why := s.gate.Admit(peer, proxy || !known)
+	if t != nil && known && !t.ChargeAddr(client) {
 		t.Release()
 		t, why = nil, edge.ReasonAddrCap
 	}
@@ -47,7 +53,7 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 		http.Error(w, why.String(), http.StatusServiceUnavailable)
 		return nil, client
 	}
-	if !s.allowConnFrom(client) {
+	if known && !s.allowConnFrom(client) {
 		t.Release()
 		s.refuseConnRate(session.Peer{Remote: r.RemoteAddr})
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
