@@ -68,7 +68,7 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
 		return
 	}
-	ticket, _ := s.admitNet(w, r)
+	ticket := s.admitNet(w, r)
 	if ticket == nil {
 		return // refused at a connection cap or rate
 	}

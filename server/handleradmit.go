@@ -23,13 +23,13 @@ import (
 // would cap every client together at --max-ip-connections and
 // --limit-ip-connections.
 
-// admitNet admits a Handler WebSocket before its upgrade: it returns the
-// ticket the connection holds until it ends, and the client address
-// (the forwarded one when the TCP peer is in --trusted-proxies), or nil
-// after answering the refusal (503 with Retry-After at a cap, 429 past
+// admitNet admits a Handler WebSocket before its upgrade, charging its
+// client address (the forwarded one when the TCP peer is in
+// --trusted-proxies): it returns the ticket the connection holds until
+// it ends, or nil after answering the refusal (503 with Retry-After at a cap, 429 past
 // the per-address connection rate), logged and audited as the accept
 // loop's.
-func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket, netip.Addr) {
+func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) *edge.Ticket {
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	proxy := s.opts.TrustedProxies.Contains(peer.Addr())
@@ -51,13 +51,13 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 		w.Header().Set("Retry-After", strconv.Itoa(edge.RetryAfterSeconds))
 		w.Header().Set("Connection", "close")
 		http.Error(w, why.String(), http.StatusServiceUnavailable)
-		return nil, client
+		return nil
 	}
 	if known && !s.allowConnFrom(client) {
 		t.Release()
 		s.refuseConnRate(session.Peer{Remote: r.RemoteAddr})
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-		return nil, client
+		return nil
 	}
-	return t, client
+	return t
 }
