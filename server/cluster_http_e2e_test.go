@@ -28,28 +28,53 @@ func (g *gatedCluster) Publish(ctx context.Context, topic, payload []byte) (brok
 	return g.fakeCluster.Publish(ctx, topic, payload)
 }
 
-// TestDrainAnswersClusterHTTPPublish: an HTTP publish the broker is still
-// taking when Shutdown begins gets its 200 receipt before the server
-// stops (the event was published: a client left without the answer would
-// publish it again).
-func TestDrainAnswersClusterHTTPPublish(t *testing.T) {
+// startGatedPublish starts a server on a gatedCluster (with opts) and
+// sends it an HTTP publish, returning once the broker holds it.
+func startGatedPublish(t *testing.T, opts func(*server.Options)) (*testServer, *gatedCluster, net.Conn) {
+	t.Helper()
 	g := &gatedCluster{fakeCluster: newFakeCluster(), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	s := startServer(t, func(o *server.Options) {
 		o.Cluster = g
 		o.PublishToken = "tok"
+		if opts != nil {
+			opts(o)
+		}
 	})
 	conn, err := net.Dial("tcp", s.opts.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	body := `{"n":1}`
-	_, _ = conn.Write([]byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n" + body))
+	t.Cleanup(func() { conn.Close() })
+	_, _ = conn.Write([]byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n" + `{"n":1}`))
 	select {
 	case <-g.entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the publish did not reach the broker within 10s")
 	}
+	return s, g, conn
+}
+
+// expectReceipt reads the answer to the publish on conn: 200 with the
+// broker's receipt.
+func expectReceipt(t *testing.T, conn net.Conn) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the publish the broker took: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"nodes":7`) {
+		t.Fatalf("answer %d %q, want 200 with the receipt", resp.StatusCode, b)
+	}
+}
+
+// TestDrainAnswersClusterHTTPPublish: an HTTP publish the broker is still
+// taking when Shutdown begins gets its 200 receipt before the server
+// stops (the event was published: a client left without the answer would
+// publish it again).
+func TestDrainAnswersClusterHTTPPublish(t *testing.T) {
+	s, g, conn := startGatedPublish(t, nil)
 	drained := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -65,15 +90,7 @@ func TestDrainAnswersClusterHTTPPublish(t *testing.T) {
 		return false
 	})
 	close(g.release)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer to the publish the broker took: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"nodes":7`) {
-		t.Fatalf("answer %d %q, want 200 with the receipt", resp.StatusCode, b)
-	}
+	expectReceipt(t, conn)
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
@@ -85,32 +102,8 @@ func TestDrainAnswersClusterHTTPPublish(t *testing.T) {
 // had arrived whole.
 func TestClusterHTTPPublishOutlivesReadTimeout(t *testing.T) {
 	const readTimeout = 300 * time.Millisecond
-	g := &gatedCluster{fakeCluster: newFakeCluster(), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	s := startServer(t, func(o *server.Options) {
-		o.Cluster = g
-		o.PublishToken = "tok"
-		o.HTTPReadTimeout = readTimeout
-	})
-	conn, err := net.Dial("tcp", s.opts.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, _ = conn.Write([]byte("POST /publish/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 7\r\n\r\n" + `{"n":1}`))
-	select {
-	case <-g.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the publish did not reach the broker within 10s")
-	}
+	_, g, conn := startGatedPublish(t, func(o *server.Options) { o.HTTPReadTimeout = readTimeout })
 	time.Sleep(4 * readTimeout) // several housekeeper ticks past the read deadline
 	close(g.release)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer to the publish: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"nodes":7`) {
-		t.Fatalf("answer %d %q, want 200 with the receipt", resp.StatusCode, b)
-	}
+	expectReceipt(t, conn)
 }

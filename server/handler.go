@@ -64,13 +64,11 @@ func (h netHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	case !g.originAllowed(r.Header.Get("Origin"), r.Host):
-		origin := echoedOrigin(r)
-		s.refusals.note("origin", r.RemoteAddr, "origin not allowed: "+origin+" (HTTP 403)",
-			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect")
+		origin := s.noteOriginRefused(r.RemoteAddr, r.Header.Get("Origin"), "connect")
 		http.Error(w, "origin not allowed: "+origin, http.StatusForbidden)
 		return
 	}
-	ticket, _ := s.admitNet(w, r)
+	ticket := s.admitNet(w, r)
 	if ticket == nil {
 		return // refused at a connection cap or rate
 	}

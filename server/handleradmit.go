@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/session"
 )
@@ -17,15 +16,20 @@ import (
 // operator sets hold whichever way clients connect, and the descriptors
 // they guard (--max-connections is derived from the open-files limit)
 // are counted once. The host's plain HTTP requests (GraphQL over HTTP)
-// are not counted: the host's http.Server owns those connections.
+// are not counted: the host's http.Server owns those connections. A peer
+// with no IP address (the host serves a Unix socket, a reverse proxy's
+// usually) names no client: its WebSockets take only a slot of
+// --max-connections, since charging them all to one unknown address
+// would cap every client together at --max-ip-connections and
+// --limit-ip-connections.
 
-// admitNet admits a Handler WebSocket before its upgrade: it returns the
-// ticket the connection holds until it ends, and the client address
-// (the forwarded one when the TCP peer is in --trusted-proxies), or nil
-// after answering the refusal (503 with Retry-After at a cap, 429 past
+// admitNet admits a Handler WebSocket before its upgrade, charging its
+// client address (the forwarded one when the TCP peer is in
+// --trusted-proxies): it returns the ticket the connection holds until
+// it ends, or nil after answering the refusal (503 with Retry-After at a cap, 429 past
 // the per-address connection rate), logged and audited as the accept
 // loop's.
-func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket, netip.Addr) {
+func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) *edge.Ticket {
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	proxy := s.opts.TrustedProxies.Contains(peer.Addr())
@@ -36,8 +40,9 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 			client = a
 		}
 	}
-	t, why := s.gate.Admit(peer, proxy)
-	if t != nil && !t.ChargeAddr(client) {
+	known := client.IsValid()
+	t, why := s.gate.Admit(peer, proxy || !known)
+	if t != nil && known && !t.ChargeAddr(client) {
 		t.Release()
 		t, why = nil, edge.ReasonAddrCap
 	}
@@ -46,17 +51,13 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) (*edge.Ticket,
 		w.Header().Set("Retry-After", strconv.Itoa(edge.RetryAfterSeconds))
 		w.Header().Set("Connection", "close")
 		http.Error(w, why.String(), http.StatusServiceUnavailable)
-		return nil, client
+		return nil
 	}
-	if !s.allowConnFrom(client) {
+	if known && !s.allowConnFrom(client) {
 		t.Release()
-		s.guard.refusedConns.Add(1)
-		s.guard.rateTrips.Add(1)
-		s.refusals.note("ip_connections", r.RemoteAddr, "too many new connections per second from this address (HTTP 429)",
-			"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
-		s.audit(audit.EventConnRefused, session.Peer{Remote: r.RemoteAddr}, audit.Record{Reason: "rate limit: connections per IP"})
+		s.refuseConnRate(session.Peer{Remote: r.RemoteAddr})
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-		return nil, client
+		return nil
 	}
-	return t, client
+	return t
 }

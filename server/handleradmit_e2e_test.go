@@ -5,10 +5,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fraised/fraised/audit"
+	"github.com/fraised/fraised/auth"
+	"github.com/fraised/fraised/ratelimit"
 	"github.com/fraised/fraised/server"
 )
 
@@ -17,7 +21,7 @@ import (
 // Retry-After.
 func handlerUpgrade(t *testing.T, ts *httptest.Server) (net.Conn, int, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	conn, err := net.Dial(ts.Listener.Addr().Network(), ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,5 +99,56 @@ func TestHandlerCountsAgainstMaxIPConnections(t *testing.T) {
 	}
 	if _, st, retry := handlerUpgrade(t, ts); st != http.StatusServiceUnavailable || retry == "" {
 		t.Fatalf("second upgrade from the same address: %d (Retry-After %q), want 503", st, retry)
+	}
+}
+
+// TestHandlerRateLimitsConnectionsPerIP: --limit-ip-connections holds for
+// Handler WebSockets as on the listener: past the burst an upgrade gets
+// 429, counted, audited (conn.refused) and logged like the listener's.
+func TestHandlerRateLimitsConnectionsPerIP(t *testing.T) {
+	s, sink := startSecure(t, auth.ModeOff, func(o *server.Options) {
+		o.Security.Limits.ConnsPerIP = ratelimit.Limit{Rate: 0.01, Burst: 1}
+	})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if _, st, _ := handlerUpgrade(t, ts); st != http.StatusSwitchingProtocols {
+		t.Fatalf("first upgrade: %d", st)
+	}
+	if _, st, _ := handlerUpgrade(t, ts); st != http.StatusTooManyRequests {
+		t.Fatalf("second upgrade past the burst of 1: %d, want 429", st)
+	}
+	sink.wait(t, audit.EventConnRefused, func(r auditRec) bool { return strings.Contains(r.Reason, "connections per IP") })
+	if st := s.Stats(); st.RefusedConns == 0 || st.RateLimited == 0 {
+		t.Fatalf("refusal not counted: %+v", st)
+	}
+}
+
+// TestHandlerOnUnixSocket: a Handler mounted on a Unix-socket server (a
+// reverse proxy in front of it) has no client address to cap or rate:
+// its WebSockets are not all counted as one address (which would refuse
+// every client past --max-ip-connections), while --max-connections
+// still holds.
+func TestHandlerOnUnixSocket(t *testing.T) {
+	s := startServer(t, func(o *server.Options) {
+		o.MaxConnections = 3
+		o.MaxConnectionsPerAddr = 1
+		o.Security.Limits.ConnsPerIP = ratelimit.Limit{Rate: 0.01, Burst: 1}
+	})
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "h.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	defer ts.Close()
+	for i := range 3 {
+		if _, st, _ := handlerUpgrade(t, ts); st != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade %d over the Unix socket: %d, want 101 (no client address to cap)", i+1, st)
+		}
+	}
+	if _, st, retry := handlerUpgrade(t, ts); st != http.StatusServiceUnavailable || retry == "" {
+		t.Fatalf("upgrade past --max-connections 3: %d (Retry-After %q), want 503", st, retry)
 	}
 }

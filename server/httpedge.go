@@ -10,6 +10,7 @@ import (
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/proxyproto"
+	"github.com/fraised/fraised/session"
 )
 
 // maxHTTPInflight bounds the POST /publish replies a connection may have
@@ -214,11 +215,7 @@ func (c *httpConn) refuseHTTP(status int, reason, fix string) {
 
 // refuseRate answers 429 to a connection over the per-address rate.
 func (c *httpConn) refuseRate() {
-	c.srv.guard.refusedConns.Add(1)
-	c.srv.guard.rateTrips.Add(1)
-	c.srv.refusals.note("ip_connections", c.remoteAddr, "too many new connections per second from this address (HTTP 429)",
-		"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
-	c.srv.guard.audit(audit.EventConnRefused, c, audit.Record{Reason: "rate limit: connections per IP"})
+	c.srv.refuseConnRate(session.Peer{ID: c.id, Remote: c.remoteAddr})
 	c.respondClose(http.StatusTooManyRequests, "too many connections from this address\n")
 }
 

@@ -35,7 +35,7 @@ func (s *Server) queryRefusal(req *http.Request) (int, string, string) {
 	case s.draining.Load():
 		return http.StatusServiceUnavailable, CodeDraining, "server is draining (shutting down): retry on another instance"
 	case !g.originAllowed(req.Header.Get("Origin"), req.Host):
-		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " + echoedOrigin(req)
+		return http.StatusForbidden, CodeOriginNotAllowed, "origin not allowed: " + echoedOrigin(req.Header.Get("Origin"))
 	case req.ContentLength > int64(s.opts.MaxMessage):
 		return http.StatusRequestEntityTooLarge, httpgql.CodeRequestTooLarge,
 			"request body is " + strconv.FormatInt(req.ContentLength, 10) + " bytes, more than the limit of " + strconv.Itoa(s.opts.MaxMessage) + " (--max-message)"
@@ -45,9 +45,21 @@ func (s *Server) queryRefusal(req *http.Request) (int, string, string) {
 	return 0, "", ""
 }
 
-// echoedOrigin is the request's Origin as a refusal may quote it.
-func echoedOrigin(req *http.Request) string {
-	return truncate(strings.ToValidUTF8(req.Header.Get("Origin"), "\uFFFD"), maxEchoedOrigin)
+// echoedOrigin is an Origin as a refusal may quote it: valid UTF-8, at
+// most maxEchoedOrigin bytes.
+func echoedOrigin(origin string) string {
+	return truncate(strings.ToValidUTF8(origin, "\uFFFD"), maxEchoedOrigin)
+}
+
+// noteOriginRefused logs the refusal of a request from remote whose
+// Origin is not allowed, with the fix (allow it if pages on it may
+// verb), and returns the Origin as the 403 quotes it. The listener's
+// upgrades and queries and Handler's share it.
+func (s *Server) noteOriginRefused(remote, origin, verb string) string {
+	origin = echoedOrigin(origin)
+	s.refusals.note("origin", remote, "origin not allowed: "+origin+" (HTTP 403)",
+		"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may "+verb)
+	return origin
 }
 
 // refuseQuery answers a query refused before it ran (queryRefusal, a rate
@@ -58,14 +70,19 @@ func (s *Server) refuseQuery(h *httpgql.Handler, req *http.Request, peer session
 	event := audit.EventSubscribeRefused
 	switch status {
 	case http.StatusForbidden:
-		origin := echoedOrigin(req)
-		s.refusals.note("origin", peer.Remote, "origin not allowed: "+origin+" (HTTP 403)",
-			"add "+strconv.Quote(origin)+" to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may query")
+		s.noteOriginRefused(peer.Remote, req.Header.Get("Origin"), "query")
 	case http.StatusTooManyRequests:
 		event = audit.EventRateLimit
 	}
 	s.audit(event, peer, audit.Record{Reason: "GraphQL over HTTP: " + msg})
-	r := h.Refuse(strings.Join(req.Header.Values("Accept"), ","), status, code, msg)
+	return refusal(h, strings.Join(req.Header.Values("Accept"), ","), status, code, msg)
+}
+
+// refusal is h's refusal with status, code and msg, told when to retry:
+// Retry-After 1 for 429 (the rate buckets refill within a second), the
+// edge's RetryAfterSeconds for 503.
+func refusal(h *httpgql.Handler, accept string, status int, code, msg string) httpgql.Response {
+	r := h.Refuse(accept, status, code, msg)
 	switch status {
 	case http.StatusTooManyRequests:
 		r.Header = append(r.Header, [2]string{"Retry-After", "1"})
@@ -119,9 +136,7 @@ func (s *Server) answerQuery(ctx context.Context, h *httpgql.Handler, req *httpg
 		subject = id.Subject
 		if !s.sess.AllowOperation(subject, time.Now().UnixNano()) {
 			s.audit(audit.EventRateLimit, peer, audit.Record{Subject: subject, Reason: "GraphQL over HTTP: too many operations for this identity"})
-			r := h.Refuse(req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
-			r.Header = append(r.Header, [2]string{"Retry-After", "1"})
-			return r
+			return refusal(h, req.Accept, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded: operations for this identity")
 		}
 		env.Claims, env.Roles, env.Scopes = id.Claims, id.Roles, id.Scopes
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fraised/fraised/audit"
 	"github.com/fraised/fraised/edge"
+	"github.com/fraised/fraised/session"
 )
 
 // The HTTP/WebSocket listener is served by an accept goroutine of ours,
@@ -207,6 +208,17 @@ func (s *Server) openHTTP(gc gnet.Conn, t *edge.Ticket) gnet.Action {
 		c.refuseRate()
 	}
 	return gnet.None
+}
+
+// refuseConnRate counts, logs and audits a connection refused by the
+// per-address connection rate (allowConnFrom is false), on the listener
+// and Handler alike; the caller answers 429.
+func (s *Server) refuseConnRate(peer session.Peer) {
+	s.guard.refusedConns.Add(1)
+	s.guard.rateTrips.Add(1)
+	s.refusals.note("ip_connections", peer.Remote, "too many new connections per second from this address (HTTP 429)",
+		"raise --limit-ip-connections; behind a proxy set --trusted-proxies")
+	s.audit(audit.EventConnRefused, peer, audit.Record{Reason: "rate limit: connections per IP"})
 }
 
 // allowConnFrom applies the per-address connection rate to a.

@@ -2,11 +2,11 @@ package server
 
 import (
 	"fmt"
-	"github.com/fraised/fraised/broker"
 	"log/slog"
 	"runtime"
 	"time"
 
+	"github.com/fraised/fraised/broker"
 	"github.com/fraised/fraised/edge"
 	"github.com/fraised/fraised/gql"
 	"github.com/fraised/fraised/resolve"

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -120,9 +119,7 @@ const maxEchoedOrigin = 128
 
 func (u *upgrader) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	if !u.c.srv.guard.originAllowed(string(u.origin), string(u.host)) {
-		origin := truncate(strings.ToValidUTF8(string(u.origin), "\uFFFD"), maxEchoedOrigin)
-		fix := "add " + strconv.Quote(origin) + " to --allowed-origins (FRAISED_ALLOWED_ORIGINS) if pages on it may connect"
-		u.c.srv.refusals.note("origin", u.c.remoteAddr, "origin not allowed: "+origin+" (HTTP 403)", fix)
+		origin := u.c.srv.noteOriginRefused(u.c.remoteAddr, string(u.origin), "connect")
 		return nil, u.reject(http.StatusForbidden, "origin not allowed: "+origin)
 	}
 	return nil, u.admitForwarded()
