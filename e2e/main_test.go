@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraised/fraised/internal/freeport"
+
 	"github.com/fraised/fraised/internal/pgtest"
 )
 
@@ -48,14 +50,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort is a loopback address for a listener the binary binds itself.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // proc is a running fraised binary.

@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/fraised/fraised/gql"
+	"github.com/fraised/fraised/internal/freeport"
 	"github.com/fraised/fraised/resp"
 	"github.com/fraised/fraised/server"
 )
@@ -27,14 +28,14 @@ type testServer struct {
 	opts server.Options
 }
 
+// freePort is a loopback address for a listener the server binds itself.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 func loadSchema(t testing.TB, resolvers map[string]gql.ResolverFunc) *gql.Schema {

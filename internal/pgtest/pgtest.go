@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fraised/fraised/internal/freeport"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -137,7 +138,7 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = freeport.Port(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -212,15 +213,6 @@ func (s *Server) Restart() error {
 func (s *Server) Stop() {
 	_ = s.run("pg_ctl", "-D", s.data, "-m", "immediate", "-w", "-t", "60", "stop")
 	os.RemoveAll(s.Dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // URL is the URL of database db on s, over TCP.

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fraised/fraised/internal/freeport"
 )
 
 // TLS is what StartTLS made: the server and the CA file that signs its
@@ -40,12 +42,11 @@ func StartTLS(tb testing.TB) *TLS {
 	}
 	keyFile := writePEM(tb, dir, "server.key", "EC PRIVATE KEY", der)
 	s := &Server{tb: tb}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.Addr = ln.Addr().String()
-	ln.Close()
+	s.Addr = addr
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.args = []string{"--port", "0", "--tls-port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", tb.TempDir(), "--protected-mode", "no", "--tls-cert-file", certFile, "--tls-key-file", keyFile,

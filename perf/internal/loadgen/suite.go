@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fraised/fraised/internal/freeport"
 )
 
 // Server says how to start one target. Args may hold {ws}, {pub}, {unix}
@@ -232,14 +234,9 @@ func (p *proc) stop() {
 }
 
 // FreeAddr returns a loopback TCP address free right now.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// It is below the kernel's ephemeral range, so no connection takes it
+// before the server binds it (see internal/freeport).
+func FreeAddr() (string, error) { return freeport.Addr() }
 
 // WaitListening dials addr until it accepts or limit passes.
 func WaitListening(ctx context.Context, addr string, limit time.Duration) error {

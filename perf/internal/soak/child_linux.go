@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fraised/fraised/internal/freeport"
 )
 
 // Child start-up and shutdown bounds.
@@ -66,14 +68,7 @@ func StartChild(ctx context.Context, cfg ChildConfig, name string) (*Child, erro
 	return c, c.start(ctx)
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free loopback port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // start runs the binary (through sh, to set its descriptor limit) and
 // waits for its listeners.
