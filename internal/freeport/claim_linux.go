@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-const claimHold = time.Minute
+// claimHold covers the slowest start between handing out and binding
+// (PostgreSQL runs initdb first: seconds on a loaded machine); each claim
+// holds one descriptor that long.
+const claimHold = 30 * time.Second
 
 // claim binds an abstract Unix socket named after port p, which the kernel
 // lets one process hold at a time, and releases it after claimHold (or when
