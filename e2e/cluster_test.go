@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -684,6 +685,55 @@ func (s *posSubscriber) read() {
 			s.got = append(s.got, posEvent{msg.Payload.Data.Feed.Seq, msg.Payload.Extensions.Fraised.Offset, msg.Payload.Extensions.Fraised.Epoch})
 			s.mu.Unlock()
 		}
+	}
+}
+
+// waitFeedLive publishes probes (seq -1, -2, ...) through probe until
+// every subscriber has one, then a last probe every subscriber must get,
+// and drops the probes from what they got: a subscription is registered
+// some time after its subscribe message (which has no answer), and events
+// published before that are not its to get.
+func waitFeedLive(t *testing.T, subs []*posSubscriber, probe func(seq int) error) {
+	t.Helper()
+	seq := 0
+	send := func() {
+		seq--
+		if err := probe(seq); err != nil {
+			t.Fatalf("probe %d: %v", seq, err)
+		}
+	}
+	all := func(want func(seq int) bool) bool {
+		for _, s := range subs {
+			s.mu.Lock()
+			has := slices.ContainsFunc(s.got, func(e posEvent) bool { return want(e.Seq) })
+			s.mu.Unlock()
+			if !has {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	wait := func(want func(seq int) bool, resend bool) {
+		for !all(want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("probes did not reach all %d subscribers in 15 s", len(subs))
+			}
+			time.Sleep(20 * time.Millisecond)
+			if resend {
+				send()
+			}
+		}
+	}
+	send()
+	wait(func(seq int) bool { return seq < 0 }, true)
+	send()
+	last := seq
+	wait(func(seq int) bool { return seq == last }, false)
+	for _, s := range subs {
+		s.mu.Lock()
+		s.got = slices.DeleteFunc(s.got, func(e posEvent) bool { return e.Seq < 0 })
+		s.mu.Unlock()
 	}
 }
 
