@@ -404,7 +404,7 @@ func TestClusterRedisRestartEndsHistorySubscriptions(t *testing.T) {
 		return pub.rdb.FCall(context.Background(), "fraised_publish", []string{"fraised:m:feed.x", "fraised:s:feed.x"}, "fraised:c:feed.x",
 			fmt.Sprintf(`{"seq":%d}`, seq), 10000, 300000, 86400000).Err()
 	}
-	waitFeedLive(t, subs, publishX)
+	waitSubsLive(t, subs, publishX)
 	for seq := 1; seq <= 20; seq++ {
 		if err := publishX(seq); err != nil {
 			t.Fatal(err)

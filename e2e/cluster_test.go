@@ -164,6 +164,9 @@ func TestClusterThreeNodesOneOrder(t *testing.T) {
 		defer resp[i].Close()
 	}
 	ctx := runCtx(t, 60*time.Second)
+	waitSubsLive(t, subs, func(seq int) error {
+		return resp[0].Publish(ctx, "orders", fmt.Sprintf(`{"seq":%d}`, seq)).Err()
+	})
 	for seq := 1; seq <= events; seq++ {
 		payload := fmt.Sprintf(`{"seq":%d}`, seq)
 		switch path := seq % 7; {
@@ -688,12 +691,44 @@ func (s *posSubscriber) read() {
 	}
 }
 
-// waitFeedLive publishes probes (seq -1, -2, ...) through probe until
-// every subscriber has one, then a last probe every subscriber must get,
-// and drops the probes from what they got: a subscription is registered
-// some time after its subscribe message (which has no answer), and events
-// published before that are not its to get.
-func waitFeedLive(t *testing.T, subs []*posSubscriber, probe func(seq int) error) {
+// probed is a subscriber waitSubsLive can probe: it reports whether it got an
+// event whose seq want accepts, and drops those with a negative seq.
+type probed interface {
+	has(want func(seq int) bool) bool
+	dropProbes()
+}
+
+func (s *posSubscriber) has(want func(seq int) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.got, func(e posEvent) bool { return want(e.Seq) })
+}
+
+func (s *posSubscriber) dropProbes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = slices.DeleteFunc(s.got, func(e posEvent) bool { return e.Seq < 0 })
+}
+
+func (s *seqSubscriber) has(want func(seq int) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.seqs, want)
+}
+
+func (s *seqSubscriber) dropProbes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seqs = slices.DeleteFunc(s.seqs, func(seq int) bool { return seq < 0 })
+}
+
+// waitSubsLive publishes probes (seq -1, -2, ...) through probe until every
+// subscriber has one, then a last probe every subscriber must get, and
+// drops the probes from what they got: a subscription is registered some
+// time after its subscribe message (which has no answer), and events
+// published before that are not its to get. (PUBSUB NUMSUB counts nodes,
+// not the subscriptions on each.)
+func waitSubsLive[S probed](t *testing.T, subs []S, probe func(seq int) error) {
 	t.Helper()
 	seq := 0
 	send := func() {
@@ -704,10 +739,7 @@ func waitFeedLive(t *testing.T, subs []*posSubscriber, probe func(seq int) error
 	}
 	all := func(want func(seq int) bool) bool {
 		for _, s := range subs {
-			s.mu.Lock()
-			has := slices.ContainsFunc(s.got, func(e posEvent) bool { return want(e.Seq) })
-			s.mu.Unlock()
-			if !has {
+			if !s.has(want) {
 				return false
 			}
 		}
@@ -731,9 +763,7 @@ func waitFeedLive(t *testing.T, subs []*posSubscriber, probe func(seq int) error
 	last := seq
 	wait(func(seq int) bool { return seq == last }, false)
 	for _, s := range subs {
-		s.mu.Lock()
-		s.got = slices.DeleteFunc(s.got, func(e posEvent) bool { return e.Seq < 0 })
-		s.mu.Unlock()
+		s.dropProbes()
 	}
 }
 
