@@ -45,13 +45,15 @@ const (
 // of the shard idle longest, a cost that grows with the table. $1 holds
 // the positions indexed by shard, $2 the batch size, $3 the payload limit
 // (a larger payload comes back NULL with its length, and is skipped
-// unread), $4 which shards to read (indexed by shard: a shard not wanted
-// costs no index probe).
+// unread). Every read reads every shard, in one snapshot: a transaction
+// that committed before another began then always comes first, whatever
+// their shards (reading only the shards notifications named could deliver
+// the later one first, its notification having come sooner).
 const readSQL = `
 SELECT o.id, o.shard, o.topic,
        CASE WHEN octet_length(o.body) <= $3 THEN o.body END,
        octet_length(o.body)
-FROM (SELECT * FROM unnest($1::bigint[], $4::bool[]) WITH ORDINALITY AS u(last_id, wanted, n) WHERE u.wanted) p
+FROM unnest($1::bigint[]) WITH ORDINALITY AS p(last_id, n)
 CROSS JOIN LATERAL (
 	SELECT id, shard, topic, payload::text AS body FROM fraised.outbox
 	WHERE (shard, id) > ((p.n - 1)::smallint, p.last_id)
@@ -90,14 +92,21 @@ type reader struct {
 	conn      *pgx.Conn
 	positions []int64 // per shard
 	moved     []bool  // per shard: position not stored yet
-	// want marks the shards the next read reads (per shard): those a
-	// NOTIFY named, or all of them (wantAll) after a notification that
-	// names none or a backlog, and once Poll has passed since lastAll
-	// (the zero time at the start of a session).
-	want    []bool
-	wantAll bool
-	reading []bool    // the read's copy of want
-	lastAll time.Time // when the last read of every shard began
+	// readWanted: a notification carried no event, or a backlog is left,
+	// so the table must be read (as it is once Poll has passed since
+	// lastRead, and at the start of a session).
+	readWanted bool
+	lastRead   time.Time // when the last read began
+	// tailing: the last read returned every committed row, and every
+	// notification since then carried its event. PostgreSQL delivers a
+	// listener every notification committed while it listens, in commit
+	// order, so each event committed since that read comes in its
+	// notification, in commit order (id order within a shard, see
+	// fraised.publish): a carried event above its shard's position is then
+	// delivered as it is, without reading the table. A notification that
+	// carries no event ends tailing until the next read.
+	tailing bool
+	note    []byte // a carried event's topic and payload, while delivered
 	// unstored counts the events handed over since the positions were
 	// last stored, and since when (zero: none); see read.
 	unstored      int
@@ -139,21 +148,33 @@ func (s *Source) outbox(ctx context.Context, conn *pgx.Conn, sink source.Sink) e
 	}()
 	s.connected("name", s.cfg.Name, "shards", len(r.positions), "positions", r.positions)
 	for {
-		more, err := r.readAndPublish(ctx, sink)
-		if err != nil {
-			return err
-		}
-		if more {
-			r.wantAll = true
-			continue // a backlog: read on at once
+		switch now := r.s.now(); {
+		case r.readDue(now):
+			more, err := r.readAndPublish(ctx, sink)
+			if err != nil {
+				return err
+			}
+			if more {
+				continue // a backlog: read on at once (readWanted)
+			}
+		case r.storeDue(now):
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
 		}
 		if err := r.maybePrune(ctx); err != nil {
 			return err
 		}
-		if err := r.wait(ctx); err != nil {
+		if err := r.wait(ctx, sink); err != nil {
 			return err
 		}
 	}
+}
+
+// readDue reports whether the table must be read: readWanted, or the poll
+// is due (Poll after lastRead; at once in a new session).
+func (r *reader) readDue(now time.Time) bool {
+	return r.readWanted || now.Sub(r.lastRead) >= r.s.cfg.Poll
 }
 
 // setup checks the schema, takes the name lock, listens, and loads (or
@@ -195,7 +216,6 @@ func (r *reader) setup(ctx context.Context) error {
 
 func (r *reader) loadPositions(ctx context.Context, shards int) error {
 	r.positions, r.moved = make([]int64, shards), make([]bool, shards)
-	r.want, r.reading = make([]bool, shards), make([]bool, shards)
 	known := make([]bool, shards)
 	rows, err := r.conn.Query(ctx, "SELECT shard, last_id FROM fraised.position WHERE source = $1", r.s.cfg.Name)
 	if err != nil {
@@ -282,18 +302,27 @@ func (r *reader) readAndPublish(ctx context.Context, sink source.Sink) (more boo
 		return false, err
 	}
 	for _, ev := range r.rows {
-		if ev.payload == nil {
-			r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
-		} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, r.originOf(ev), "id", ev.id); err != nil {
+		if err := r.deliver(ctx, sink, ev); err != nil {
 			return false, err
 		}
-		r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
-		if r.unstored == 0 {
-			r.unstoredSince = r.s.now()
-		}
-		r.unstored++
 	}
 	return more, nil
+}
+
+// deliver hands one event to the sink (or skips it, over the payload
+// limit) and moves its shard's position past it.
+func (r *reader) deliver(ctx context.Context, sink source.Sink, ev row) error {
+	if ev.payload == nil {
+		r.s.skipped("postgres source: payload over the limit, skipped", "id", ev.id, "topic", string(ev.topic), "bytes", ev.size, "limit", r.s.cfg.maxPayload())
+	} else if err := r.s.publish(ctx, sink, string(ev.topic), ev.payload, r.originOf(ev), "id", ev.id); err != nil {
+		return err
+	}
+	r.positions[ev.shard], r.moved[ev.shard] = ev.id, true
+	if r.unstored == 0 {
+		r.unstoredSince = r.s.now()
+	}
+	r.unstored++
+	return nil
 }
 
 // setOrigin reads the outbox's lineage, so that every event goes out with
@@ -361,8 +390,8 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.queryTimeout())
 	defer cancel()
 	r.rows, r.arena = r.rows[:0], r.arena[:0]
-	r.takeBuffered()
-	want := r.wanted(r.s.now())
+	r.dropBuffered()
+	r.lastRead = r.s.now()
 	var b pgx.Batch
 	var shards []int16
 	var last []int64
@@ -374,7 +403,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	if len(shards) == 0 {
 		limit -= r.unstored // below half a batch unstored: storeDue
 	}
-	b.Queue(readSQL, r.positions, limit, r.s.cfg.maxPayload(), want)
+	b.Queue(readSQL, r.positions, limit, r.s.cfg.maxPayload())
 	br := r.conn.SendBatch(ctx, &b)
 	defer br.Close()
 	if len(shards) > 0 {
@@ -408,6 +437,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 		r.rows = append(r.rows, ev)
 	}
 	more = len(r.rows) == limit || len(r.arena) >= maxBatchBytes
+	r.s.tableReads.Add(1)
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("reading the outbox: %w", err)
@@ -420,6 +450,7 @@ func (r *reader) read(ctx context.Context) (more bool, err error) {
 	if len(shards) > 0 {
 		r.stored()
 	}
+	r.readWanted, r.tailing = more, !more
 	return more, nil
 }
 
@@ -431,49 +462,40 @@ var doneCtx = func() context.Context {
 	return ctx
 }()
 
-// takeBuffered marks the shards named by the notifications pgx received
-// while earlier queries ran: their transactions committed before this
-// read starts, so the read covers them, and each would otherwise cost one
-// read of its own.
-func (r *reader) takeBuffered() {
+// dropBuffered drops the notifications pgx received while earlier queries
+// ran: their transactions committed before this read starts, so the read
+// covers them (those carrying an event too).
+func (r *reader) dropBuffered() {
 	for {
-		n, _ := r.conn.WaitForNotification(doneCtx)
-		if n == nil {
+		if n, _ := r.conn.WaitForNotification(doneCtx); n == nil {
 			return
 		}
-		r.notified(n.Payload)
 	}
 }
 
-// notified marks the shard a notification's payload names; a payload
-// that names none (an install older than the shard payload, or a NOTIFY
-// sent by hand) wants every shard.
-func (r *reader) notified(payload string) {
-	s, err := strconv.Atoi(payload)
-	if err != nil || s < 0 || s >= len(r.want) {
-		r.wantAll = true
-		return
+// take reads one notification and returns the event it carries when it
+// is to be delivered now (see tailing). A notification that carries no
+// event (a large one's, or one naming no shard: an older install's empty
+// payload, a NOTIFY sent by hand) ends tailing and wants a read; so does a
+// carried event while not tailing. A carried event at or below its shard's
+// position was delivered already.
+func (r *reader) take(payload string) (row, bool) {
+	n, ok := parseNote(payload)
+	switch {
+	case !ok || !n.carried || n.shard >= len(r.positions):
+		r.readWanted, r.tailing = true, false
+	case n.id <= r.positions[n.shard]:
+	case !r.tailing:
+		r.readWanted = true
+	default:
+		r.note = append(append(r.note[:0], n.topic...), n.payload...)
+		ev := row{id: n.id, shard: n.shard, topic: r.note[:len(n.topic):len(n.topic)], size: len(n.payload)}
+		if ev.size <= r.s.cfg.maxPayload() {
+			ev.payload = r.note[len(n.topic):]
+		}
+		return ev, true
 	}
-	r.want[s] = true
-}
-
-// wanted returns the shards a read beginning at now reads and clears the
-// marks for the next one. Every shard is read at least once per Poll,
-// however often notifications for some shards come: that read is what
-// bounds the delay of an event whose NOTIFY was lost.
-func (r *reader) wanted(now time.Time) []bool {
-	if now.Sub(r.lastAll) >= r.s.cfg.Poll {
-		r.wantAll = true
-	}
-	if r.wantAll {
-		r.lastAll = now
-	}
-	for i := range r.reading {
-		r.reading[i] = r.wantAll || r.want[i]
-		r.want[i] = false
-	}
-	r.wantAll = false
-	return r.reading
+	return row{}, false
 }
 
 // marked lists the shards marked in mask with their positions.
@@ -502,10 +524,11 @@ func (r *reader) store(ctx context.Context, moved []bool) error {
 }
 
 // wait blocks until a NOTIFY arrives, the poll of every shard falls due
-// (Poll after lastAll), or a position store does (storeEvery).
-func (r *reader) wait(ctx context.Context) error {
+// (Poll after lastRead), or a position store does (storeEvery). It delivers
+// the event a notification carries when it can (see take).
+func (r *reader) wait(ctx context.Context, sink source.Sink) error {
 	now := r.s.now()
-	d := r.s.cfg.Poll - now.Sub(r.lastAll)
+	d := r.s.cfg.Poll - now.Sub(r.lastRead)
 	if r.unstored > 0 {
 		d = min(d, storeEvery-now.Sub(r.unstoredSince))
 	}
@@ -521,7 +544,9 @@ func (r *reader) wait(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("waiting for %s: %w", notifyChannel, err)
 	}
-	r.notified(n.Payload)
+	if ev, ok := r.take(n.Payload); ok {
+		return r.deliver(ctx, sink, ev)
+	}
 	return nil
 }
 

@@ -598,11 +598,7 @@ func TestReadUsesTheShardIndex(t *testing.T) {
 	exec1(t, app, `SELECT fraised.publish('busy', '{"n": 1}') FROM generate_series(1, 20000)`) // one transaction: one shard
 	exec1(t, app, "ANALYZE fraised.outbox")
 	positions := make([]int64, 16) // fifteen shards idle since id 0
-	all := make([]bool, 16)
-	for i := range all {
-		all[i] = true
-	}
-	rows, err := app.Query(context.Background(), "EXPLAIN "+readSQL, positions, DefaultBatch, DefaultMaxPayload, all)
+	rows, err := app.Query(context.Background(), "EXPLAIN "+readSQL, positions, DefaultBatch, DefaultMaxPayload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,13 +671,14 @@ func TestPositionStoresAreCoalesced(t *testing.T) {
 	assertSeq(t, sink.snapshot(), batch/2+1)
 }
 
-// TestNotifyNamesTheShard: fraised.publish's NOTIFY names its shard and
-// the reader reads that shard alone; a notification naming no shard (an
-// older install's empty payload) reads every shard. A row in shard 5
-// that came with no notification is not read by the reads shard 3's
-// notifications cause, and is read by the next all-shard read, in id
-// order with the rest.
-func TestNotifyNamesTheShard(t *testing.T) {
+// TestNotificationWithoutEventReadsEveryShard: a notification that carries
+// no event (a large event's, which names its shard, or an older install's
+// empty payload) makes the reader read every shard in one snapshot. A row
+// in shard 5 that came with no notification (as if it were lost) is not
+// delivered while small events of shard 3 come in their notifications,
+// and is delivered, in id order, by the read a large event of shard 3
+// causes; another by the read an empty notification causes.
+func TestNotificationWithoutEventReadsEveryShard(t *testing.T) {
 	url := newDB(t)
 	app := connect(t, url)
 	admin := connect(t, url)
@@ -689,16 +686,23 @@ func TestNotifyNamesTheShard(t *testing.T) {
 	exec1(t, app, "SET fraised.shard = '3'")
 	publish(t, app, "seq", `{"seq": 0}`)
 	sink.waitN(t, 1, within)
-	// A row in shard 5 with no NOTIFY (as if its notification were lost).
-	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (5, 'seq', '{"seq": 2}')`)
-	publish(t, app, "seq", `{"seq": 1}`)
+	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (5, 'seq', '{"seq": 1}')`)
+	publish(t, app, "other", `{"n": 1}`) // carried: no read
 	sink.waitN(t, 2, within)
-	if got := sink.snapshot(); len(got) != 2 {
-		t.Fatalf("after two notifications naming shard 3 the reader handed over %d events, want 2 (shard 5 read too)", len(got))
+	if got := sink.snapshot(); len(got) != 2 || got[1].topic != "other" {
+		t.Fatalf("a carried event of shard 3 read the table too: %d events", len(got))
 	}
+	publish(t, app, "seq", bigSeq(2))
+	got := sink.waitN(t, 4, within)
+	if string(got[2].payload) != `{"seq": 1}` || decode(t, got[3].payload)["seq"] != 2.0 {
+		t.Fatalf("after a large event of shard 3: %s then %.20s, want seq 1 (shard 5) then seq 2", got[2].payload, got[3].payload)
+	}
+	exec1(t, admin, `INSERT INTO fraised.outbox (shard, topic, payload) VALUES (7, 'seq', '{"seq": 3}')`)
 	exec1(t, admin, `SELECT pg_notify('fraised_outbox', '')`)
-	sink.waitN(t, 3, within)
-	assertSeq(t, sink.snapshot(), 3)
+	got = sink.waitN(t, 5, within)
+	if string(got[4].payload) != `{"seq": 3}` {
+		t.Fatalf("after an empty notification: %s, want seq 3 (shard 7)", got[4].payload)
+	}
 }
 
 // TestPollReadsEveryShardUnderTraffic: notifications for one shard that

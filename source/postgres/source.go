@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,9 @@ type Source struct {
 	// (Run's goroutine only).
 	lastSkipLog     time.Time
 	skipsSuppressed int
+	// tableReads counts the outbox's reads of the table (tests watch that
+	// carried events are delivered without one).
+	tableReads atomic.Int64
 }
 
 // skipLogEvery is how often a skipped event is logged at most: a table full

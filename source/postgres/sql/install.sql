@@ -87,9 +87,14 @@ CREATE TABLE IF NOT EXISTS fraised.pruned (
 -- publish to their commit. Publish late in a transaction (after its slow
 -- work); with 16 shards, 16 connections publish at once.
 --
--- The function also sends NOTIFY fraised_outbox (empty payload, so
--- PostgreSQL folds all of a transaction's into one) to wake readers; they
--- poll as well, so a lost notification only delays.
+-- The function also sends NOTIFY fraised_outbox to wake readers. A small
+-- event (topic and payload text within carry_limit bytes) travels in the
+-- notification itself, as 'shard:id:topic_bytes:topic' followed by the
+-- payload text, so a reader that has read its shard up to date delivers it
+-- without reading the table; a larger one sends only the shard's number
+-- (folded per transaction), and the reader reads that shard. Readers poll
+-- every shard as well, so a lost notification only delays. The table stays
+-- the record: a reader that was disconnected, or behind, reads it.
 --
 -- It runs with its owner's rights (SECURITY DEFINER, fixed search_path), so
 -- an application role needs only USAGE on the schema and EXECUTE on this
@@ -104,8 +109,19 @@ AS $fn$
 DECLARE
 	n_shards constant integer := 16;
 	chosen   text := current_setting('fraised.shard', true);
+	-- carry_limit bounds an event carried in its notification (bytes of
+	-- topic and payload text): by default 2000, well under NOTIFY's 8000
+	-- bytes and small enough that the notification queue (8 GB, shared by
+	-- the database cluster) fills slowly even while a stuck listener holds
+	-- it back. The setting fraised.carry_limit changes it (0 carries
+	-- nothing; at most 7000), for example
+	--   ALTER DATABASE appdb SET fraised.carry_limit = 0;
+	carry_text  text := current_setting('fraised.carry_limit', true);
+	carry_limit integer := 2000;
 	s        integer;
 	new_id   bigint;
+	body     text;
+	note     text;
 BEGIN
 	IF topic IS NULL OR topic = '' THEN
 		RAISE EXCEPTION 'fraised.publish: topic must not be empty'
@@ -127,13 +143,29 @@ BEGIN
 		RAISE EXCEPTION 'fraised.publish: fraised.shard is %, it must be a number from 0 to %', chosen, n_shards - 1
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF carry_text IS NOT NULL AND carry_text <> '' THEN
+		IF carry_text !~ '^[0-9]{1,4}$' OR carry_text::integer > 7000 THEN
+			RAISE EXCEPTION 'fraised.publish: fraised.carry_limit is %, it must be a number of bytes from 0 to 7000', carry_text
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		carry_limit := carry_text::integer;
+	END IF;
 	PERFORM pg_advisory_xact_lock(1718772073, s);
 	INSERT INTO fraised.outbox (shard, topic, payload)
 		VALUES (s, publish.topic, publish.payload)
 		RETURNING id INTO new_id;
-	-- The payload names the shard, so the reader reads that shard alone
-	-- (an empty payload, from an older install, means every shard).
-	PERFORM pg_notify('fraised_outbox', s::text);
+	-- The notification names the shard, so the reader reads that shard
+	-- alone (an empty payload, from an older install, means every shard),
+	-- and carries a small event whole (see above). pg_column_size is a
+	-- cheap first test: a large payload is never turned into text here.
+	note := s::text;
+	IF pg_column_size(publish.payload) <= carry_limit THEN
+		body := publish.payload::text;
+		IF octet_length(body) + octet_length(publish.topic) <= carry_limit THEN
+			note := s || ':' || new_id || ':' || octet_length(publish.topic) || ':' || publish.topic || body;
+		END IF;
+	END IF;
+	PERFORM pg_notify('fraised_outbox', note);
 	RETURN new_id;
 END
 $fn$;
