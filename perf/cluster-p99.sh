@@ -5,6 +5,11 @@
 # Redis and back), same machine, same run; the harness's report shows the
 # p99 of both. DURATION shortens the publishing phase (default: S3's).
 #
+# ROUNDS (default 3) repeats the pair, in ABBA order (single, cluster;
+# cluster, single; ...) so that a machine getting busier or quieter during
+# the run weighs on both alike; the last lines give each target's p99 per
+# round, their means and medians, and what the cluster adds to each.
+#
 # CPUs (2-core machine): the server gets PERF_SERVER_CPU alone in both
 # runs, the harness PERF_HARNESS_CPU, and redis-server PERF_REDIS_CPU,
 # by default the harness's: in production Redis has a machine of its
@@ -52,7 +57,29 @@ run() { # label extra-flags...
 	kill "$srv"; wait "$srv" 2>/dev/null || true
 	echo "perf-cluster: $label done"
 }
-run single
-run cluster --cluster redis://127.0.0.1:6391
+ROUNDS=${ROUNDS:-3}
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+	if [ $((i % 2)) -eq 1 ]; then
+		run single
+		run cluster --cluster redis://127.0.0.1:6391
+	else
+		run cluster --cluster redis://127.0.0.1:6391
+		run single
+	fi
+	i=$((i + 1))
+done
 "$BIN/fraised-bench" report --in "$OUT" --out "$MD" >/dev/null || true
 cat "$MD" 2>/dev/null || true
+# Each target's p99 (ms) per round, mean and median, and the difference.
+if command -v jq >/dev/null 2>&1; then
+	jq -rs '
+		def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		def ms: . / 1000 | . * 100 | round / 100;
+		(map(select(.target == "fraised-single") | .p99_us)) as $s |
+		(map(select(.target == "fraised-cluster") | .p99_us)) as $c |
+		"p99 single (ms):  \($s | map(ms))  mean \($s | add / length | ms)  median \($s | med | ms)",
+		"p99 cluster (ms): \($c | map(ms))  mean \($c | add / length | ms)  median \($c | med | ms)",
+		"added by Redis (ms): mean \((($c | add / length) - ($s | add / length)) | ms)  median \((($c | med) - ($s | med)) | ms)  per round \([range(0; [$s, $c] | map(length) | min) as $k | ($c[$k] - $s[$k]) | ms])"
+	' "$OUT" | tee -a "$MD"
+fi
