@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -218,4 +219,37 @@ func (s *Server) Stop() {
 // URL is the URL of database db on s, over TCP.
 func (s *Server) URL(db string) string {
 	return fmt.Sprintf("postgres://app@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+}
+
+// Processes returns the PIDs of the postmaster and of its children
+// (backends and auxiliary processes) now running.
+func (s *Server) Processes() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(s.data, "postmaster.pid"))
+	if err != nil {
+		return nil, fmt.Errorf("reading postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	pids := []int{pm}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pm) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, nil
 }

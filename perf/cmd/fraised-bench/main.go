@@ -17,10 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fraised/fraised/internal/pgtest"
 	"github.com/fraised/fraised/perf/internal/loadgen"
@@ -168,9 +171,13 @@ func suiteCmd(args []string, log *slog.Logger) error {
 	logDir := fs.String("log-dir", "", "write server logs here")
 	profDir := fs.String("profile-dir", "", "fetch CPU and alloc profiles of servers with --pprof-listen into this directory")
 	pgURL := fs.String("pg-url", "", "PG scenarios: an existing database with the fraised schema (fraised pg install); empty: start a throwaway PostgreSQL (initdb, fsync off)")
+	pgCPUs := fs.String("pg-cpus", "all", "PG scenarios, the throwaway PostgreSQL: all (free to run on every CPU, as a database server is) or harness (the harness's own CPUs, inherited from taskset)")
 	_ = fs.Parse(args)
 	s := &loadgen.Suite{ServerCPU: *cpu, Out: c.out, LogDir: *logDir, ProfileDir: *profDir, Receivers: c.receivers, Log: log}
-	stopPG := setupPG(s, *pgURL, *scenarios)
+	if *pgCPUs != "all" && *pgCPUs != "harness" {
+		return fmt.Errorf("--pg-cpus is %q: give all or harness", *pgCPUs)
+	}
+	stopPG := setupPG(s, *pgURL, *scenarios, *pgCPUs == "all")
 	defer stopPG()
 	var err error
 	if s.SourceIPs, err = c.ips(); err != nil {
@@ -268,7 +275,7 @@ func reportCmd(args []string) error {
 // setupPG gives the suite its PostgreSQL when a PG scenario is asked for:
 // the database at url, or a fresh database with the schema installed in a
 // throwaway server started here (stopped by the function returned).
-func setupPG(s *loadgen.Suite, url, scenarios string) (stop func()) {
+func setupPG(s *loadgen.Suite, url, scenarios string, everyCPU bool) (stop func()) {
 	if !strings.Contains(scenarios, "PG") && !strings.Contains(scenarios, "-pg-") {
 		return func() {}
 	}
@@ -280,7 +287,11 @@ func setupPG(s *loadgen.Suite, url, scenarios string) (stop func()) {
 	var srv *pgtest.Server
 	var startErr error
 	s.PG = func(ctx context.Context) (string, error) {
-		once.Do(func() { srv, startErr = pgtest.Start() })
+		once.Do(func() {
+			if srv, startErr = pgtest.Start(); startErr == nil && everyCPU {
+				startErr = unpin(srv)
+			}
+		})
 		if startErr != nil {
 			return "", fmt.Errorf("cannot start PostgreSQL for the PG scenarios (or give --pg-url): %w", startErr)
 		}
@@ -299,4 +310,35 @@ func setupPG(s *loadgen.Suite, url, scenarios string) (stop func()) {
 			srv.Stop()
 		}
 	}
+}
+
+// unpin lets PostgreSQL's processes run on every CPU: started from a
+// harness under taskset they would inherit its one CPU, and PostgreSQL's
+// backends would then queue behind the harness on a core it keeps busy
+// (the writers stalled for hundreds of milliseconds so) instead of running
+// where a database server runs, anywhere. Backends forked later inherit
+// the postmaster's affinity.
+func unpin(srv *pgtest.Server) error {
+	pids, err := srv.Processes()
+	if err != nil {
+		return err
+	}
+	var all unix.CPUSet
+	for i := range runtime.NumCPU() {
+		all.Set(i)
+	}
+	n, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	if lo, hi, ok := strings.Cut(strings.TrimSpace(string(n)), "-"); ok && lo == "0" {
+		if h, err := strconv.Atoi(hi); err == nil {
+			for i := range h + 1 {
+				all.Set(i)
+			}
+		}
+	}
+	for _, pid := range pids {
+		if err := unix.SchedSetaffinity(pid, &all); err != nil {
+			return fmt.Errorf("cannot let PostgreSQL (pid %d) run on every CPU: %w (or give --pg-cpus harness)", pid, err)
+		}
+	}
+	return nil
 }
