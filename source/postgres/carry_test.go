@@ -24,6 +24,13 @@ func runCounted(t *testing.T, url string) (*fakeSink, *Source) {
 	t.Helper()
 	var src *Source
 	sink := runClean(t, url, func(s *Source) { src = s })
+	waitFirstRead(t, src)
+	return sink, src
+}
+
+// waitFirstRead waits for src's first read of the table.
+func waitFirstRead(t *testing.T, src *Source) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for src.tableReads.Load() == 0 {
 		if time.Now().After(deadline) {
@@ -31,7 +38,6 @@ func runCounted(t *testing.T, url string) (*fakeSink, *Source) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return sink, src
 }
 
 // TestSmallEventsSkipTheTable: once the reader has read the table up to
@@ -125,9 +131,7 @@ func TestCarriedEventOverLimitSkipped(t *testing.T) {
 	sink := &fakeSink{}
 	src, _ := runConfig(t, cfg, sink)
 	waitHealthy(t, src)
-	for src.tableReads.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFirstRead(t, src)
 	before := src.tableReads.Load()
 	app := connect(t, url)
 	publish(t, app, "big", `{"blob": "`+strings.Repeat("x", 500)+`"}`)
