@@ -187,3 +187,21 @@ func TestCarryLimitSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedCarriedEventIsNotDelivered: any session may NOTIFY on the
+// channel; an event it "carries" without fraised.publish's signature is
+// not delivered and does not move the position, so the real events after
+// it (ids below the forged one) still arrive.
+func TestForgedCarriedEventIsNotDelivered(t *testing.T) {
+	url := newDB(t)
+	sink, _ := runCounted(t, url+"&poll=1m&start=earliest")
+	app := connect(t, url)
+	exec1(t, app, "SET fraised.shard = '3'")
+	publish(t, app, "seq", `{"seq": 0}`)
+	sink.waitN(t, 1, within)
+	other := connect(t, url)
+	exec1(t, other, `SELECT pg_notify('fraised_outbox', '3:9000000:5:`+strings.Repeat("0", 32)+`:forge{"seq": 99}')`)
+	publish(t, app, "seq", `{"seq": 1}`)
+	sink.waitN(t, 2, within)
+	assertSeq(t, sink.snapshot(), 2)
+}

@@ -107,6 +107,10 @@ type reader struct {
 	// carries no event ends tailing until the next read.
 	tailing bool
 	note    []byte // a carried event's topic and payload, while delivered
+	// carryKey checks that fraised.publish carried an event (fraised.meta's
+	// carry_key; empty: trust none); macBuf is its scratch space.
+	carryKey string
+	macBuf   []byte
 	// unstored counts the events handed over since the positions were
 	// last stored, and since when (zero: none); see read.
 	unstored      int
@@ -195,8 +199,10 @@ func (r *reader) setup(ctx context.Context) error {
 	}
 	var shards int
 	var locked bool
-	if err := r.conn.QueryRow(ctx, "SELECT shards, pg_try_advisory_lock($1, hashtext($2)) FROM fraised.meta",
-		lockName, r.s.cfg.Name).Scan(&shards, &locked); err != nil {
+	// carry_key through to_jsonb: an install older than the column has
+	// none, and then no carried event is trusted (none is carried either).
+	if err := r.conn.QueryRow(ctx, "SELECT shards, coalesce(to_jsonb(m) ->> 'carry_key', ''), pg_try_advisory_lock($1, hashtext($2)) FROM fraised.meta m",
+		lockName, r.s.cfg.Name).Scan(&shards, &r.carryKey, &locked); err != nil {
 		return fmt.Errorf("reading fraised.meta: %w", err)
 	}
 	if shards < 1 || shards > maxShards {
@@ -484,6 +490,8 @@ func (r *reader) take(payload string) (row, bool) {
 	switch {
 	case !ok || !n.carried || n.shard >= len(r.positions):
 		r.readWanted, r.tailing = true, false
+	case !r.signed(&n):
+		r.readWanted, r.tailing = true, false
 	case n.id <= r.positions[n.shard]:
 	case !r.tailing:
 		r.readWanted = true
@@ -496,6 +504,19 @@ func (r *reader) take(payload string) (row, bool) {
 		return ev, true
 	}
 	return row{}, false
+}
+
+// signed reports whether fraised.publish carried n (see carryKey); a
+// notification that claims to carry an event but is not signed so is
+// logged (someone else NOTIFYs on the channel) and only wakes a read.
+func (r *reader) signed(n *note) bool {
+	ok, buf := n.signedBy(r.carryKey, r.macBuf)
+	r.macBuf = buf
+	if !ok && r.carryKey != "" {
+		r.s.skipped("postgres source: a NOTIFY on "+notifyChannel+" carried an event fraised.publish did not sign; ignored, the table is read instead (another session notifies on the channel)",
+			"shard", n.shard, "id", n.id)
+	}
+	return ok
 }
 
 // marked lists the shards marked in mask with their positions.

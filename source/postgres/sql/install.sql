@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS fraised.meta (
 );
 INSERT INTO fraised.meta (version, shards) VALUES (1, 16)
 	ON CONFLICT (singleton) DO NOTHING;
+-- carry_key signs the events fraised.publish carries in its notifications
+-- (see fraised.publish): any session of the database may NOTIFY any
+-- channel, so without it anyone connected could make a reader deliver an
+-- event of their own, and move its position past real ones. Only the
+-- schema's owner (fraised.publish runs as it) and the reader, which needs
+-- SELECT on fraised.meta, may read it. gen_random_uuid draws from
+-- PostgreSQL's strong random source (two of them: 244 random bits).
+ALTER TABLE fraised.meta ADD COLUMN IF NOT EXISTS carry_key text NOT NULL
+	DEFAULT (gen_random_uuid()::text || gen_random_uuid()::text);
 
 -- The events. id is the delivery order within a shard (see fraised.publish);
 -- payload has no size limit of its own (jsonb allows up to 255 MB; the
@@ -89,9 +98,12 @@ CREATE TABLE IF NOT EXISTS fraised.pruned (
 --
 -- The function also sends NOTIFY fraised_outbox to wake readers. A small
 -- event (topic and payload text within carry_limit bytes) travels in the
--- notification itself, as 'shard:id:topic_bytes:topic' followed by the
--- payload text, so a reader that has read its shard up to date delivers it
--- without reading the table; a larger one sends only the shard's number
+-- notification itself, as 'shard:id:topic_bytes:mac:topic' followed by
+-- the payload text, so a reader that has read the table up to date
+-- delivers it without reading the table; mac is the first 16 bytes (hex)
+-- of sha256(carry_key || the notification without ':mac'), which only a
+-- holder of carry_key can compute (cut to 16 bytes, a seen mac gives no
+-- way to extend a message either); a larger one sends only the shard's number
 -- (folded per transaction), and the reader reads that shard. Readers poll
 -- every shard as well, so a lost notification only delays. The table stays
 -- the record: a reader that was disconnected, or behind, reads it.
@@ -121,6 +133,7 @@ DECLARE
 	s        integer;
 	new_id   bigint;
 	body     text;
+	head     text;
 	note     text;
 BEGIN
 	IF topic IS NULL OR topic = '' THEN
@@ -162,7 +175,10 @@ BEGIN
 	IF pg_column_size(publish.payload) <= carry_limit THEN
 		body := publish.payload::text;
 		IF octet_length(body) + octet_length(publish.topic) <= carry_limit THEN
-			note := s || ':' || new_id || ':' || octet_length(publish.topic) || ':' || publish.topic || body;
+			head := s || ':' || new_id || ':' || octet_length(publish.topic) || ':';
+			note := head || left(encode(sha256(convert_to(
+					(SELECT carry_key FROM fraised.meta) || head || publish.topic || body, 'UTF8')), 'hex'), 32)
+				|| ':' || publish.topic || body;
 		END IF;
 	END IF;
 	PERFORM pg_notify('fraised_outbox', note);
