@@ -157,10 +157,12 @@ func (g *Gate) Admit(peer netip.AddrPort, proxy bool) (*Ticket, Reason) {
 
 // ChargeAddr counts the connection against client address a's cap. It
 // reports false (and charges nothing) when a is at the cap. A ticket is
-// charged at most once; later calls report true.
+// charged at most once; later calls report true. An invalid address (a
+// peer on a Unix socket, with no forwarded one) is not counted: all such
+// clients would share one count.
 func (t *Ticket) ChargeAddr(a netip.Addr) bool {
-	if t.charged || t.gate.maxPerAddr <= 0 {
-		return true // unlimited: nothing to count
+	if t.charged || t.gate.maxPerAddr <= 0 || !a.IsValid() {
+		return true // unlimited or unknown: nothing to count
 	}
 	key := AddrKey(a)
 	if !t.gate.acquireAddr(key) {

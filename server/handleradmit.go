@@ -40,9 +40,8 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) *edge.Ticket {
 			client = a
 		}
 	}
-	known := client.IsValid()
-	t, why := s.gate.Admit(peer, proxy || !known)
-	if t != nil && known && !t.ChargeAddr(client) {
+	t, why := s.gate.Admit(peer, proxy)
+	if t != nil && !t.ChargeAddr(client) {
 		t.Release()
 		t, why = nil, edge.ReasonAddrCap
 	}
@@ -53,9 +52,10 @@ func (s *Server) admitNet(w http.ResponseWriter, r *http.Request) *edge.Ticket {
 		http.Error(w, why.String(), http.StatusServiceUnavailable)
 		return nil
 	}
-	if known && !s.allowConnFrom(client) {
+	if !s.allowConnFrom(client) {
 		t.Release()
 		s.refuseConnRate(session.Peer{Remote: r.RemoteAddr})
+		w.Header().Set("Connection", "close")
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return nil
 	}

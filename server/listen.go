@@ -224,8 +224,8 @@ func (s *Server) refuseConnRate(peer session.Peer) {
 // allowConnFrom applies the per-address connection rate to a.
 func (s *Server) allowConnFrom(a netip.Addr) bool {
 	g := s.guard
-	if g.Limits.ConnsPerIP.Unlimited() {
-		return true
+	if g.Limits.ConnsPerIP.Unlimited() || !a.IsValid() {
+		return true // unlimited, or no address to count (a Unix-socket peer)
 	}
 	return g.connsPerIP.Allow(a.String(), time.Now().UnixNano())
 }
