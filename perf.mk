@@ -65,10 +65,10 @@ perf-floors: perf-build-tools
 # that Redis adds (issue 10's target: at most 1 ms). PERF_CLUSTER_DURATION
 # shortens the publishing phase (empty: the scenario's); PERF_CLUSTER_SCENARIO
 # picks another scenario (S4: 10,000 events/s, the throughput side);
-# PERF_CLUSTER_ROUNDS repeats the pair in ABBA order (see the script).
+# PERF_CLUSTER_ROUNDS (even) repeats the pair in ABBA order (see the script).
 PERF_CLUSTER_DURATION ?=
 PERF_CLUSTER_SCENARIO ?= S3
-PERF_CLUSTER_ROUNDS ?= 3
+PERF_CLUSTER_ROUNDS ?= 4
 perf-cluster: perf-build-tools perf-build-fraised
 	PERF_BIN=$(PERF_BIN) DURATION=$(PERF_CLUSTER_DURATION) SCENARIO=$(PERF_CLUSTER_SCENARIO) ROUNDS=$(PERF_CLUSTER_ROUNDS) OUT=$(PERF_RESULTS)/cluster.jsonl \
 		MD=$(PERF_RESULTS)/cluster.md PERF_SERVER_CPU=$(PERF_SERVER_CPU) PERF_HARNESS_CPU=$(PERF_HARNESS_CPU) \

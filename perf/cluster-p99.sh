@@ -5,10 +5,13 @@
 # Redis and back), same machine, same run; the harness's report shows the
 # p99 of both. DURATION shortens the publishing phase (default: S3's).
 #
-# ROUNDS (default 3) repeats the pair, in ABBA order (single, cluster;
-# cluster, single; ...) so that a machine getting busier or quieter during
-# the run weighs on both alike; the last lines give each target's p99 per
-# round, their means and medians, and what the cluster adds to each.
+# ROUNDS (default 4; keep it even) repeats the pair, in ABBA order
+# (single, cluster; cluster, single; ...) so that a machine getting busier
+# or quieter during the run weighs on both alike; the last lines give each
+# target's p99 per round, their means and medians, and what the cluster
+# adds: the difference of the means, and the median of the per-round
+# differences. A run that fails stops the script (the rounds would no
+# longer pair).
 #
 # CPUs (2-core machine): the server gets PERF_SERVER_CPU alone in both
 # runs, the harness PERF_HARNESS_CPU, and redis-server PERF_REDIS_CPU,
@@ -53,11 +56,11 @@ run() { # label extra-flags...
 	set -- --target "fraised-$label" --ws 127.0.0.1:4300 --publish 127.0.0.1:4301 --pid "$srv" --scenario "$SCENARIO" --out "$OUT"
 	[ -n "$DURATION" ] && set -- "$@" --duration "$DURATION"
 	# shellcheck disable=SC2086
-	$TS_HARNESS "$BIN/fraised-bench" run "$@" || { echo "$label failed"; cat "$DIR/$label.log"; }
+	$TS_HARNESS "$BIN/fraised-bench" run "$@" || { echo "$label failed"; cat "$DIR/$label.log"; exit 1; }
 	kill "$srv"; wait "$srv" 2>/dev/null || true
 	echo "perf-cluster: $label done"
 }
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
 	if [ $((i % 2)) -eq 1 ]; then
@@ -80,6 +83,7 @@ if command -v jq >/dev/null 2>&1; then
 		(map(select(.target == "fraised-cluster") | .p99_us)) as $c |
 		"p99 single (ms):  \($s | map(ms))  mean \($s | add / length | ms)  median \($s | med | ms)",
 		"p99 cluster (ms): \($c | map(ms))  mean \($c | add / length | ms)  median \($c | med | ms)",
-		"added by Redis (ms): mean \((($c | add / length) - ($s | add / length)) | ms)  median \((($c | med) - ($s | med)) | ms)  per round \([range(0; [$s, $c] | map(length) | min) as $k | ($c[$k] - $s[$k]) | ms])"
+		([range(0; $s | length) as $k | $c[$k] - $s[$k]]) as $d |
+		"added by Redis (ms): mean \((($c | add / length) - ($s | add / length)) | ms)  median of the rounds \($d | med | ms)  per round \($d | map(ms))"
 	' "$OUT" | tee -a "$MD"
 fi

@@ -382,6 +382,7 @@ func (r *run) runPhase(ctx context.Context, rate float64) (*phase, error) {
 		rc.snapshot(&ph.h, &ph.hk, true) // drop anything before the phase
 	}
 	ph.h.Reset()
+	ph.hk.Reset()
 	d0 := r.sh.delivered.Load()
 	s0, c0, m0, t0 := r.sample(), selfCPU(), machineBusy(), time.Now()
 	n := r.eventsAt(rate)
